@@ -11,7 +11,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = (
+    "harness.verify",
+    "harness.stack.cli",
+    "harness.load.cli",
+    "harness.local.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,184 @@
+"""Benchmark of the local Lambda service: warm invoke overhead and cold start time.
+
+Warm overhead compares ``LambdaService.invoke`` (a real ``awslambdaric`` worker process
+behind the loopback Runtime API) with a direct in-process call of the same handler, on the
+same payload; cold start is a new worker process up to the handler's result.
+
+    .venv/bin/python benchmarks/lambda_bench.py [--invokes 2000] [--cold 5] [--no-telemetry]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from harness.local.lambda_service import LambdaService
+from harness.local.lambda_service.testing import Endpoint, local_endpoint
+from harness.local.specs import FunctionSpec
+
+HANDLER_SOURCE = """
+def handler(event, context):
+    return {"ok": True, "id": event.get("id"), "request_id": context.aws_request_id}
+"""
+PAYLOAD = json.dumps({"id": "task-1", "title": "benchmark", "body": "x" * 200}).encode()
+
+
+class _Context:
+    """The bits of a Lambda context the handler touches, for the direct call."""
+
+    aws_request_id = "direct"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:direct"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 3000
+
+
+def _spec(code_dir: Path, name: str) -> FunctionSpec:
+    return FunctionSpec(
+        logical_id="Bench",
+        stack_name="bench",
+        function_name=name,
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        handler="bench_handler.handler",
+        runtime="python3.12",
+        code_dir=code_dir,
+        timeout_s=30,
+    )
+
+
+def _timed(fn: Callable[[], object], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+@contextmanager
+def _maybe_endpoint(telemetry: bool) -> Iterator[Endpoint | None]:
+    if not telemetry:
+        yield None
+        return
+    with local_endpoint() as endpoint:
+        yield endpoint
+
+
+def _summary(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[int(len(ordered) * 0.95) - 1]
+    return (
+        f"median {statistics.median(samples):.3f} ms, mean {statistics.fmean(samples):.3f} ms, "
+        f"p95 {p95:.3f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invokes", type=int, default=2000, help="warm invokes to time")
+    parser.add_argument("--cold", type=int, default=5, help="cold starts to time")
+    parser.add_argument(
+        "--no-telemetry",
+        action="store_true",
+        help="do not ship logs and metrics (no endpoint needed)",
+    )
+    args = parser.parse_args(argv)
+    telemetry = not args.no_telemetry
+
+    with (
+        tempfile.TemporaryDirectory(prefix="lambda-bench-") as tmp,
+        _maybe_endpoint(telemetry) as ep,
+    ):
+        code_dir = Path(tmp)
+        (code_dir / "bench_handler.py").write_text(HANDLER_SOURCE)
+        sys.path.insert(0, str(code_dir))
+        module: Any = importlib.import_module("bench_handler")
+        context = _Context()
+        event = json.loads(PAYLOAD)
+
+        def direct() -> object:
+            # What an in-process caller pays: decode the event, call, encode the result.
+            return json.dumps(module.handler(json.loads(PAYLOAD), context)).encode()
+
+        assert module.handler(event, context)["ok"]
+        url, region = (ep.url, ep.region) if ep else ("http://127.0.0.1:9", "us-east-1")
+        with LambdaService(url, region, publish_logs=telemetry, publish_metrics=telemetry) as svc:
+            name = f"bench-{uuid.uuid4().hex[:6]}"
+            svc.add_function(_spec(code_dir, name))
+            first = svc.invoke(name, PAYLOAD)
+            assert first.function_error is None, first.payload
+            for _ in range(200):  # warm up both paths
+                svc.invoke(name, PAYLOAD)
+                direct()
+            direct_ms = _timed(direct, args.invokes)
+            warm_ms = _timed(lambda: svc.invoke(name, PAYLOAD), args.invokes)
+
+            cold_ms: list[float] = []
+            init_ms: list[float] = []
+            for i in range(args.cold):
+                cold_name = f"{name}-cold{i}"
+                svc.add_function(_spec(code_dir, cold_name))
+                start = time.perf_counter()
+                result = svc.invoke(cold_name, PAYLOAD)
+                cold_ms.append((time.perf_counter() - start) * 1000)
+                assert result.cold_start
+                init_ms.append(float(result.extra["InitDurationMs"]))
+
+            threads = 4
+            per_thread = max(args.invokes // threads, 1)
+            svc.add_function(_spec(code_dir, f"{name}-par"))
+            barrier = threading.Barrier(threads)
+
+            def worker() -> None:
+                barrier.wait()
+                for _ in range(per_thread):
+                    svc.invoke(f"{name}-par", PAYLOAD)
+
+            pool = [threading.Thread(target=worker) for _ in range(threads)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()  # first pass grows the pool (cold starts): time the second
+            pool = [threading.Thread(target=worker) for _ in range(threads)]
+            barrier = threading.Barrier(threads)
+            start = time.perf_counter()
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+            parallel_rate = threads * per_thread / (time.perf_counter() - start)
+
+    direct_median = statistics.median(direct_ms)
+    warm_median = statistics.median(warm_ms)
+    overhead = warm_median - direct_median
+    print(f"telemetry (logs + metrics shipped): {'on' if telemetry else 'off'}")
+    print(f"direct in-process call:  {_summary(direct_ms)}")
+    print(f"warm invoke (worker):    {_summary(warm_ms)}")
+    print(
+        f"warm invoke overhead:    {overhead:.3f} ms per invoke (median), "
+        f"ratio {warm_median / direct_median:.0f}x the direct call "
+        f"({statistics.fmean(warm_ms) - statistics.fmean(direct_ms):.3f} ms on the mean); "
+        f"target < 2 ms: {'met' if overhead < 2 else 'MISSED'}"
+    )
+    print(
+        f"cold start (new process to result): {_summary(cold_ms)}; "
+        f"init duration median {statistics.median(init_ms):.1f} ms"
+    )
+    print(f"4 threads on one function: {parallel_rate:.0f} invokes/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

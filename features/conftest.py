@@ -1,0 +1,55 @@
+"""The target every feature runs against, chosen by ``--target`` (local by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.target import Target, TargetError
+
+# Tags that need a capability of the target.
+_FAULT_TAG = "fault_injection"
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """The stack under test: a fresh local stack unless ``--outputs``/``--stack-prefix`` says otherwise."""
+    name = request.config.getoption("target")
+    outputs: Path | None = request.config.getoption("outputs")
+    prefix: str | None = request.config.getoption("stack_prefix")
+    try:
+        if outputs is not None:
+            yield Target.from_outputs_file(outputs, name)
+        elif name == "aws":
+            if not prefix:
+                raise TargetError("--target aws needs --outputs FILE or --stack-prefix NAME")
+            from harness.stack.outputs import write_outputs_for_prefix
+
+            path = tmp_path_factory.mktemp("aws") / "cdk-outputs.json"
+            write_outputs_for_prefix(prefix, path)
+            yield Target.from_outputs_file(path, "aws")
+        else:
+            from harness.local.cloud import LocalStack
+
+            with LocalStack(work_dir=tmp_path_factory.mktemp("local-stack")) as stack:
+                yield Target.from_outputs_file(stack.outputs_file, "local")
+    except TargetError as exc:
+        pytest.exit(f"cannot use the {name} target: {exc}", returncode=2)
+
+
+@pytest.fixture(autouse=True)
+def _target_capabilities(request: pytest.FixtureRequest) -> None:
+    """Skip scenarios whose tags need something this target does not have."""
+    node = request.node
+    markers = {marker.name for marker in node.iter_markers()}
+    if not markers & {_FAULT_TAG, "local_only", "aws_only"}:
+        return
+    target: Target = request.getfixturevalue("target")
+    if _FAULT_TAG in markers and not target.fault_injection:
+        pytest.skip(f"needs fault injection, which the {target.profile} profile does not have")
+    if "local_only" in markers and target.name != "local":
+        pytest.skip("only meaningful against the local stack")
+    if "aws_only" in markers and target.name != "aws":
+        pytest.skip("only meaningful against a deployed AWS stack")

@@ -1,0 +1,30 @@
+@dead_letter
+Feature: Tasks that cannot be processed go to the dead-letter queue
+  A task that keeps failing is moved to the dead-letter queue after exactly three
+  receives, is marked FAILED and raises the dead-letter alarm; the tasks behind it then
+  complete in order. A message that can never be processed (not a task at all) goes to
+  the dead-letter queue at once, without retries. An operator can send dead-lettered
+  tasks back once the cause is fixed.
+
+  Background:
+    Given the Task API is available
+
+  @fault_injection
+  Scenario: A task that always fails is dead-lettered after exactly 3 receives
+    When a client submits a task that always fails
+    And a client submits 2 valid tasks right after it
+    Then the failing task is marked FAILED after 3 attempts
+    And it is in the dead-letter queue after exactly 3 receives
+    And the dead-letter alarm goes off
+    And the tasks behind it are COMPLETED afterwards, in submission order
+
+  Scenario: A malformed message is dead-lettered without retries
+    When a message that is not a task is put on the task queue
+    Then that message is in the dead-letter queue with the reason it was rejected
+    And it was received only once
+
+  @fault_injection
+  Scenario: A dead-lettered task completes after its fault is cleared and it is redriven
+    Given a task that always fails has been dead-lettered
+    When its fault is cleared and the dead-letter queue is redriven
+    Then the task is eventually COMPLETED

@@ -1,0 +1,219 @@
+"""Steps shared by every feature: the API, submitting tasks, waiting for outcomes, order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, then, when
+
+from cdk import contract
+from harness.drivers import ApiResponse, DeadLetters, TaskApi, TaskStore, processing_order
+from harness.target import Target
+
+
+@dataclass
+class Submitted:
+    """One task a scenario submitted: its label, the API's answer and its id."""
+
+    label: str
+    response: ApiResponse
+    task_id: str | None
+
+
+@dataclass
+class ScenarioTasks:
+    """The tasks one scenario submitted, in submission order."""
+
+    items: list[Submitted] = field(default_factory=list)
+
+    def add(self, label: str, response: ApiResponse) -> Submitted:
+        body = response.json
+        task_id = body.get("task_id") if isinstance(body, dict) else None
+        submitted = Submitted(label, response, task_id)
+        self.items.append(submitted)
+        return submitted
+
+    @property
+    def last(self) -> Submitted:
+        assert self.items, "no task was submitted in this scenario"
+        return self.items[-1]
+
+    def by_label(self, label: str) -> Submitted:
+        for item in self.items:
+            if item.label == label:
+                return item
+        raise AssertionError(f"no task labelled {label!r} was submitted")
+
+    def accepted_ids(self) -> list[str]:
+        ids = []
+        for item in self.items:
+            assert item.response.status == 200 and item.task_id, (
+                f"task {item.label} was not accepted: {item.response.describe()}"
+            )
+            ids.append(item.task_id)
+        return ids
+
+
+def valid_task(title: str = "Prepare the quarterly report", **overrides: Any) -> dict[str, Any]:
+    """A task that passes every validation rule."""
+    task: dict[str, Any] = {
+        "title": title,
+        "description": "Collect the figures and write the summary.",
+        "priority": "medium",
+        "due_date": "2026-12-31",
+    }
+    task.update(overrides)
+    return task
+
+
+def fault_headers(target: Target, directive: str) -> dict[str, str]:
+    """The test-only header that makes the processor misbehave on purpose."""
+    if not target.fault_injection:
+        pytest.skip(f"the {target.profile} profile has no fault injection")
+    return {contract.FAULT_INJECTION_HEADER: directive}
+
+
+# --- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tasks() -> ScenarioTasks:
+    """The tasks this scenario submitted."""
+    return ScenarioTasks()
+
+
+@pytest.fixture
+def api(target: Target) -> Any:
+    client = TaskApi(target)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(target: Target) -> TaskStore:
+    return TaskStore(target)
+
+
+@pytest.fixture
+def dead_letters(target: Target) -> DeadLetters:
+    return DeadLetters(target)
+
+
+@pytest.fixture
+def budget(target: Target) -> Any:
+    """Wait budgets derived from the running stack's own timings."""
+    return target.settings
+
+
+# --- steps ----------------------------------------------------------------------------
+
+
+@given("the Task API is available")
+def api_available(api: TaskApi) -> None:
+    response = api.request("OPTIONS", "/tasks", headers={
+        "Origin": "https://qa.example.com", "Access-Control-Request-Method": "POST",
+    })
+    assert response.status < 500, f"the API does not answer: {response.describe()}"
+
+
+@when(parsers.parse('a client submits a valid task titled "{title}"'))
+def submit_titled(api: TaskApi, tasks: ScenarioTasks, title: str) -> None:
+    tasks.add(title, api.submit(valid_task(title)))
+
+
+@when(parsers.parse("a client submits {count:d} valid tasks one after another"))
+@when(parsers.parse("a client submits {count:d} valid tasks right after it"))
+def submit_many(api: TaskApi, tasks: ScenarioTasks, count: int) -> None:
+    start = len(tasks.items)
+    for index in range(count):
+        label = f"task {start + index + 1}"
+        submitted = tasks.add(label, api.submit(valid_task(f"Ordered {label}")))
+        assert submitted.response.status == 200, submitted.response.describe()
+
+
+@then("the task is accepted with a new task id and the status QUEUED")
+def accepted(tasks: ScenarioTasks) -> None:
+    response = tasks.last.response
+    assert response.status == 200, f"expected the task to be accepted, got {response.describe()}"
+    body = response.json
+    assert body["status"] == "QUEUED", body
+    assert body.get("message"), f"the answer has no message: {body}"
+    import uuid
+
+    parsed = uuid.UUID(body["task_id"])
+    assert parsed.version == 4, f"task id {body['task_id']} is not a UUID4"
+
+
+@then("the task is eventually COMPLETED")
+def eventually_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+    task_id = tasks.accepted_ids()[-1]
+    # COMPLETED only: a redriven task is FAILED until the processor gets it again.
+    store.wait_for_status(
+        task_id, {"COMPLETED"}, timeout=budget.redelivery_budget_s(budget.max_receive_count)
+    )
+
+
+@then("all submitted tasks are eventually COMPLETED")
+def all_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+    ids = tasks.accepted_ids()
+    items = store.wait_all(
+        ids, {"COMPLETED", "FAILED"},
+        timeout=budget.redelivery_budget_s(budget.max_receive_count) + 0.2 * len(ids),
+    )
+    failed = [item["task_id"] for item in items if item["status"] != "COMPLETED"]
+    assert not failed, f"tasks ended FAILED instead of COMPLETED: {failed}"
+
+
+@then("they were processed in the order they were submitted")
+def processed_in_order(tasks: ScenarioTasks, store: TaskStore) -> None:
+    ids = tasks.accepted_ids()
+    items = [store.get(task_id) or {"task_id": task_id} for task_id in ids]
+    actual = processing_order(items)
+    labels = {item.task_id: item.label for item in tasks.items}
+    assert actual == ids, (
+        "tasks were not processed in submission order:\n"
+        f"  submitted: {[labels[i] for i in ids]}\n"
+        f"  processed: {[labels[i] for i in actual]}"
+    )
+    sequence = [int(item["sequence_number"]) for item in items]
+    assert sequence == sorted(sequence), f"queue sequence numbers out of order: {sequence}"
+
+
+@then(parsers.parse("looking the task up shows it COMPLETED after {attempts:d} attempt"))
+def lookup_completed(api: TaskApi, tasks: ScenarioTasks, attempts: int) -> None:
+    response = api.get(tasks.accepted_ids()[-1])
+    assert response.status == 200, response.describe()
+    body = response.json
+    assert body["status"] == "COMPLETED", body
+    assert body["attempts"] == attempts, body
+    for stamp in ("created_at", "updated_at", "processed_at"):
+        assert body.get(stamp), f"the task has no {stamp}: {body}"
+
+
+@then(parsers.parse("the request is rejected with status {status:d} and an error explaining why"))
+def rejected_with(tasks: ScenarioTasks, status: int) -> None:
+    response = tasks.last.response
+    assert response.status == status, f"expected HTTP {status}, got {response.describe()}"
+    body = response.json
+    assert isinstance(body, dict) and body.get("error") and body.get("message"), (
+        f"the error body lacks 'error' and 'message': {response.text[:300]}"
+    )
+
+
+@then("it is not in the dead-letter queue")
+def not_dead_lettered(tasks: ScenarioTasks, dead_letters: DeadLetters) -> None:
+    task_id = tasks.accepted_ids()[-1]
+    assert task_id not in dead_letters.task_ids(), f"task {task_id} is in the dead-letter queue"
+
+
+def stored(store: TaskStore, task_id: str) -> dict[str, Any]:
+    item = store.get(task_id)
+    assert item is not None, f"task {task_id} is not in the tasks table"
+    return item
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)

@@ -1,0 +1,187 @@
+"""Steps of the ordering, retry, dead-letter and resilience features."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from pytest_bdd import given, parsers, then, when
+
+from cdk import contract
+from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
+from harness.drivers import Alarms, DeadLetters, TaskApi, TaskStore, processing_order
+from harness.target import Target
+
+BEHAVIOURS = {"succeeds": None, "fails once": "fail-attempts=1", "always fails": "always-fail"}
+FAULTS = {"crash": "crash", "time out": "timeout"}
+
+
+def submit_with_fault(
+    api: TaskApi, target: Target, tasks: ScenarioTasks, label: str, directive: str | None
+) -> None:
+    headers = fault_headers(target, directive) if directive else {}
+    submitted = tasks.add(label, api.submit(valid_task(f"Task {label}"), headers=headers))
+    assert submitted.response.status == 200, submitted.response.describe()
+
+
+@when("a client submits these tasks in order")
+def submit_table(api: TaskApi, target: Target, tasks: ScenarioTasks, datatable: list[list[str]]) -> None:
+    header, *rows = datatable
+    assert header == ["task", "behaviour"], header
+    for label, behaviour in rows:
+        submit_with_fault(api, target, tasks, label, BEHAVIOURS[behaviour])
+
+
+@when(parsers.parse("a client submits a task that fails its first {failures:d} attempts"))
+def submit_failing(api: TaskApi, target: Target, tasks: ScenarioTasks, failures: int) -> None:
+    submit_with_fault(api, target, tasks, "failing", f"fail-attempts={failures}")
+
+
+@when("a client submits a task that always fails")
+def submit_poison(api: TaskApi, target: Target, tasks: ScenarioTasks) -> None:
+    submit_with_fault(api, target, tasks, "poison", "always-fail")
+
+
+@when(parsers.parse(
+    "a client submits 3 valid tasks, one that makes the processor {fault}, and 2 more"
+))
+def submit_around_fault(api: TaskApi, target: Target, tasks: ScenarioTasks, fault: str) -> None:
+    labels = ["1", "2", "3", fault, "5", "6"]
+    for label in labels:
+        submit_with_fault(api, target, tasks, label, FAULTS[fault] if label == fault else None)
+
+
+@then(parsers.parse("task {label} completed on attempt {attempt:d}"))
+@then(parsers.parse("it completed on attempt {attempt:d}"))
+def completed_on_attempt(tasks: ScenarioTasks, store: TaskStore, attempt: int, label: str = "") -> None:
+    task_id = tasks.by_label(label).task_id if label else tasks.accepted_ids()[-1]
+    item = stored(store, task_id or "")
+    assert item["status"] == "COMPLETED", item
+    assert int(item["attempts"]) == attempt, (
+        f"task {label or task_id} completed on attempt {item['attempts']}, expected {attempt}"
+    )
+
+
+@then(parsers.parse("task {later} was not completed before task {earlier}"))
+def not_before(tasks: ScenarioTasks, store: TaskStore, later: str, earlier: str) -> None:
+    first = stored(store, tasks.by_label(earlier).task_id or "")
+    second = stored(store, tasks.by_label(later).task_id or "")
+    assert str(second["processed_at"]) > str(first["processed_at"]), (
+        f"task {later} completed at {second['processed_at']}, "
+        f"before task {earlier} at {first['processed_at']}"
+    )
+
+
+@then("the failing task is marked FAILED after 3 attempts")
+def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+    task_id = tasks.by_label("poison").task_id or ""
+    item = store.wait_for_status(
+        task_id, {"FAILED", "COMPLETED"}, timeout=budget.redelivery_budget_s(budget.max_receive_count)
+    )
+    assert item["status"] == "FAILED", f"the always-failing task ended {item['status']}"
+    assert int(item["attempts"]) == budget.max_receive_count == 3, item
+    assert item.get("last_error"), f"no error recorded on the failed task: {item}"
+
+
+@then("it is in the dead-letter queue after exactly 3 receives")
+def in_dlq_after_three(tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any) -> None:
+    task_id = tasks.by_label("poison").task_id or ""
+    # The task's own record (attempts == 3, FAILED on the third) says how often it was
+    # received; here the queue's redrive policy must have moved it, not the processor.
+    entry = dead_letters.wait_for_task(task_id, timeout=budget.redelivery_budget_s(2))
+    assert "PoisonReason" not in entry["attributes"], entry
+
+
+@then("the dead-letter alarm goes off")
+def dlq_alarm(target: Target) -> None:
+    alarms = Alarms(target)
+    alarm = alarms.describe(contract.DLQ_ALARM_NAME)
+    # CloudWatch needs a full period of data plus its evaluation delay.
+    timeout = float(alarm["Period"]) * (int(alarm["EvaluationPeriods"]) + 2) + 30.0
+    alarms.wait_for_state(contract.DLQ_ALARM_NAME, "ALARM", timeout=timeout)
+
+
+@then("the tasks behind it are COMPLETED afterwards, in submission order")
+def behind_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+    poison = stored(store, tasks.by_label("poison").task_id or "")
+    behind = [item.task_id or "" for item in tasks.items if item.label != "poison"]
+    items = store.wait_all(behind, {"COMPLETED", "FAILED"}, timeout=budget.redelivery_budget_s(1))
+    assert all(item["status"] == "COMPLETED" for item in items), items
+    assert processing_order(items) == behind, "the tasks behind the failing one were reordered"
+    first_done = min(str(item["processed_at"]) for item in items)
+    assert first_done > str(poison["updated_at"]), (
+        "a task behind the failing one completed before the failing one was given up on"
+    )
+
+
+@when("a message that is not a task is put on the task queue", target_fixture="malformed_id")
+def put_malformed(target: Target) -> str:
+    marker = f"not-a-task-{uuid.uuid4()}"
+    target.client("sqs").send_message(
+        QueueUrl=target.output(contract.TASK_QUEUE_URL),
+        MessageBody=f"{{this is not json: {marker}",
+        MessageGroupId=contract.MESSAGE_GROUP_ID,
+        MessageDeduplicationId=marker,
+    )
+    return marker
+
+
+@then("that message is in the dead-letter queue with the reason it was rejected",
+      target_fixture="malformed_entry")
+def malformed_in_dlq(dead_letters: DeadLetters, malformed_id: str, budget: Any) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        return next(
+            (entry for entry in dead_letters.task_ids().values() if malformed_id in entry["body"]),
+            None,
+        )
+
+    from harness.waiting import wait_until
+
+    entry = wait_until(find, timeout=budget.redelivery_budget_s(1), interval=0.5,
+                       description="the malformed message to reach the dead-letter queue")
+    reason = entry["attributes"].get("PoisonReason")
+    assert reason == "malformed_json", f"the dead-lettered message carries no reason: {entry}"
+    return entry
+
+
+@then("it was received only once")
+def received_once(malformed_entry: dict[str, Any]) -> None:
+    # The processor forwards poison itself, recording how often the task queue had
+    # delivered it: once, not after the three receives of a redrive.
+    count = malformed_entry["attributes"].get("SourceReceiveCount")
+    assert count == "1", f"the malformed message was received {count} times: {malformed_entry}"
+
+
+@given("a task that always fails has been dead-lettered")
+def poison_dead_lettered(
+    api: TaskApi, target: Target, tasks: ScenarioTasks, dead_letters: DeadLetters,
+    store: TaskStore, budget: Any,
+) -> None:
+    submit_poison(api, target, tasks)
+    marked_failed(tasks, store, budget)
+    in_dlq_after_three(tasks, dead_letters, budget)
+
+
+@when("its fault is cleared and the dead-letter queue is redriven")
+def clear_and_redrive(
+    target: Target, tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any
+) -> None:
+    task_id = tasks.by_label("poison").task_id or ""
+    # The operator fixes the cause: the injected fault lives on the stored task.
+    target.client("dynamodb").update_item(
+        TableName=target.output(contract.TASKS_TABLE_NAME),
+        Key={"task_id": {"S": task_id}},
+        UpdateExpression="REMOVE fault",
+    )
+    dead_letters.redrive(timeout=budget.redelivery_budget_s(1))
+
+
+@then("each task was completed exactly once")
+def completed_once(tasks: ScenarioTasks, store: TaskStore) -> None:
+    for task_id in tasks.accepted_ids():
+        item = stored(store, task_id)
+        assert item["status"] == "COMPLETED", item
+        assert int(item.get("applied", 1)) == 1, f"task {task_id} was applied twice: {item}"
+
+

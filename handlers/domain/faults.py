@@ -1,0 +1,89 @@
+"""Test-only fault directives: how the harness makes the processor misbehave on purpose.
+
+A client sends a directive in the ``X-Fault-Injection`` request header. It is honoured only
+when the function's ``FAULT_INJECTION_ENABLED`` environment variable is exactly ``"true"``
+(the ``ephemeral`` profile sets it; ``production`` never does). Otherwise the header is
+ignored end to end: not validated, not stored, not sent, and the processor ignores any
+directive it finds.
+
+Grammar (lower case, surrounding whitespace ignored; ``N`` is an integer 1..1000)::
+
+    fail-attempts=N     raise while the message's ApproximateReceiveCount <= N
+    always-fail         raise on every attempt (the message ends in the dead-letter queue)
+    timeout             = timeout-attempts=1
+    timeout-attempts=N  while ApproximateReceiveCount <= N, sleep past the function's
+                        remaining time so Lambda times the invocation out
+    crash               = crash-attempts=1
+    crash-attempts=N    while ApproximateReceiveCount <= N, end the process at once
+                        (``os._exit``), as a runtime crash does
+
+Anything else is rejected with 400 when fault injection is enabled. The API stores the
+canonical form (``str(directive)``) on the task as ``fault`` and puts it in the queue
+message; the processor obeys the directive stored on the task, so an operator can clear
+a fault (``REMOVE fault``) before redriving a dead-lettered task.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+MAX_FAULT_ATTEMPTS: Final = 1000
+_ATTEMPTS_FORM: Final = re.compile(r"(fail|timeout|crash)-attempts=([0-9]{1,4})", re.ASCII)
+
+
+class FaultKind(StrEnum):
+    """What an injected fault does to the attempt it applies to."""
+
+    FAIL = "fail"
+    TIMEOUT = "timeout"
+    CRASH = "crash"
+
+
+class InvalidFaultDirectiveError(ValueError):
+    """The header holds something that is not a fault directive."""
+
+
+@dataclass(frozen=True)
+class FaultDirective:
+    """A parsed directive: ``kind`` applies to attempts 1..``attempts`` (None: all)."""
+
+    kind: FaultKind
+    attempts: int | None
+
+    def applies_to(self, receive_count: int) -> bool:
+        """Whether the attempt with this ``ApproximateReceiveCount`` must misbehave."""
+        return self.attempts is None or receive_count <= self.attempts
+
+    def __str__(self) -> str:
+        if self.attempts is None:
+            return "always-fail"
+        return f"{self.kind.value}-attempts={self.attempts}"
+
+
+def parse_fault_directive(text: str) -> FaultDirective:
+    """Parse a directive (see the module docstring); raises InvalidFaultDirectiveError."""
+    value = text.strip()
+    if value == "always-fail":
+        return FaultDirective(FaultKind.FAIL, None)
+    if value in (FaultKind.TIMEOUT.value, FaultKind.CRASH.value):
+        return FaultDirective(FaultKind(value), 1)
+    match = _ATTEMPTS_FORM.fullmatch(value)
+    if match is None:
+        raise InvalidFaultDirectiveError(
+            f"unknown fault directive {value[:60]!r}; expected one of fail-attempts=N, "
+            "always-fail, timeout, timeout-attempts=N, crash, crash-attempts=N"
+        )
+    attempts = int(match.group(2))
+    if not 1 <= attempts <= MAX_FAULT_ATTEMPTS:
+        raise InvalidFaultDirectiveError(
+            f"N in {value!r} must be between 1 and {MAX_FAULT_ATTEMPTS}"
+        )
+    return FaultDirective(FaultKind(match.group(1)), attempts)
+
+
+def fault_injection_enabled(environ_value: str | None) -> bool:
+    """The switch: only the exact string ``"true"`` turns fault injection on."""
+    return environ_value == "true"

@@ -1,0 +1,73 @@
+"""Configuration of the two functions, read from the environment the CDK app sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from handlers.domain.constants import FAULT_INJECTION_ENV
+
+
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or invalid."""
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"environment variable {name} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Environment of the API function."""
+
+    tasks_table_name: str
+    idempotency_table_name: str
+    task_queue_url: str
+    fault_injection_flag: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        """Read ``TASKS_TABLE_NAME``, ``IDEMPOTENCY_TABLE_NAME``, ``TASK_QUEUE_URL`` and
+        ``FAULT_INJECTION_ENABLED`` (optional)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
+            idempotency_table_name=_required(env, "IDEMPOTENCY_TABLE_NAME"),
+            task_queue_url=_required(env, "TASK_QUEUE_URL"),
+            fault_injection_flag=env.get(FAULT_INJECTION_ENV),
+        )
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """Environment of the processor function."""
+
+    tasks_table_name: str
+    dead_letter_queue_url: str
+    max_receive_count: int
+    fault_injection_flag: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
+        """Read ``TASKS_TABLE_NAME``, ``DEAD_LETTER_QUEUE_URL``, ``MAX_RECEIVE_COUNT`` and
+        ``FAULT_INJECTION_ENABLED`` (optional)."""
+        env = os.environ if environ is None else environ
+        raw_count = _required(env, "MAX_RECEIVE_COUNT")
+        try:
+            max_receive_count = int(raw_count)
+        except ValueError:
+            raise SettingsError(
+                f"MAX_RECEIVE_COUNT must be an integer, got {raw_count!r}"
+            ) from None
+        if max_receive_count < 1:
+            raise SettingsError(f"MAX_RECEIVE_COUNT must be >= 1, got {max_receive_count}")
+        return cls(
+            tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
+            dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
+            max_receive_count=max_receive_count,
+            fault_injection_flag=env.get(FAULT_INJECTION_ENV),
+        )

@@ -1,0 +1,90 @@
+"""Helpers for tests and benchmarks of the local Lambda service and event source mappings."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where boto3 clients point, and what serves it (for messages)."""
+
+    url: str
+    region: str
+    kind: str  # "AwsEndpoint" (our SQS engine + moto) or "moto"
+
+
+@contextlib.contextmanager
+def local_endpoint(region: str = REGION) -> Iterator[Endpoint]:
+    """The local AWS endpoint on 127.0.0.1, stopped on exit.
+
+    Prefers ``harness.local.endpoint.AwsEndpoint`` (AWS-faithful SQS FIFO, e.g. its group
+    lock) and falls back to plain moto in server mode when that module is not there.
+    """
+    try:
+        module: Any = importlib.import_module("harness.local.endpoint")
+    except ImportError:
+        module = None
+    if module is not None and hasattr(module, "AwsEndpoint"):
+        endpoint = module.AwsEndpoint(port=0, throttling=False)
+        endpoint.start()
+        try:
+            yield Endpoint(str(endpoint.url), str(endpoint.region), "AwsEndpoint")
+        finally:
+            endpoint.stop()
+        return
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield Endpoint(f"http://{host}:{port}", region, "moto")
+    finally:
+        server.stop()
+
+
+def boto_client(endpoint: Endpoint, service: str) -> Any:
+    """A boto3 client for ``endpoint`` with dummy credentials."""
+    from harness.local.lambda_service.telemetry import client_factory
+
+    return client_factory(endpoint.url, endpoint.region)(service)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` is a running (not zombie) process."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def child_pids() -> set[int]:
+    """PIDs of every live (not zombie) descendant of this process, read from ``/proc``."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _stat_fields(int(entry))
+        if stat is not None and stat[0] != "Z":
+            parents[int(entry)] = int(stat[1])
+    found: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name: state, ppid, ...; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
