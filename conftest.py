@@ -27,14 +27,29 @@ pytest_plugins = [
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("task-api", "Task API target for the Gherkin features")
-    group.addoption("--target", choices=("local", "aws"), default="local",
-                    help="run the features against a fresh local stack (default) or AWS")
-    group.addoption("--outputs", type=Path, default=None,
-                    help="outputs file of a running stack (cdk deploy --outputs-file shape)")
-    group.addoption("--stack-prefix", default=None,
-                    help="AWS only: read the outputs of the deployed stacks <prefix>-*")
-    group.addoption("--report-dir", type=Path, default=Path("reports/features"),
-                    help="where the feature reports go (HTML, cucumber JSON, summary)")
+    group.addoption(
+        "--target",
+        choices=("local", "aws"),
+        default="local",
+        help="run the features against a fresh local stack (default) or AWS",
+    )
+    group.addoption(
+        "--outputs",
+        type=Path,
+        default=None,
+        help="outputs file of a running stack (cdk deploy --outputs-file shape)",
+    )
+    group.addoption(
+        "--stack-prefix",
+        default=None,
+        help="AWS only: read the outputs of the deployed stacks <prefix>-*",
+    )
+    group.addoption(
+        "--report-dir",
+        type=Path,
+        default=Path("reports/features"),
+        help="where the feature reports go (HTML, cucumber JSON, summary)",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -48,7 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness.reports import FeatureReport
 
         config.pluginmanager.register(
-            FeatureReport(report_dir, config.getoption("target")), "task-api-feature-report")
+            FeatureReport(report_dir, config.getoption("target")), "task-api-feature-report"
+        )
 
 
 def _runs_features(config: pytest.Config) -> bool:

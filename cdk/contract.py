@@ -60,6 +60,8 @@ def flatten(outputs: dict[str, dict[str, str]]) -> dict[str, str]:
     for stack_name, values in outputs.items():
         for key, value in values.items():
             if key in merged and merged[key] != value:
-                raise ValueError(f"output {key!r} differs between stacks (seen again in {stack_name})")
+                raise ValueError(
+                    f"output {key!r} differs between stacks (seen again in {stack_name})"
+                )
             merged[key] = value
     return merged

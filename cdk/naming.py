@@ -15,12 +15,13 @@ _PREFIX_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 
 
 def validate_stack_prefix(prefix: str) -> str:
-    """Return ``prefix`` if it is a valid stack-name prefix, else raise ``ValueError`` saying why."""
+    """Return ``prefix`` if it is a valid stack-name prefix, else raise ``ValueError``."""
     if not prefix:
         raise ValueError("stack prefix is empty")
     if len(prefix) > MAX_PREFIX_LENGTH:
         raise ValueError(
-            f"stack prefix {prefix!r} is {len(prefix)} characters; at most {MAX_PREFIX_LENGTH} allowed"
+            f"stack prefix {prefix!r} is {len(prefix)} characters; "
+            f"at most {MAX_PREFIX_LENGTH} allowed"
         )
     if not _PREFIX_RE.match(prefix):
         raise ValueError(

@@ -14,8 +14,10 @@ _FAULT_TAG = "fault_injection"
 
 
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """The stack under test: a fresh local stack unless ``--outputs``/``--stack-prefix`` says otherwise."""
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    """The stack under test: a fresh local stack unless ``--outputs``/``--stack-prefix``."""
     name = request.config.getoption("target")
     outputs: Path | None = request.config.getoption("outputs")
     prefix: str | None = request.config.getoption("stack_prefix")

@@ -24,7 +24,7 @@ Feature: Tasks that cannot be processed go to the dead-letter queue
     And it was received only once
 
   @fault_injection
-  Scenario: A dead-lettered task completes after its fault is cleared and it is redriven
+  Scenario: A dead-lettered task completes after its fault is cleared and it is sent back
     Given a task that always fails has been dead-lettered
-    When its fault is cleared and the dead-letter queue is redriven
+    When its fault is cleared and it is sent back from the dead-letter queue
     Then the task is eventually COMPLETED

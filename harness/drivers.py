@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -112,7 +113,9 @@ class TaskStore:
         ).get("Item")
         return _plain(item) if item else None
 
-    def wait_for_status(self, task_id: str, statuses: Iterable[str], *, timeout: float) -> dict[str, Any]:
+    def wait_for_status(
+        self, task_id: str, statuses: Iterable[str], *, timeout: float
+    ) -> dict[str, Any]:
         """Poll until the task has one of ``statuses``; the timeout names what was seen."""
         wanted = frozenset(statuses)
         seen: dict[str, Any] = {}
@@ -124,13 +127,17 @@ class TaskStore:
 
         try:
             return wait_until(
-                probe, timeout=timeout, interval=0.1,
+                probe,
+                timeout=timeout,
+                interval=0.1,
                 description=f"task {task_id} to become {'/'.join(sorted(wanted))}",
             )
         except TimeoutError:
             item = seen.get("item")
-            state = "no record" if item is None else (
-                f"status {item.get('status')}, attempts {item.get('attempts')}"
+            state = (
+                "no record"
+                if item is None
+                else (f"status {item.get('status')}, attempts {item.get('attempts')}")
             )
             raise TimeoutError(
                 f"task {task_id} did not become {'/'.join(sorted(wanted))} within {timeout:.0f}s; "
@@ -152,7 +159,9 @@ class TaskStore:
 def processing_order(items: Sequence[Mapping[str, Any]]) -> list[str]:
     """The task ids of completed ``items`` sorted by when the processor completed them."""
     completed = [item for item in items if item.get("processed_at")]
-    return [str(item["task_id"]) for item in sorted(completed, key=lambda i: str(i["processed_at"]))]
+    return [
+        str(item["task_id"]) for item in sorted(completed, key=lambda i: str(i["processed_at"]))
+    ]
 
 
 class DeadLetters:
@@ -169,8 +178,12 @@ class DeadLetters:
         handles = []
         for _ in range(20):  # bounded: the DLQ of a test stack holds few messages
             messages = self._sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=0,
+                QueueUrl=self.url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=30,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
             ).get("Messages", [])
             if not messages:
                 break
@@ -195,35 +208,52 @@ class DeadLetters:
             )
         return found
 
-    def _queue_arn(self, url: str) -> str:
-        attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-        return str(attributes["Attributes"]["QueueArn"])
-
     def wait_for_task(self, task_id: str, *, timeout: float) -> dict[str, Any]:
         """Poll until ``task_id`` is in the DLQ; returns what the DLQ holds for it."""
         return wait_until(
-            lambda: self.task_ids().get(task_id), timeout=timeout, interval=0.5,
+            lambda: self.task_ids().get(task_id),
+            timeout=timeout,
+            interval=0.5,
             description=f"task {task_id} to reach the dead-letter queue",
         )
 
-    def redrive(self, *, timeout: float) -> None:
-        """Move every DLQ message back to the task queue (the console's "redrive")."""
-        arn = self._queue_arn(self.url)
-        # An explicit destination: the processor's own poison forwards carry no
-        # DeadLetterQueueSourceArn, so "back to the source" would not cover them.
-        destination = self._queue_arn(self._target.output(contract.TASK_QUEUE_URL))
-        task = self._sqs.start_message_move_task(SourceArn=arn, DestinationArn=destination)
-        handle = task["TaskHandle"]
+    def send_back(self, task_id: str) -> None:
+        """Replay one task's DLQ message to the task queue and remove it from the DLQ.
 
-        def finished() -> str | None:
-            tasks = self._sqs.list_message_move_tasks(SourceArn=arn)["Results"]
-            mine = [t for t in tasks if t.get("TaskHandle") == handle] or tasks[:1]
-            status = mine[0]["Status"] if mine else None
-            if status == "FAILED":
-                raise RuntimeError(f"redrive failed: {mine[0].get('FailureReason')}")
-            return status if status == "COMPLETED" else None
-
-        wait_until(finished, timeout=timeout, interval=0.2, description="the DLQ redrive to finish")
+        What an operator does for a single task: the message goes back unchanged (same
+        body and group) under a new deduplication id, so the queue does not drop it.
+        """
+        task_queue = self._target.output(contract.TASK_QUEUE_URL)
+        messages = self._sqs.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=1,
+        ).get("Messages", [])
+        mine = [m for m in messages if _task_id_of(m["Body"]) == task_id]
+        others = [m for m in messages if m not in mine]
+        if others:
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(others)
+                ],
+            )
+        if not mine:
+            raise AssertionError(
+                f"task {task_id} is not among the first {len(messages)} dead-letter messages"
+            )
+        message = mine[0]
+        self._sqs.send_message(
+            QueueUrl=task_queue,
+            MessageBody=message["Body"],
+            MessageGroupId=message["Attributes"].get("MessageGroupId", contract.MESSAGE_GROUP_ID),
+            MessageDeduplicationId=f"replay-{message['MessageId']}",
+        )
+        self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
 
 class Alarms:
@@ -250,8 +280,12 @@ class Alarms:
             return last if last.get("StateValue") == state else None
 
         try:
-            return wait_until(probe, timeout=timeout, interval=0.5,
-                              description=f"alarm {output_key} to be {state}")
+            return wait_until(
+                probe,
+                timeout=timeout,
+                interval=0.5,
+                description=f"alarm {output_key} to be {state}",
+            )
         except TimeoutError:
             raise TimeoutError(
                 f"alarm {self._target.output(output_key)} did not reach {state} within "
@@ -270,10 +304,13 @@ class FunctionMetrics:
         """The sum of ``metric`` (e.g. ``Errors``) from ``since`` until now."""
         now = datetime.now(UTC)
         datapoints = self._cloudwatch.get_metric_statistics(
-            Namespace="AWS/Lambda", MetricName=metric,
+            Namespace="AWS/Lambda",
+            MetricName=metric,
             Dimensions=[{"Name": "FunctionName", "Value": self.function_name}],
-            StartTime=since - timedelta(minutes=1), EndTime=now + timedelta(minutes=1),
-            Period=60, Statistics=["Sum"],
+            StartTime=since - timedelta(minutes=1),
+            EndTime=now + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Sum"],
         )["Datapoints"]
         return float(sum(point["Sum"] for point in datapoints))
 
@@ -294,7 +331,7 @@ def _task_id_of(body: str) -> str | None:
     return None
 
 
-def _plain(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     """A DynamoDB item (attribute-value form) as plain Python values."""
     from boto3.dynamodb.types import TypeDeserializer
 
@@ -303,7 +340,7 @@ def _plain(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     for key, value in item.items():
         plain = deserializer.deserialize(value)
         # Decimal -> int/float so assertions and JSON reports read naturally.
-        if hasattr(plain, "as_integer_ratio") and not isinstance(plain, (int, float)):
+        if isinstance(plain, Decimal):
             plain = int(plain) if plain == int(plain) else float(plain)
         result[key] = plain
     return result

@@ -47,8 +47,8 @@ class FeatureReport:
         self.report_dir = report_dir
         self.target_name = target_name
         self.scenarios: list[ScenarioResult] = []
-        self.started = time.monotonic()
-        self.wall_s = 0.0
+        self.first_start: float | None = None
+        self.last_stop = 0.0
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -57,6 +57,9 @@ class FeatureReport:
         except KeyError:
             return  # not a scenario
         scenario = context.scenario
+        # The suite's wall time spans the scenarios, stack start-up (first setup) included.
+        self.first_start = min(self.first_start or report.start, report.start)
+        self.last_stop = max(self.last_stop, report.stop)
         is_setup_problem = report.when == "setup" and not report.passed
         is_teardown_failure = report.when == "teardown" and report.failed
         if report.when != "call" and not is_setup_problem and not is_teardown_failure:
@@ -76,8 +79,11 @@ class FeatureReport:
                 status = "not run"
             else:
                 status = "passed"
-            steps.append(StepResult(step["keyword"], step["name"], status,
-                                    float(step.get("duration") or 0.0)))
+            steps.append(
+                StepResult(
+                    step["keyword"], step["name"], status, float(step.get("duration") or 0.0)
+                )
+            )
         if report.skipped:
             detail = _skip_reason(report)
         elif report.failed:
@@ -85,26 +91,33 @@ class FeatureReport:
         else:
             detail = ""
         feature = scenario["feature"]
-        self.scenarios.append(ScenarioResult(
-            feature=feature["name"] or feature["rel_filename"],
-            feature_description=feature.get("description") or "",
-            feature_file=feature["rel_filename"],
-            name=scenario["name"],
-            tags=sorted(scenario.get("tags") or []),
-            outcome=report.outcome,
-            duration_s=report.duration,
-            steps=steps,
-            detail=detail,
-        ))
+        self.scenarios.append(
+            ScenarioResult(
+                feature=feature["name"] or feature["rel_filename"],
+                feature_description=feature.get("description") or "",
+                feature_file=feature["rel_filename"],
+                name=scenario["name"],
+                tags=sorted(scenario.get("tags") or []),
+                outcome=report.outcome,
+                duration_s=report.duration,
+                steps=steps,
+                detail=detail,
+            )
+        )
+
+    @property
+    def wall_s(self) -> float:
+        """Seconds from the first scenario's set-up to the last scenario's end."""
+        return self.last_stop - self.first_start if self.first_start is not None else 0.0
 
     def pytest_sessionfinish(self) -> None:
-        self.wall_s = time.monotonic() - self.started
         if not self.scenarios:
             return
         self.report_dir.mkdir(parents=True, exist_ok=True)
         (self.report_dir / "features.html").write_text(self.render_html(), encoding="utf-8")
         (self.report_dir / "summary.json").write_text(
-            json.dumps(self.summary(), indent=2), encoding="utf-8")
+            json.dumps(self.summary(), indent=2), encoding="utf-8"
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.scenarios:
@@ -114,18 +127,21 @@ class FeatureReport:
         for feature, results in self._by_feature().items():
             counts = _counts(results)
             mark = "FAIL" if counts["failed"] else "ok  "
-            write(f"  {mark} {feature}: {counts['passed']} passed, {counts['failed']} failed"
-                  + (f", {counts['skipped']} skipped" if counts["skipped"] else ""))
+            write(
+                f"  {mark} {feature}: {counts['passed']} passed, {counts['failed']} failed"
+                + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+            )
             for result in results:
                 if result.outcome == "failed":
                     first = result.detail.strip().splitlines()[-1:] or [""]
                     write(f"         x {result.name}: {first[0][:160]}")
         totals = _counts(self.scenarios)
-        write(f"  target: {self.target_name}; scenarios: {totals['passed']} passed, "
-              f"{totals['failed']} failed, {totals['skipped']} skipped; "
-              f"wall time {self.wall_s:.1f}s")
-        write(f"  reports: {self.report_dir / 'features.html'} "
-              f"(also cucumber.json, summary.json)")
+        write(
+            f"  target: {self.target_name}; scenarios: {totals['passed']} passed, "
+            f"{totals['failed']} failed, {totals['skipped']} skipped; "
+            f"wall time {self.wall_s:.1f}s"
+        )
+        write(f"  reports: {self.report_dir / 'features.html'} (also cucumber.json, summary.json)")
 
     def summary(self) -> dict[str, Any]:
         """Counts per feature and overall, with the wall time: ``summary.json``."""
@@ -163,9 +179,11 @@ class FeatureReport:
         for feature, results in self._by_feature().items():
             counts = _counts(results)
             state = "failed" if counts["failed"] else "passed"
-            parts.append(f"<section class='feature {state}'><h2>{e(feature)} "
-                         f"<small>{e(results[0].feature_file)} &middot; {counts['passed']}/"
-                         f"{len(results)} passed</small></h2>")
+            parts.append(
+                f"<section class='feature {state}'><h2>{e(feature)} "
+                f"<small>{e(results[0].feature_file)} &middot; {counts['passed']}/"
+                f"{len(results)} passed</small></h2>"
+            )
             if results[0].feature_description:
                 parts.append(f"<p class='desc'>{e(results[0].feature_description)}</p>")
             for result in results:
@@ -174,12 +192,14 @@ class FeatureReport:
                 parts.append(
                     f"<details class='scenario {e(result.outcome)}'{opened}><summary>"
                     f"<span class='badge'>{e(result.outcome)}</span> {e(result.name)} "
-                    f"<small>{result.duration_s:.2f} s</small> {tags}</summary><ol>")
+                    f"<small>{result.duration_s:.2f} s</small> {tags}</summary><ol>"
+                )
                 for step in result.steps:
                     parts.append(
                         f"<li class='{e(step.status.replace(' ', '-'))}'><b>{e(step.keyword)}</b>"
                         f" {e(step.name)} <small>{e(step.status)} &middot; "
-                        f"{step.duration_s:.2f} s</small></li>")
+                        f"{step.duration_s:.2f} s</small></li>"
+                    )
                 parts.append("</ol>")
                 if result.detail:
                     parts.append(f"<pre>{e(result.detail)}</pre>")
@@ -190,8 +210,10 @@ class FeatureReport:
 
 
 def _counts(results: list[ScenarioResult]) -> dict[str, int]:
-    return {outcome: sum(1 for r in results if r.outcome == outcome)
-            for outcome in ("passed", "failed", "skipped")}
+    return {
+        outcome: sum(1 for r in results if r.outcome == outcome)
+        for outcome in ("passed", "failed", "skipped")
+    }
 
 
 def _longrepr(report: pytest.TestReport) -> str:

@@ -122,7 +122,7 @@ class Target:
                     )
                 if self.region:
                     kwargs["region_name"] = self.region
-                self._clients[service] = boto3.client(service, **kwargs)
+                self._clients[service] = boto3.client(service, **kwargs)  # type: ignore[call-overload]
             return self._clients[service]
 
     @cached_property

@@ -29,13 +29,24 @@ def run_features(
     extra_args: list[str] | None = None,
 ) -> int:
     """Run the Gherkin suite in a pytest subprocess; returns pytest's exit code."""
-    command = [sys.executable, "-m", "pytest", "features", "--target", target,
-               "--report-dir", str(report_dir), "-p", "no:cacheprovider"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "features",
+        "--target",
+        target,
+        "--report-dir",
+        str(report_dir),
+        "-p",
+        "no:cacheprovider",
+    ]
     if outputs is not None:
         command += ["--outputs", str(outputs)]
     command += extra_args or []
-    print(f"==> running the features against the {target} target: {' '.join(command[2:])}",
-          flush=True)
+    print(
+        f"==> running the features against the {target} target: {' '.join(command[2:])}", flush=True
+    )
     started = time.monotonic()
     try:
         code = subprocess.call(command, env=env_with_node())
@@ -43,8 +54,11 @@ def run_features(
         # pytest got the same SIGINT and tears its stack down itself; report and stop.
         print("interrupted: the features' local stack is torn down by pytest", file=sys.stderr)
         return 130
-    print(f"==> features finished in {time.monotonic() - started:.1f}s with exit code {code}; "
-          f"report: {report_dir / 'features.html'}", flush=True)
+    print(
+        f"==> features finished in {time.monotonic() - started:.1f}s with exit code {code}; "
+        f"report: {report_dir / 'features.html'}",
+        flush=True,
+    )
     return code
 
 
@@ -53,19 +67,30 @@ def _run(args: argparse.Namespace) -> int:
         from harness.stack.verify import verify_aws
 
         return int(verify_aws(args))
-    return run_features(target="local", report_dir=args.report_dir, outputs=args.outputs,
-                        extra_args=args.pytest_args)
+    return run_features(
+        target="local",
+        report_dir=args.report_dir,
+        outputs=args.outputs,
+        extra_args=args.pytest_args,
+    )
 
 
 def register(subparsers: Any) -> None:
     """Add the ``verify`` command."""
     parser = subparsers.add_parser(
-        "verify", help="run every feature against a stack and write the reports",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "verify",
+        help="run every feature against a stack and write the reports",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--target", choices=("local", "aws"), default="local")
     parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR)
-    parser.add_argument("--outputs", type=Path, default=None,
-                        help="local only: use an already running local stack's outputs file")
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=None,
+        help="local only: use an already running local stack's outputs file",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     try:
         from harness.stack.verify import add_aws_verify_arguments

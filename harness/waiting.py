@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 def wait_until(
-    probe: Callable[[], T | None | bool],
+    probe: Callable[[], T | bool | None],
     *,
     timeout: float,
     interval: float = 0.05,

@@ -50,9 +50,10 @@ class ScenarioTasks:
     def accepted_ids(self) -> list[str]:
         ids = []
         for item in self.items:
-            assert item.response.status == 200 and item.task_id, (
+            assert item.response.status == 200, (
                 f"task {item.label} was not accepted: {item.response.describe()}"
             )
+            assert item.task_id, f"task {item.label} has no id: {item.response.describe()}"
             ids.append(item.task_id)
         return ids
 
@@ -113,9 +114,14 @@ def budget(target: Target) -> Any:
 
 @given("the Task API is available")
 def api_available(api: TaskApi) -> None:
-    response = api.request("OPTIONS", "/tasks", headers={
-        "Origin": "https://qa.example.com", "Access-Control-Request-Method": "POST",
-    })
+    response = api.request(
+        "OPTIONS",
+        "/tasks",
+        headers={
+            "Origin": "https://qa.example.com",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
     assert response.status < 500, f"the API does not answer: {response.describe()}"
 
 
@@ -160,7 +166,8 @@ def eventually_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) ->
 def all_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     ids = tasks.accepted_ids()
     items = store.wait_all(
-        ids, {"COMPLETED", "FAILED"},
+        ids,
+        {"COMPLETED", "FAILED"},
         timeout=budget.redelivery_budget_s(budget.max_receive_count) + 0.2 * len(ids),
     )
     failed = [item["task_id"] for item in items if item["status"] != "COMPLETED"]
@@ -198,9 +205,9 @@ def rejected_with(tasks: ScenarioTasks, status: int) -> None:
     response = tasks.last.response
     assert response.status == status, f"expected HTTP {status}, got {response.describe()}"
     body = response.json
-    assert isinstance(body, dict) and body.get("error") and body.get("message"), (
-        f"the error body lacks 'error' and 'message': {response.text[:300]}"
-    )
+    assert isinstance(body, dict), f"the error body is not a JSON object: {response.text[:300]}"
+    assert body.get("error"), f"the error body lacks 'error': {body}"
+    assert body.get("message"), f"the error body lacks 'message': {body}"
 
 
 @then("it is not in the dead-letter queue")

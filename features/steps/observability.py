@@ -36,12 +36,14 @@ METRICS = {
 @given("a task has been COMPLETED", target_fixture="completed_task")
 @given("a later task has been COMPLETED")
 @when("a later task has been COMPLETED")
-def completed_task(api: TaskApi, tasks: ScenarioTasks, store: TaskStore, budget: Any) -> dict[str, Any]:
+def completed_task(
+    api: TaskApi, tasks: ScenarioTasks, store: TaskStore, budget: Any
+) -> dict[str, Any]:
     submitted = tasks.add(f"task {len(tasks.items) + 1}", api.submit(valid_task("Dedup task")))
     assert submitted.response.status == 200, submitted.response.describe()
-    item = store.wait_for_status(submitted.task_id or "", {"COMPLETED"},
-                                 timeout=budget.redelivery_budget_s(1))
-    return item
+    return store.wait_for_status(
+        submitted.task_id or "", {"COMPLETED"}, timeout=budget.redelivery_budget_s(1)
+    )
 
 
 def _resend(target: Target, item: dict[str, Any], dedup_id: str) -> None:
@@ -72,7 +74,8 @@ def duplicate_counted(store: TaskStore, completed_task: dict[str, Any], budget: 
     task_id = completed_task["task_id"]
     wait_until(
         lambda: int((store.get(task_id) or {}).get("duplicate_deliveries", 0)) >= 1,
-        timeout=budget.redelivery_budget_s(1), interval=0.1,
+        timeout=budget.redelivery_budget_s(1),
+        interval=0.1,
         description=f"the processor to count the duplicate delivery of task {task_id}",
     )
 
@@ -101,17 +104,31 @@ def processed_once_after_barrier(tasks: ScenarioTasks, store: TaskStore) -> None
 # --- monitoring -----------------------------------------------------------------------
 
 
-@then(parsers.parse(
-    "the {alarm} alarm goes off when {metric} is {comparison} {threshold:d} within {minutes:d} minute(s)"
-))
-def alarm_threshold(target: Target, alarm: str, metric: str, comparison: str,
-                    threshold: int, minutes: int) -> None:
+@then(
+    parsers.parse(
+        "the {alarm} alarm goes off when {metric} is {comparison} {threshold:d} "
+        "within {minutes:d} minute(s)"
+    )
+)
+def alarm_threshold(
+    target: Target, alarm: str, metric: str, comparison: str, threshold: int, minutes: int
+) -> None:
     described = Alarms(target).describe(ALARMS[alarm])
     namespace, metric_name, statistic = METRICS[metric]
-    seen = {key: described.get(key) for key in (
-        "Namespace", "MetricName", "Statistic", "ComparisonOperator", "Threshold",
-        "Period", "EvaluationPeriods")}
-    assert described["Namespace"] == namespace and described["MetricName"] == metric_name, seen
+    seen = {
+        key: described.get(key)
+        for key in (
+            "Namespace",
+            "MetricName",
+            "Statistic",
+            "ComparisonOperator",
+            "Threshold",
+            "Period",
+            "EvaluationPeriods",
+        )
+    }
+    assert described["Namespace"] == namespace, seen
+    assert described["MetricName"] == metric_name, seen
     assert described["Statistic"] == statistic, seen
     assert described["ComparisonOperator"] == COMPARISONS[comparison], seen
     assert float(described["Threshold"]) == threshold, seen
@@ -120,12 +137,17 @@ def alarm_threshold(target: Target, alarm: str, metric: str, comparison: str,
 
 
 @when("the processor crashes while handling a task", target_fixture="crash_started")
-def processor_crashes(api: TaskApi, target: Target, tasks: ScenarioTasks, store: TaskStore,
-                      budget: Any) -> datetime:
+def processor_crashes(
+    api: TaskApi, target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any
+) -> datetime:
     started = datetime.now(UTC)
-    submitted = tasks.add("crash", api.submit(valid_task("Crash"), headers=fault_headers(target, "crash")))
+    submitted = tasks.add(
+        "crash", api.submit(valid_task("Crash"), headers=fault_headers(target, "crash"))
+    )
     assert submitted.response.status == 200, submitted.response.describe()
-    store.wait_for_status(submitted.task_id or "", {"COMPLETED"}, timeout=budget.redelivery_budget_s(2))
+    store.wait_for_status(
+        submitted.task_id or "", {"COMPLETED"}, timeout=budget.redelivery_budget_s(2)
+    )
     return started
 
 
@@ -133,9 +155,12 @@ def processor_crashes(api: TaskApi, target: Target, tasks: ScenarioTasks, store:
 def error_metric(target: Target, crash_started: datetime) -> None:
     metrics = FunctionMetrics(target, contract.PROCESSOR_FUNCTION_NAME)
     # CloudWatch metrics arrive with a delay on AWS (about a minute).
-    wait_until(lambda: metrics.sum("Errors", since=crash_started) >= 1,
-               timeout=180.0 if target.name == "aws" else 30.0, interval=1.0,
-               description=f"an Errors datapoint for {metrics.function_name}")
+    wait_until(
+        lambda: metrics.sum("Errors", since=crash_started) >= 1,
+        timeout=180.0 if target.name == "aws" else 30.0,
+        interval=1.0,
+        description=f"an Errors datapoint for {metrics.function_name}",
+    )
 
 
 # --- deployed configuration -----------------------------------------------------------
@@ -149,8 +174,11 @@ def _expected(target: Target) -> Any:
 
 
 def _queue(target: Target, key: str) -> dict[str, str]:
-    return dict(target.client("sqs").get_queue_attributes(
-        QueueUrl=target.output(key), AttributeNames=["All"])["Attributes"])
+    return dict(
+        target.client("sqs").get_queue_attributes(
+            QueueUrl=target.output(key), AttributeNames=["All"]
+        )["Attributes"]
+    )
 
 
 @then("the task queue is a FIFO queue with content-based deduplication")
@@ -167,7 +195,9 @@ def queue_timings(target: Target) -> None:
     assert int(attributes["MessageRetentionPeriod"]) == expected.queue_retention_s, attributes
 
 
-@then("the task queue sends a message to the dead-letter queue after the profile's number of receives")
+@then(
+    "the task queue sends a message to the dead-letter queue after the profile's number of receives"
+)
 def redrive_policy(target: Target) -> None:
     expected, attributes = _expected(target), _queue(target, contract.TASK_QUEUE_URL)
     policy = json.loads(attributes["RedrivePolicy"])
@@ -193,14 +223,20 @@ def processor_settings(target: Target) -> None:
     assert function["Timeout"] == expected.processor_timeout_s, function["Timeout"]
     assert function["MemorySize"] == expected.processor_memory_mb, function["MemorySize"]
     concurrency = lam.get_function_concurrency(FunctionName=name)
-    assert concurrency.get("ReservedConcurrentExecutions") == expected.processor_reserved_concurrency
+    assert (
+        concurrency.get("ReservedConcurrentExecutions") == expected.processor_reserved_concurrency
+    )
 
 
-@then("the processor reads the task queue in batches of the profile's size and reports partial failures")
+@then(
+    "the processor reads the task queue in batches of the profile's size "
+    "and reports partial failures"
+)
 def event_source(target: Target) -> None:
     expected = _expected(target)
     mappings = target.client("lambda").list_event_source_mappings(
-        FunctionName=target.output(contract.PROCESSOR_FUNCTION_NAME))["EventSourceMappings"]
+        FunctionName=target.output(contract.PROCESSOR_FUNCTION_NAME)
+    )["EventSourceMappings"]
     queue_arn = _queue(target, contract.TASK_QUEUE_URL)["QueueArn"]
     mine = [m for m in mappings if m["EventSourceArn"] == queue_arn]
     assert len(mine) == 1, mappings
@@ -212,8 +248,11 @@ def event_source(target: Target) -> None:
 def fault_injection_follows_profile(target: Target) -> None:
     lam = target.client("lambda")
     for key in (contract.API_FUNCTION_NAME, contract.PROCESSOR_FUNCTION_NAME):
-        env = lam.get_function_configuration(FunctionName=target.output(key)).get(
-            "Environment", {}).get("Variables", {})
+        env = (
+            lam.get_function_configuration(FunctionName=target.output(key))
+            .get("Environment", {})
+            .get("Variables", {})
+        )
         enabled = env.get(contract.FAULT_INJECTION_ENV) == "true"
         assert enabled == (target.profile == "ephemeral"), (
             f"{key}: fault injection {'on' if enabled else 'off'} in the {target.profile} profile"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -26,7 +25,9 @@ def submit_with_fault(
 
 
 @when("a client submits these tasks in order")
-def submit_table(api: TaskApi, target: Target, tasks: ScenarioTasks, datatable: list[list[str]]) -> None:
+def submit_table(
+    api: TaskApi, target: Target, tasks: ScenarioTasks, datatable: list[list[str]]
+) -> None:
     header, *rows = datatable
     assert header == ["task", "behaviour"], header
     for label, behaviour in rows:
@@ -43,9 +44,11 @@ def submit_poison(api: TaskApi, target: Target, tasks: ScenarioTasks) -> None:
     submit_with_fault(api, target, tasks, "poison", "always-fail")
 
 
-@when(parsers.parse(
-    "a client submits 3 valid tasks, one that makes the processor {fault}, and 2 more"
-))
+@when(
+    parsers.parse(
+        "a client submits 3 valid tasks, one that makes the processor {fault}, and 2 more"
+    )
+)
 def submit_around_fault(api: TaskApi, target: Target, tasks: ScenarioTasks, fault: str) -> None:
     labels = ["1", "2", "3", fault, "5", "6"]
     for label in labels:
@@ -54,7 +57,9 @@ def submit_around_fault(api: TaskApi, target: Target, tasks: ScenarioTasks, faul
 
 @then(parsers.parse("task {label} completed on attempt {attempt:d}"))
 @then(parsers.parse("it completed on attempt {attempt:d}"))
-def completed_on_attempt(tasks: ScenarioTasks, store: TaskStore, attempt: int, label: str = "") -> None:
+def completed_on_attempt(
+    tasks: ScenarioTasks, store: TaskStore, attempt: int, label: str = ""
+) -> None:
     task_id = tasks.by_label(label).task_id if label else tasks.accepted_ids()[-1]
     item = stored(store, task_id or "")
     assert item["status"] == "COMPLETED", item
@@ -77,7 +82,9 @@ def not_before(tasks: ScenarioTasks, store: TaskStore, later: str, earlier: str)
 def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     task_id = tasks.by_label("poison").task_id or ""
     item = store.wait_for_status(
-        task_id, {"FAILED", "COMPLETED"}, timeout=budget.redelivery_budget_s(budget.max_receive_count)
+        task_id,
+        {"FAILED", "COMPLETED"},
+        timeout=budget.redelivery_budget_s(budget.max_receive_count),
     )
     assert item["status"] == "FAILED", f"the always-failing task ended {item['status']}"
     assert int(item["attempts"]) == budget.max_receive_count == 3, item
@@ -127,8 +134,10 @@ def put_malformed(target: Target) -> str:
     return marker
 
 
-@then("that message is in the dead-letter queue with the reason it was rejected",
-      target_fixture="malformed_entry")
+@then(
+    "that message is in the dead-letter queue with the reason it was rejected",
+    target_fixture="malformed_entry",
+)
 def malformed_in_dlq(dead_letters: DeadLetters, malformed_id: str, budget: Any) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         return next(
@@ -138,8 +147,12 @@ def malformed_in_dlq(dead_letters: DeadLetters, malformed_id: str, budget: Any) 
 
     from harness.waiting import wait_until
 
-    entry = wait_until(find, timeout=budget.redelivery_budget_s(1), interval=0.5,
-                       description="the malformed message to reach the dead-letter queue")
+    entry = wait_until(
+        find,
+        timeout=budget.redelivery_budget_s(1),
+        interval=0.5,
+        description="the malformed message to reach the dead-letter queue",
+    )
     reason = entry["attributes"].get("PoisonReason")
     assert reason == "malformed_json", f"the dead-lettered message carries no reason: {entry}"
     return entry
@@ -155,15 +168,19 @@ def received_once(malformed_entry: dict[str, Any]) -> None:
 
 @given("a task that always fails has been dead-lettered")
 def poison_dead_lettered(
-    api: TaskApi, target: Target, tasks: ScenarioTasks, dead_letters: DeadLetters,
-    store: TaskStore, budget: Any,
+    api: TaskApi,
+    target: Target,
+    tasks: ScenarioTasks,
+    dead_letters: DeadLetters,
+    store: TaskStore,
+    budget: Any,
 ) -> None:
     submit_poison(api, target, tasks)
     marked_failed(tasks, store, budget)
     in_dlq_after_three(tasks, dead_letters, budget)
 
 
-@when("its fault is cleared and the dead-letter queue is redriven")
+@when("its fault is cleared and it is sent back from the dead-letter queue")
 def clear_and_redrive(
     target: Target, tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any
 ) -> None:
@@ -174,7 +191,7 @@ def clear_and_redrive(
         Key={"task_id": {"S": task_id}},
         UpdateExpression="REMOVE fault",
     )
-    dead_letters.redrive(timeout=budget.redelivery_budget_s(1))
+    dead_letters.send_back(task_id)
 
 
 @then("each task was completed exactly once")
@@ -183,5 +200,3 @@ def completed_once(tasks: ScenarioTasks, store: TaskStore) -> None:
         item = stored(store, task_id)
         assert item["status"] == "COMPLETED", item
         assert int(item.get("applied", 1)) == 1, f"task {task_id} was applied twice: {item}"
-
-

@@ -12,8 +12,12 @@ from pytest_bdd import parsers, then, when
 from features.steps.common import ScenarioTasks, stored, valid_task
 from harness.drivers import TaskApi, TaskStore, new_idempotency_key
 
-FIELDS = {"title": "title", "description": "description", "priority": "priority",
-          "due date": "due_date"}
+FIELDS = {
+    "title": "title",
+    "description": "description",
+    "priority": "priority",
+    "due date": "due_date",
+}
 _LENGTH = re.compile(r"^(\d+) characters? long( with spaces around)?$")
 MISSING = object()
 
@@ -109,13 +113,20 @@ def send_request(api: TaskApi, tasks: ScenarioTasks, request: str) -> None:
     tasks.add(request, response)
 
 
-@when(parsers.parse('a browser asks whether it may POST tasks from "{origin}"'), target_fixture="preflight")
+@when(
+    parsers.parse('a browser asks whether it may POST tasks from "{origin}"'),
+    target_fixture="preflight",
+)
 def browser_preflight(api: TaskApi, origin: str) -> Any:
-    return api.request("OPTIONS", "/tasks", headers={
-        "Origin": origin,
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "Content-Type",
-    })
+    return api.request(
+        "OPTIONS",
+        "/tasks",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type",
+        },
+    )
 
 
 @then("the API allows that origin to POST tasks with a Content-Type header")
@@ -127,7 +138,9 @@ def preflight_allows(preflight: Any) -> None:
     assert "content-type" in headers.get("access-control-allow-headers", "").lower(), headers
 
 
-@when("a client submits a valid task with a fresh idempotency key", target_fixture="idempotency_key")
+@when(
+    "a client submits a valid task with a fresh idempotency key", target_fixture="idempotency_key"
+)
 def submit_with_key(api: TaskApi, tasks: ScenarioTasks) -> str:
     key = new_idempotency_key()
     tasks.add("first", api.submit(valid_task("Idempotent task"), headers={"Idempotency-Key": key}))
@@ -137,14 +150,18 @@ def submit_with_key(api: TaskApi, tasks: ScenarioTasks) -> str:
 
 @when("the client retries exactly the same submission with the same key")
 def retry_same(api: TaskApi, tasks: ScenarioTasks, idempotency_key: str) -> None:
-    tasks.add("retry", api.submit(valid_task("Idempotent task"),
-                                   headers={"Idempotency-Key": idempotency_key}))
+    tasks.add(
+        "retry",
+        api.submit(valid_task("Idempotent task"), headers={"Idempotency-Key": idempotency_key}),
+    )
 
 
 @when("the client submits a different task with the same key")
 def retry_different(api: TaskApi, tasks: ScenarioTasks, idempotency_key: str) -> None:
-    tasks.add("different", api.submit(valid_task("Another task"),
-                                       headers={"Idempotency-Key": idempotency_key}))
+    tasks.add(
+        "different",
+        api.submit(valid_task("Another task"), headers={"Idempotency-Key": idempotency_key}),
+    )
 
 
 @then("both answers carry the same task id")

@@ -23,6 +23,7 @@ from typing import Any
 
 from cdk import contract
 from harness.local.lambda_api import LambdaControlPlane
+from harness.local.metrics import local_client
 from harness.local.specs import (
     AlarmSpec,
     EventSourceMappingSpec,
@@ -98,8 +99,12 @@ class LocalStack:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -125,8 +130,11 @@ class LocalStack:
         self._start_cloud()
         deployed = self._timed("deploy", self._deploy)
         self.outputs = {
-            stack: {**values, contract.AWS_ENDPOINT_URL: self.endpoint.url,
-                    contract.REGION: self.endpoint.region}
+            stack: {
+                **values,
+                contract.AWS_ENDPOINT_URL: self.endpoint.url,
+                contract.REGION: self.endpoint.region,
+            }
             for stack, values in deployed.outputs.items()
         }
         self.outputs_file.parent.mkdir(parents=True, exist_ok=True)
@@ -148,8 +156,9 @@ class LocalStack:
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
         if errors:
-            raise LocalStackError("some parts of the local stack did not stop cleanly: "
-                                  + "; ".join(errors))
+            raise LocalStackError(
+                "some parts of the local stack did not stop cleanly: " + "; ".join(errors)
+            )
 
     def _on_stop(self, name: str, close: Callable[[], Any]) -> None:
         with self._lock:
@@ -219,8 +228,11 @@ class LocalStack:
 
         assert self.assembly_dir is not None
         deployed = deploy_assembly(
-            self.assembly_dir, endpoint_url=self.endpoint.url, region=self.endpoint.region,
-            services=_Services(self), on_progress=self.progress,
+            self.assembly_dir,
+            endpoint_url=self.endpoint.url,
+            region=self.endpoint.region,
+            services=_Services(self),
+            on_progress=self.progress,
         )
         # The engine deletes through the endpoint, so it runs before the endpoint stops.
         self._on_stop("deployed resources", deployed.destroy)
@@ -232,12 +244,14 @@ class LocalStack:
         """Queue depths, per-function counters and alarm states, for ``harness local status``."""
         queues = {
             url.rsplit("/", 1)[-1]: {
-                "visible": depth.visible, "in_flight": depth.not_visible,
-                "delayed": depth.delayed, "age_of_oldest_s": round(depth.age_of_oldest_s, 1),
+                "visible": depth.visible,
+                "in_flight": depth.not_visible,
+                "delayed": depth.delayed,
+                "age_of_oldest_s": round(depth.age_of_oldest_s, 1),
             }
             for url, depth in self.endpoint.sqs.queue_depths().items()
         }
-        cloudwatch = _client(self.endpoint.url, self.endpoint.region, "cloudwatch")
+        cloudwatch = local_client("cloudwatch", self.endpoint.url, self.endpoint.region)
         alarms = {
             alarm["AlarmName"]: alarm["StateValue"]
             for alarm in cloudwatch.describe_alarms()["MetricAlarms"]
@@ -246,18 +260,19 @@ class LocalStack:
             "endpoint": self.endpoint.url,
             "queues": queues,
             "functions": {name: asdict(s) for name, s in self.lambdas.stats().items()},
-            "event_source_mappings": {
-                uuid: asdict(s) for uuid, s in self.mappings.stats().items()
-            },
+            "event_source_mappings": {uuid: asdict(s) for uuid, s in self.mappings.stats().items()},
             "api": asdict(self.gateway.stats()),
             "alarms": alarms,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
-    def _status_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def _status_app(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         body = json.dumps(self.status(), default=str).encode()
-        start_response("200 OK", [("Content-Type", "application/json"),
-                                  ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
 
@@ -267,11 +282,3 @@ def _warm_up() -> None:
     from harness.local.lambda_service import LambdaService  # noqa: F401
 
     preload_clients("us-east-1")
-
-
-def _client(endpoint_url: str, region: str, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, endpoint_url=endpoint_url, region_name=region,
-                        aws_access_key_id="testing",
-                        aws_secret_access_key="testing")  # noqa: S106 - local cloud only

@@ -23,18 +23,34 @@ Invoke = Callable[[str, bytes], InvokeResult]
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/2015-03-31/functions/?$"), "list_functions"),
     ("GET", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/?$"), "get_function"),
-    ("GET", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/configuration/?$"),
-     "get_function_configuration"),
-    ("GET", re.compile(r"^/2019-09-30/functions/(?P<name>[^/]+)/concurrency/?$"),
-     "get_function_concurrency"),
+    (
+        "GET",
+        re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/configuration/?$"),
+        "get_function_configuration",
+    ),
+    (
+        "GET",
+        re.compile(r"^/2019-09-30/functions/(?P<name>[^/]+)/concurrency/?$"),
+        "get_function_concurrency",
+    ),
     ("POST", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$"), "invoke"),
     ("GET", re.compile(r"^/2015-03-31/event-source-mappings/?$"), "list_event_source_mappings"),
-    ("GET", re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)/?$"),
-     "get_event_source_mapping"),
-    ("PUT", re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)/?$"),
-     "update_event_source_mapping"),
+    (
+        "GET",
+        re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)/?$"),
+        "get_event_source_mapping",
+    ),
+    (
+        "PUT",
+        re.compile(r"^/2015-03-31/event-source-mappings/(?P<uuid>[^/]+)/?$"),
+        "update_event_source_mapping",
+    ),
 ]
-PATH_PREFIXES = ("/2015-03-31/functions", "/2019-09-30/functions", "/2015-03-31/event-source-mappings")
+PATH_PREFIXES = (
+    "/2015-03-31/functions",
+    "/2019-09-30/functions",
+    "/2015-03-31/event-source-mappings",
+)
 
 
 class LambdaApiError(Exception):
@@ -70,7 +86,9 @@ class LambdaControlPlane:
         """Whether a request path belongs to the Lambda API."""
         return path.startswith(PATH_PREFIXES)
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "")
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
@@ -82,15 +100,25 @@ class LambdaControlPlane:
                 match = pattern.match(path)
                 if match and route_method == method:
                     params = {k: unquote(v) for k, v in match.groupdict().items()}
-                    status, payload, extra = getattr(self, handler_name)(params, query, body, environ)
+                    status, payload, extra = getattr(self, handler_name)(
+                        params, query, body, environ
+                    )
                     headers += extra
                     break
             else:
-                raise LambdaApiError(404, "UnknownOperationException", f"Unknown operation {method} {path}")
+                raise LambdaApiError(
+                    404, "UnknownOperationException", f"Unknown operation {method} {path}"
+                )
         except LambdaApiError as error:
-            status, payload = error.status, json.dumps({"Type": "User", "Message": error.message}).encode()
+            status, payload = (
+                error.status,
+                json.dumps({"Type": "User", "Message": error.message}).encode(),
+            )
             headers.append(("x-amzn-ErrorType", error.error_type))
-        start_response(f"{status} {_REASONS.get(status, 'OK')}", headers + [("Content-Length", str(len(payload)))])
+        start_response(
+            f"{status} {_REASONS.get(status, 'OK')}",
+            [*headers, ("Content-Length", str(len(payload)))],
+        )
         return [payload]
 
     # --- operations -------------------------------------------------------------------
@@ -104,14 +132,16 @@ class LambdaControlPlane:
             raise LambdaApiError(404, "ResourceNotFoundException", f"Function not found: {name}")
         return spec
 
-    def list_functions(self, params: dict[str, str], query: dict[str, str], body: bytes,
-                       environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def list_functions(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         with self._lock:
             specs = list(self.functions.values())
         return 200, _json({"Functions": [_configuration(s) for s in specs]}), []
 
-    def get_function(self, params: dict[str, str], query: dict[str, str], body: bytes,
-                     environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def get_function(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         spec = self._function(params["name"])
         result: dict[str, Any] = {
             "Configuration": _configuration(spec),
@@ -121,27 +151,37 @@ class LambdaControlPlane:
             result["Concurrency"] = {"ReservedConcurrentExecutions": spec.reserved_concurrency}
         return 200, _json(result), []
 
-    def get_function_configuration(self, params: dict[str, str], query: dict[str, str], body: bytes,
-                                   environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def get_function_configuration(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         return 200, _json(_configuration(self._function(params["name"]))), []
 
-    def get_function_concurrency(self, params: dict[str, str], query: dict[str, str], body: bytes,
-                                 environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def get_function_concurrency(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         spec = self._function(params["name"])
-        result = ({} if spec.reserved_concurrency is None
-                  else {"ReservedConcurrentExecutions": spec.reserved_concurrency})
+        result = (
+            {}
+            if spec.reserved_concurrency is None
+            else {"ReservedConcurrentExecutions": spec.reserved_concurrency}
+        )
         return 200, _json(result), []
 
-    def invoke(self, params: dict[str, str], query: dict[str, str], body: bytes,
-               environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def invoke(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         spec = self._function(params["name"])
         invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
         if invocation_type == "DryRun":
             return 204, b"", []
         if invocation_type == "Event":
             # Asynchronous invoke: accepted now, run in the background like Lambda's queue.
-            threading.Thread(target=self.invoke_function, args=(spec.function_name, body),
-                             daemon=True, name=f"async-invoke-{spec.function_name}").start()
+            threading.Thread(
+                target=self.invoke_function,
+                args=(spec.function_name, body),
+                daemon=True,
+                name=f"async-invoke-{spec.function_name}",
+            ).start()
             return 202, b"", []
         result = self.invoke_function(spec.function_name, body)
         if result.status_code == 429:
@@ -154,28 +194,36 @@ class LambdaControlPlane:
             headers.append(("X-Amz-Log-Result", base64.b64encode(tail).decode()))
         return 200, result.payload, headers
 
-    def list_event_source_mappings(self, params: dict[str, str], query: dict[str, str], body: bytes,
-                                   environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def list_event_source_mappings(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         function = query.get("FunctionName")
         name = self._function(function).function_name if function else None
         source = query.get("EventSourceArn")
         with self._lock:
-            specs = [s for s in self.mappings.values()
-                     if (name is None or s.function_name == name)
-                     and (source is None or s.event_source_arn == source)]
+            specs = [
+                s
+                for s in self.mappings.values()
+                if (name is None or s.function_name == name)
+                and (source is None or s.event_source_arn == source)
+            ]
         return 200, _json({"EventSourceMappings": [self._mapping(s) for s in specs]}), []
 
-    def get_event_source_mapping(self, params: dict[str, str], query: dict[str, str], body: bytes,
-                                 environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def get_event_source_mapping(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         return 200, _json(self._mapping(self._mapping_spec(params["uuid"]))), []
 
-    def update_event_source_mapping(self, params: dict[str, str], query: dict[str, str], body: bytes,
-                                    environ: dict[str, Any]) -> tuple[int, bytes, list[tuple[str, str]]]:
+    def update_event_source_mapping(
+        self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
+    ) -> tuple[int, bytes, list[tuple[str, str]]]:
         spec = self._mapping_spec(params["uuid"])
         try:
             request = json.loads(body or b"{}")
         except ValueError:
-            raise LambdaApiError(400, "InvalidParameterValueException", "body is not JSON") from None
+            raise LambdaApiError(
+                400, "InvalidParameterValueException", "body is not JSON"
+            ) from None
         changes: dict[str, Any] = {}
         if "Enabled" in request:
             changes["enabled"] = bool(request["Enabled"])
@@ -191,8 +239,11 @@ class LambdaControlPlane:
         with self._lock:
             spec = self.mappings.get(uuid)
         if spec is None:
-            raise LambdaApiError(404, "ResourceNotFoundException",
-                                 f"The resource you requested does not exist. (Service: Lambda; UUID {uuid})")
+            raise LambdaApiError(
+                404,
+                "ResourceNotFoundException",
+                f"The resource you requested does not exist. (Service: Lambda; UUID {uuid})",
+            )
         return spec
 
     def _mapping(self, spec: EventSourceMappingSpec) -> dict[str, Any]:
@@ -235,5 +286,11 @@ def _json(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-_REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-            404: "Not Found", 429: "Too Many Requests"}
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+}

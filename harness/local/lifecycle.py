@@ -9,6 +9,7 @@ stack's queue depths, function counters and alarm states.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -48,9 +49,13 @@ def up(args: argparse.Namespace) -> int:
     outputs_file: Path = args.outputs.resolve()
     pid_file = args.pid_file
     try:
-        with LocalStack(outputs_file=outputs_file, assembly_dir=args.assembly,
-                        throttling=not args.no_throttling, port=args.port,
-                        on_progress=_print) as stack:
+        with LocalStack(
+            outputs_file=outputs_file,
+            assembly_dir=args.assembly,
+            throttling=not args.no_throttling,
+            port=args.port,
+            on_progress=_print,
+        ) as stack:
             if pid_file:
                 pid_file.write_text(str(os.getpid()))
             _describe(stack.outputs, outputs_file, stack.timings)
@@ -68,54 +73,91 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(outputs: dict[str, dict[str, str]], outputs_file: Path, timings: dict[str, float]) -> None:
+def _describe(
+    outputs: dict[str, dict[str, str]], outputs_file: Path, timings: dict[str, float]
+) -> None:
     flat = contract.flatten(outputs)
     _print(f"outputs written to {outputs_file}")
-    for key in (contract.API_URL, contract.AWS_ENDPOINT_URL, contract.TASK_QUEUE_URL,
-                contract.DEAD_LETTER_QUEUE_URL, contract.TASKS_TABLE_NAME,
-                contract.API_FUNCTION_NAME, contract.PROCESSOR_FUNCTION_NAME):
+    for key in (
+        contract.API_URL,
+        contract.AWS_ENDPOINT_URL,
+        contract.TASK_QUEUE_URL,
+        contract.DEAD_LETTER_QUEUE_URL,
+        contract.TASKS_TABLE_NAME,
+        contract.API_FUNCTION_NAME,
+        contract.PROCESSOR_FUNCTION_NAME,
+    ):
         if key in flat:
             _print(f"  {key:<24} {flat[key]}")
     figures = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items())
     _print(f"  timings: {figures}")
-    _print(f"  try: curl -s -X POST {flat.get(contract.API_URL, '')}tasks "
-           "-H 'Content-Type: application/json' "
-           "-d '{\"title\":\"t\",\"description\":\"d\",\"priority\":\"low\"}'")
-    _print(f"       AWS_ENDPOINT_URL={flat.get(contract.AWS_ENDPOINT_URL, '')} "
-           "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-           f"aws --region {flat.get(contract.REGION, '')} sqs list-queues")
+    _print(
+        f"  try: curl -s -X POST {flat.get(contract.API_URL, '')}tasks "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"title":"t","description":"d","priority":"low"}\''
+    )
+    _print(
+        f"       AWS_ENDPOINT_URL={flat.get(contract.AWS_ENDPOINT_URL, '')} "
+        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"aws --region {flat.get(contract.REGION, '')} sqs list-queues"
+    )
 
 
 def _up_detached(args: argparse.Namespace) -> int:
     STATE_DIR.mkdir(exist_ok=True)
     pid_file = STATE_DIR / "pid"
     if pid_file.exists() and _alive(int(pid_file.read_text() or 0)):
-        print(f"error: a local stack is already running (pid {pid_file.read_text()}); "
-              "run `harness local down` first", file=sys.stderr)
+        print(
+            f"error: a local stack is already running (pid {pid_file.read_text()}); "
+            "run `harness local down` first",
+            file=sys.stderr,
+        )
         return 1
-    outputs_file = args.outputs.resolve()
+    outputs_file = Path(args.outputs).resolve()
     outputs_file.unlink(missing_ok=True)
     log_file = STATE_DIR / "local-stack.log"
-    command = [sys.executable, "-m", "harness.cli", "local", "up", "--outputs", str(outputs_file),
-               "--pid-file", str(pid_file.resolve()), "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "local",
+        "up",
+        "--outputs",
+        str(outputs_file),
+        "--pid-file",
+        str(pid_file.resolve()),
+        "--port",
+        str(args.port),
+    ]
     if args.no_throttling:
         command.append("--no-throttling")
     if args.assembly:
         command += ["--assembly", str(args.assembly)]
     with log_file.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     _print(f"starting the local stack in the background (pid {process.pid}, log {log_file}) ...")
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"the local stack exited with code {process.returncode}; "
-                               f"see {log_file}:\n{log_file.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"the local stack exited with code {process.returncode}; "
+                f"see {log_file}:\n{log_file.read_text()[-3000:]}"
+            )
         return outputs_file.exists()
 
     try:
-        wait_until(ready, timeout=START_TIMEOUT_S, interval=0.2,
-                   description=f"the local stack to write {outputs_file}")
+        wait_until(
+            ready,
+            timeout=START_TIMEOUT_S,
+            interval=0.2,
+            description=f"the local stack to write {outputs_file}",
+        )
     except (RuntimeError, TimeoutError) as exc:
         _terminate(process.pid)
         print(f"error: {exc}", file=sys.stderr)
@@ -150,14 +192,16 @@ def _terminate(pid: int) -> bool:
     except ProcessLookupError:
         return True
     try:
-        wait_until(lambda: not _alive(pid), timeout=STOP_TIMEOUT_S, interval=0.1,
-                   description=f"process {pid} to exit")
+        wait_until(
+            lambda: not _alive(pid),
+            timeout=STOP_TIMEOUT_S,
+            interval=0.1,
+            description=f"process {pid} to exit",
+        )
         return True
     except TimeoutError:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return False
 
 
@@ -200,8 +244,10 @@ def status(args: argparse.Namespace) -> int:
     _print(f"local stack at {report['endpoint']}")
     _print("queues (visible / in flight / delayed):")
     for name, depth in report["queues"].items():
-        _print(f"  {name:<48} {depth.get('visible', 0):>6} {depth.get('in_flight', 0):>6} "
-               f"{depth.get('delayed', 0):>6}")
+        _print(
+            f"  {name:<48} {depth.get('visible', 0):>6} {depth.get('in_flight', 0):>6} "
+            f"{depth.get('delayed', 0):>6}"
+        )
     _print("functions:")
     for name, stats in report["functions"].items():
         shown = ", ".join(f"{k} {v}" for k, v in stats.items() if isinstance(v, (int, float)))
@@ -214,16 +260,26 @@ def status(args: argparse.Namespace) -> int:
 
 def add_commands(local_subparsers: Any) -> None:
     """Add ``up``, ``down`` and ``status`` to the ``harness local`` group."""
-    parser = local_subparsers.add_parser("up", help="run the synthesized stack locally",
-                                         description=up.__doc__)
-    parser.add_argument("--outputs", type=Path, default=DEFAULT_OUTPUTS,
-                        help=f"where to write the outputs file (default {DEFAULT_OUTPUTS})")
+    parser = local_subparsers.add_parser(
+        "up", help="run the synthesized stack locally", description=up.__doc__
+    )
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=DEFAULT_OUTPUTS,
+        help=f"where to write the outputs file (default {DEFAULT_OUTPUTS})",
+    )
     parser.add_argument("--detach", action="store_true", help="run in the background")
     parser.add_argument("--port", type=int, default=0, help="AWS endpoint port (default: any free)")
-    parser.add_argument("--no-throttling", action="store_true",
-                        help="switch off the SQS FIFO throughput quotas")
-    parser.add_argument("--assembly", type=Path, default=None,
-                        help="deploy this cloud assembly instead of synthesizing")
+    parser.add_argument(
+        "--no-throttling", action="store_true", help="switch off the SQS FIFO throughput quotas"
+    )
+    parser.add_argument(
+        "--assembly",
+        type=Path,
+        default=None,
+        help="deploy this cloud assembly instead of synthesizing",
+    )
     parser.add_argument("--pid-file", type=Path, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=up)
 

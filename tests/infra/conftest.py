@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdk.bundling import LambdaAsset, build_lambda_asset
-from infra.support import PROFILES, Synthesized, synthesize_in_process
+from tests.infra.support import PROFILES, Synthesized, synthesize_in_process
 
 
 @pytest.fixture(scope="session")

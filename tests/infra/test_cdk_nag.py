@@ -9,7 +9,7 @@ import pytest
 
 import cdk.components.common as common
 from cdk.bundling import LambdaAsset
-from infra.support import PROFILES, Synthesized, synthesize_in_process
+from tests.infra.support import PROFILES, Synthesized, synthesize_in_process
 
 
 def test_no_unacknowledged_findings(synth: Synthesized) -> None:

@@ -13,7 +13,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from cdk import contract
-from infra.support import PREFIXES, Synthesized
+from tests.infra.support import PREFIXES, Synthesized
 
 DAY = 24 * 60 * 60
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from load.load_fakes import FakeApi, running_fake_api, running_sqs_endpoint, write_outputs
+from tests.load.load_fakes import FakeApi, running_fake_api, running_sqs_endpoint, write_outputs
 
 FakeApiFactory = Callable[..., tuple[Path, FakeApi]]
 

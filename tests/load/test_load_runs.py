@@ -17,7 +17,7 @@ from harness.load.runner import LoadOptions, LoadResult, run_load
 from harness.load.settings import Scenario, ShapeParams
 from harness.load.sources import SQS_ROLES
 from harness.load.target import load_target
-from load.conftest import FakeApiFactory
+from tests.load.conftest import FakeApiFactory
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMOKE_SECONDS = 3

@@ -24,8 +24,8 @@ from harness.load.sources import (
 )
 from harness.load.target import Target, load_target
 from harness.waiting import wait_until
-from load.conftest import FakeApiFactory
-from load.load_fakes import write_outputs
+from tests.load.conftest import FakeApiFactory
+from tests.load.load_fakes import write_outputs
 
 
 @pytest.fixture

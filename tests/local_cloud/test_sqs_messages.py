@@ -4,6 +4,8 @@ long polling, size and batch limits. Each runs on our endpoint and on plain moto
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
 import struct
 import threading
 import time
@@ -425,3 +427,51 @@ def test_batch_delete_reports_each_entry(sqs_backend: SqsBackend) -> None:
 
     assert [entry["Id"] for entry in response["Successful"]] == ["good"]
     assert [(f["Id"], f["Code"]) for f in response["Failed"]] == [("bad", "ReceiptHandleIsInvalid")]
+
+
+# -- throughput quota ---------------------------------------------------------------------
+
+
+@pytest.mark.moto_differs("there is no throughput quota")
+def test_a_burst_beyond_300_receives_per_second_is_throttled(sqs_backend: SqsBackend) -> None:
+    """Real time, raw keep-alive requests from 16 threads. The fake-clock tests in
+    test_sqs_clock.py pin the quota exactly; this one shows it on the wire."""
+    queue = sqs_backend.queue()
+    host, port = sqs_backend.url.removeprefix("http://").split(":")
+    body = json.dumps({"QueueUrl": queue, "MaxNumberOfMessages": 1}).encode()
+    headers = {
+        "X-Amz-Target": "AmazonSQS.ReceiveMessage",
+        "Content-Type": "application/x-amz-json-1.0",
+        # Neither server checks signatures; moto reads the service from the scope.
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/"
+        "aws4_request, SignedHeaders=host, Signature=0",
+    }
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def burst() -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        mine = []
+        for _ in range(60):
+            connection.request("POST", "/", body, headers)
+            response = connection.getresponse()
+            payload = response.read()
+            mine.append(429 if b"ThrottlingException" in payload else response.status)
+        connection.close()
+        with lock:
+            statuses.extend(mine)
+
+    threads = [threading.Thread(target=burst) for _ in range(16)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    elapsed = time.monotonic() - started
+    allowed = 300 + 300 * elapsed  # a full bucket plus what refills during the burst
+    if len(statuses) < allowed * 1.2:
+        pytest.skip(f"{len(statuses) / elapsed:.0f} requests/s: too slow here to exceed the quota")
+
+    throttled = statuses.count(429)
+    assert set(statuses) <= {200, 429}
+    assert throttled >= len(statuses) - allowed - 50, (throttled, len(statuses), elapsed)
