@@ -61,10 +61,26 @@ def test_ordering_features_fail_against_a_processor_that_reorders(tmp_path: Path
 
     with LocalStack(work_dir=tmp_path / "stack", assembly_dir=broken) as stack:
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "features", "-p", "no:cacheprovider", "-q",
-             "--outputs", str(stack.outputs_file), "--report-dir", str(tmp_path / "report"),
-             "-k", "submitted_in_sequence or order_holds_across_batches"],
-            cwd=ROOT, env=env_with_node(), capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "features",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                "--outputs",
+                str(stack.outputs_file),
+                "--report-dir",
+                str(tmp_path / "report"),
+                "-k",
+                "submitted_in_sequence or order_holds_across_batches",
+            ],
+            cwd=ROOT,
+            env=env_with_node(),
+            capture_output=True,
+            text=True,
+            timeout=300,
             check=False,
         )
     output = result.stdout + result.stderr
