@@ -24,7 +24,8 @@ API_DESCRIPTION: Final = (
     "completes each task exactly once. Request bodies are JSON (`application/json`), at "
     f"most {MAX_BODY_BYTES} bytes (16 KiB). Every error is a JSON object "
     "`{error, message, details?}`; `details` lists one `{field, message}` per invalid "
-    "field. Unknown paths answer 404 and other methods on known paths 405 with `Allow`."
+    "field. A path or method this document does not declare is answered by API Gateway, "
+    'as REST APIs on AWS do: 403 `{"message": "Missing Authentication Token"}`.'
 )
 
 

@@ -11,6 +11,7 @@ in reverse order, whatever happened.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -258,8 +259,12 @@ class LocalStack:
         }
         return {
             "endpoint": self.endpoint.url,
+            "pid": os.getpid(),
             "queues": queues,
-            "functions": {name: asdict(s) for name, s in self.lambdas.stats().items()},
+            "functions": {
+                name: {**asdict(s), "worker_pids": self.lambdas.worker_pids(name)}
+                for name, s in self.lambdas.stats().items()
+            },
             "event_source_mappings": {uuid: asdict(s) for uuid, s in self.mappings.stats().items()},
             "api": asdict(self.gateway.stats()),
             "alarms": alarms,

@@ -1,16 +1,11 @@
 """Targets for the load-suite tests.
 
-SMOKE TARGET SEAM: ``api_outputs`` and ``sqs_outputs`` are the only places the smoke
-runs get a target. Until the local stack is wired in they are stand-ins (a fake API on
-127.0.0.1; the local SQS endpoint, or moto when it is missing). Switching the smoke runs
-to the real local stack is a change here only, e.g.::
-
-    @pytest.fixture(scope="module")
-    def api_outputs() -> Iterator[Path]:
-        with LocalStack() as stack:
-            yield stack.outputs_file
-
-(and ``sqs_outputs`` can take the same stack's outputs file).
+``local_stack_outputs`` is the real local stack (synthesized and started once for the
+module that asks for it, ~15 s): the smoke run of each scenario hits it. The stand-ins
+stay for what a healthy stack cannot show cheaply: ``fake_api`` (an in-process Task API
+with knobs that lose or reorder tasks, to prove the ledger and thresholds fail a run) and
+``sqs_outputs`` (the local SQS endpoint alone, whose FIFO quota a test lowers in-process
+to make throttling visible at a few calls/s without touching the shared stack).
 """
 
 from __future__ import annotations
@@ -40,11 +35,13 @@ def fake_api(tmp_path: Path) -> Iterator[FakeApiFactory]:
         yield start
 
 
-@pytest.fixture
-def api_outputs(fake_api: FakeApiFactory) -> Path:
-    """Outputs file of the target the API smoke runs hit. STAND-IN: see the module docstring."""
-    outputs, _ = fake_api()
-    return outputs
+@pytest.fixture(scope="module")
+def local_stack_outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Outputs file of a real local stack, shared by the module's smoke runs; stopped after."""
+    from harness.local.cloud import LocalStack
+
+    with LocalStack(work_dir=tmp_path_factory.mktemp("load-local-stack")) as stack:
+        yield stack.outputs_file
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Real headless locust runs (in subprocesses) of each scenario, bounded to seconds.
 
-The smoke runs use the SMOKE TARGET SEAM fixtures (``api_outputs``, ``sqs_outputs`` in
-``conftest.py``); the runs that need a misbehaving system use the stand-in API's knobs.
+The smoke run of each scenario hits the real local stack (``local_stack_outputs``, one
+stack for the module); the runs that need a misbehaving system use the stand-in API's
+knobs, and the throttling run a lone local SQS endpoint whose quota it lowers.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def verdicts(result: LoadResult) -> dict[str, bool]:
     return {v["threshold"]: v["passed"] for v in result.summary["thresholds"]["verdicts"]}
 
 
-def test_api_ingest_smoke_passes_and_writes_the_report(api_outputs: Path, tmp_path: Path) -> None:
-    result = run_load(smoke("api_ingest", tmp_path / "report"), api_outputs)
+def test_api_ingest_smoke_passes_and_writes_the_report(
+    local_stack_outputs: Path, tmp_path: Path
+) -> None:
+    result = run_load(smoke("api_ingest", tmp_path / "report"), local_stack_outputs)
     assert result.exit_code == 0, verdicts(result)
     report = result.report_dir
     for name in (
@@ -62,8 +65,10 @@ def test_api_ingest_smoke_passes_and_writes_the_report(api_outputs: Path, tmp_pa
     assert set(verdicts(result)) >= {"max_error_ratio", "max_p95_ms", "min_throughput_rps"}
 
 
-def test_end_to_end_smoke_accounts_for_every_task(api_outputs: Path, tmp_path: Path) -> None:
-    result = run_load(smoke("end_to_end", tmp_path / "report"), api_outputs)
+def test_end_to_end_smoke_accounts_for_every_task(
+    local_stack_outputs: Path, tmp_path: Path
+) -> None:
+    result = run_load(smoke("end_to_end", tmp_path / "report"), local_stack_outputs)
     assert result.exit_code == 0, verdicts(result)
     ledger = result.summary["ledger"]
     assert ledger["accepted"] > 0
@@ -75,8 +80,13 @@ def test_end_to_end_smoke_accounts_for_every_task(api_outputs: Path, tmp_path: P
     assert result.summary["figures"]["records_complete"]
 
 
-def test_sqs_fifo_limits_smoke_measures_each_call_type(sqs_outputs: Path, tmp_path: Path) -> None:
-    result = run_load(smoke("sqs_fifo_limits", tmp_path / "report", user_rate=10), sqs_outputs)
+def test_sqs_fifo_limits_smoke_measures_each_call_type(
+    local_stack_outputs: Path, tmp_path: Path
+) -> None:
+    target = load_target(local_stack_outputs)
+    queues_before = sorted(target.sqs().list_queues()["QueueUrls"])
+    options = smoke("sqs_fifo_limits", tmp_path / "report", user_rate=10)
+    result = run_load(options, local_stack_outputs)
     assert result.exit_code == 0, verdicts(result)
     calls = {row["call"]: row for row in result.summary["sqs"]["calls"]}
     for call in ("SendMessage one-group", "SendMessage many-groups"):
@@ -85,8 +95,8 @@ def test_sqs_fifo_limits_smoke_measures_each_call_type(sqs_outputs: Path, tmp_pa
         assert calls[call]["messages"] == 10 * calls[call]["calls_ok"] > 0
     assert calls["ReceiveMessage one-group"]["messages"] > 0  # the drain users drained
     assert sorted(result.summary["sqs"]["queues"]) == sorted(SQS_ROLES)
-    target = load_target(sqs_outputs)
-    assert target.sqs().list_queues()["QueueUrls"] == [target.task_queue_url]  # cleaned up
+    assert target.task_queue_url not in result.summary["sqs"]["queues"].values()  # scratch
+    assert sorted(target.sqs().list_queues()["QueueUrls"]) == queues_before  # cleaned up
 
 
 def test_throttles_are_seen_and_not_counted_as_errors(

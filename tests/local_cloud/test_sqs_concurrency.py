@@ -158,12 +158,14 @@ def test_many_pollers_many_groups(unthrottled_endpoint: AwsEndpoint) -> None:
 )
 def test_many_pollers_many_groups_on_plain_moto(moto_url: str) -> None:
     sqs = client("sqs", moto_url)
-    queue = sqs.create_queue(
-        QueueName=f"concurrency-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"}
-    )["QueueUrl"]
-    # A smaller workload: plain moto's sends and receives scan the whole queue.
-    fill(sqs, queue, groups=6, per_group=10)
+    # A smaller workload (plain moto's sends and receives scan the whole queue), run up to
+    # three times: one lucky interleaving must not make the strict xfail flaky.
+    for _ in range(3):
+        queue = sqs.create_queue(
+            QueueName=f"concurrency-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"}
+        )["QueueUrl"]
+        fill(sqs, queue, groups=6, per_group=10)
 
-    ledger = run_pollers(moto_url, queue, timeout=20, expected=60)
+        ledger = run_pollers(moto_url, queue, timeout=20, expected=60)
 
-    check(ledger, groups=6, per_group=10)
+        check(ledger, groups=6, per_group=10)

@@ -1,0 +1,111 @@
+"""The Lambda API the local cloud serves through ``AwsEndpointUrl``, read with boto3."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from harness.local.endpoint import AwsEndpoint
+from harness.local.lambda_api import LambdaControlPlane
+from harness.local.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
+
+FUNCTION = FunctionSpec(
+    logical_id="Fn",
+    stack_name="s",
+    function_name="demo-processor",
+    arn="arn:aws:lambda:us-east-1:123456789012:function:demo-processor",
+    handler="handlers.processor.handler",
+    runtime="python3.12",
+    code_dir=Path("/tmp"),
+    timeout_s=3,
+    memory_mb=512,
+    reserved_concurrency=10,
+    environment={"A": "1"},
+    role_arn="arn:aws:iam::123456789012:role/r",
+    log_group_name="/aws/lambda/demo-processor",
+)
+MAPPING_UUID = "4f7d2b1e-3c5a-4e8b-9a6d-1f2e3d4c5b6a"
+MAPPING = EventSourceMappingSpec(
+    uuid=MAPPING_UUID,
+    function_name="demo-processor",
+    event_source_arn="arn:aws:sqs:us-east-1:123456789012:q.fifo",
+    queue_url="http://q",
+    batch_size=10,
+    function_response_types=("ReportBatchItemFailures",),
+)
+
+
+@pytest.fixture
+def lam() -> Iterator[tuple[Any, list[EventSourceMappingSpec]]]:
+    def invoke(name: str, payload: bytes) -> InvokeResult:
+        if json.loads(payload).get("fail"):
+            return InvokeResult(
+                200,
+                b'{"errorMessage": "boom"}',
+                function_error="Unhandled",
+                log_tail="START\nboom\nEND",
+            )
+        return InvokeResult(200, json.dumps({"echo": json.loads(payload)}).encode())
+
+    updates: list[EventSourceMappingSpec] = []
+    plane = LambdaControlPlane(invoke, on_mapping_enabled=updates.append)
+    plane.add_function(FUNCTION)
+    plane.add_event_source_mapping(MAPPING)
+    with AwsEndpoint() as endpoint:
+        endpoint.mount(LambdaControlPlane.handles, plane)
+        client = boto3.client(
+            "lambda",
+            endpoint_url=endpoint.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        yield client, updates
+
+
+def test_configuration_and_concurrency_come_from_the_spec(lam: Any) -> None:
+    client, _ = lam
+    config = client.get_function_configuration(FunctionName=FUNCTION.arn)
+    assert (config["Runtime"], config["Timeout"], config["MemorySize"]) == ("python3.12", 3, 512)
+    assert config["Environment"]["Variables"] == {"A": "1"}
+    concurrency = client.get_function_concurrency(FunctionName="demo-processor")
+    assert concurrency["ReservedConcurrentExecutions"] == 10
+    assert [f["FunctionName"] for f in client.list_functions()["Functions"]] == ["demo-processor"]
+
+
+def test_unknown_function_is_resource_not_found(lam: Any) -> None:
+    client, _ = lam
+    with pytest.raises(ClientError) as error:
+        client.get_function_configuration(FunctionName="nope")
+    assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_event_source_mappings_list_and_disable(lam: Any) -> None:
+    client, updates = lam
+    (mapping,) = client.list_event_source_mappings(FunctionName="demo-processor")[
+        "EventSourceMappings"
+    ]
+    assert mapping["BatchSize"] == 10
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["State"] == "Enabled"
+    assert (
+        client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=False)["State"] == "Disabled"
+    )
+    assert updates[-1].enabled is False
+    assert client.get_event_source_mapping(UUID=MAPPING_UUID)["State"] == "Disabled"
+
+
+def test_invoke_reports_function_errors_and_log_tail(lam: Any) -> None:
+    client, _ = lam
+    ok = client.invoke(FunctionName="demo-processor", Payload=b'{"x": 1}')
+    assert json.loads(ok["Payload"].read()) == {"echo": {"x": 1}}
+    failed = client.invoke(FunctionName="demo-processor", Payload=b'{"fail": true}', LogType="Tail")
+    assert failed["FunctionError"] == "Unhandled"
+    assert base64.b64decode(failed["LogResult"]).decode() == "START\nboom\nEND"

@@ -1,0 +1,213 @@
+"""``harness local up | down | status`` as a user runs them: start, use, stop, nothing left.
+
+The stack is deployed from one synthesized assembly (``--assembly``) so each test pays
+for start-up, not for synthesis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdk import contract
+from cdk.synth import synthesize
+from harness.drivers import TaskApi, TaskStore
+from harness.node import env_with_node
+from harness.target import Target
+from harness.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+@pytest.fixture(scope="module")
+def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthesize(
+        "ephemeral", tmp_path_factory.mktemp("assembly") / "cdk.out", {"stack_prefix": "lifecycle"}
+    )
+
+
+def _status(outputs: dict[str, str]) -> dict[str, Any]:
+    url = outputs[contract.AWS_ENDPOINT_URL] + "/_local/status"
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        return dict(json.loads(response.read()))
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes: it holds no port and runs no code.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.fixture
+def foreground(assembly: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    outputs = tmp_path / "outputs.json"
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [*HARNESS, "local", "up", "--outputs", str(outputs), "--assembly", str(assembly)],
+        cwd=tmp_path,
+        env=env_with_node(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(
+            lambda: outputs.exists() or process.poll() is not None,
+            timeout=120,
+            description="harness local up to write its outputs file",
+        )
+        assert process.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
+        yield process, outputs
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_batch_stops_everything(
+    foreground: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    process, outputs_file = foreground
+    target = Target.from_outputs_file(outputs_file, "local")
+    outputs = target.outputs
+    api, store = TaskApi(target), TaskStore(target)
+    processor = outputs[contract.PROCESSOR_FUNCTION_NAME]
+
+    # A worker killed from outside: the stack replaces it and loses nothing.
+    first = api.submit({"title": "warm up", "description": "d", "priority": "low"}).json
+    store.wait_for_status(first["task_id"], {"COMPLETED"}, timeout=60)
+    for pid in _status(outputs)["functions"][processor]["worker_pids"]:
+        os.kill(pid, signal.SIGKILL)
+    after_kill = api.submit({"title": "after kill", "description": "d", "priority": "low"}).json
+    assert store.wait_for_status(after_kill["task_id"], {"COMPLETED"}, timeout=60)
+
+    # Ctrl-C while the processor is in the middle of a batch (a task that times out).
+    slow = api.submit(
+        {"title": "slow", "description": "d", "priority": "low"},
+        headers={contract.FAULT_INJECTION_HEADER: "timeout"},
+    )
+    assert slow.status == 200, slow.describe()
+    busy = wait_until(
+        lambda: (s := _status(outputs))["functions"][processor]["busy_workers"] >= 1 and s,
+        timeout=30,
+        interval=0.05,
+        description="the processor to be busy with a batch",
+    )
+    pids = [pid for stats in busy["functions"].values() for pid in stats["worker_pids"]]
+    assert pids, busy
+    api.close()
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0, (tmp_path / "up.log").read_text()[-3000:]
+    log = (tmp_path / "up.log").read_text()
+    assert "local stack stopped" in log, log[-2000:]
+    assert not [pid for pid in pids if _alive(pid)], "worker processes outlived the stack"
+    assert not _port_open(outputs[contract.AWS_ENDPOINT_URL]), "the AWS endpoint still listens"
+    assert not _port_open(outputs[contract.API_URL]), "the API still listens"
+    assert not outputs_file.exists(), "a stopped stack must not leave its outputs file behind"
+
+
+@pytest.mark.slow
+def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
+    outputs_file = tmp_path / "outputs.json"
+    up = subprocess.run(
+        [
+            *HARNESS,
+            "local",
+            "up",
+            "--detach",
+            "--outputs",
+            str(outputs_file),
+            "--assembly",
+            str(assembly),
+        ],
+        cwd=tmp_path,
+        env=env_with_node(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "ApiUrl" in up.stdout, up.stdout
+    pid = int((tmp_path / ".local-stack" / "pid").read_text())
+    try:
+        again = subprocess.run(
+            [*HARNESS, "local", "up", "--detach", "--outputs", str(outputs_file)],
+            cwd=tmp_path,
+            env=env_with_node(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert again.returncode == 1, again.stdout
+        assert "already running" in again.stderr, again.stderr
+
+        status = subprocess.run(
+            [*HARNESS, "local", "status", "--outputs", str(outputs_file)],
+            cwd=tmp_path,
+            env=env_with_node(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        for expected in (
+            "lifecycle-tasks.fifo",
+            "lifecycle-tasks-dlq.fifo",
+            "lifecycle-processor",
+            "lifecycle-dlq-messages",
+        ):
+            assert expected in status.stdout, status.stdout
+    finally:
+        down = subprocess.run(
+            [*HARNESS, "local", "down"],
+            cwd=tmp_path,
+            env=env_with_node(),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert down.returncode == 0, down.stdout + down.stderr
+    wait_until(lambda: not _alive(pid), timeout=30, description=f"local stack {pid} to exit")
+    assert not (tmp_path / ".local-stack" / "pid").exists()
+
+
+def test_status_without_a_stack_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*HARNESS, "local", "status", "--outputs", str(tmp_path / "missing.json")],
+        cwd=tmp_path,
+        env=env_with_node(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "is the local stack up?" in result.stderr, result.stderr
