@@ -68,6 +68,7 @@ from harness.load.sources import (
     state_source,
 )
 from harness.load.target import Target, load_target
+from harness.load.warmup import MAX_WARM_UP, warm_up
 from harness.load.thresholds import Verdict, evaluate, exit_code, load_thresholds, run_figures
 
 STOP_TIMEOUT_S = 10  # let users finish the request in hand, so accepted tasks get recorded
@@ -93,11 +94,26 @@ class LoadOptions:
     sqs_groups: int | None = None
     user_classes: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Concurrent warm-up requests before the run (see harness.load.warmup); None: as many
+    # as the shape's users (at most MAX_WARM_UP) against the local stack, none on AWS.
+    warm_up: int | None = None
     echo: Callable[[str], None] = print
 
     @property
     def rate(self) -> float:
         return self.user_rate if self.user_rate is not None else DEFAULT_USER_RATE[self.scenario]
+
+    @property
+    def warm_up_requests(self) -> int:
+        """How many concurrent warm-up requests to send (0: none)."""
+        if self.scenario == "sqs_fifo_limits":
+            return 0  # it calls SQS only: nothing to warm
+        if self.warm_up is not None:
+            return max(self.warm_up, 0)
+        if self.target_kind != "local":
+            return 0
+        peak = max(self.shape.users, self.shape.spike_users)
+        return min(peak, MAX_WARM_UP)
 
 
 @dataclass(frozen=True)
@@ -331,6 +347,12 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
     ledger: Ledger | None = None
     records: list[AcceptedTask] = []
     states: dict[str, TaskState] = {}
+    warmed = warm_up(target, options.warm_up_requests, echo=options.echo)
+    if warmed.accepted:
+        options.echo(
+            f"[load] warm-up: {warmed.accepted} tasks accepted, {warmed.settled} settled "
+            f"in {warmed.seconds:.1f}s (not part of the run)"
+        )
     with _sqs_queues(options, target, run_id) as sqs:
         env = _locust_env(options, outputs, run_id, sqs)
         dlq_before = _dlq_visible(target) if options.scenario == "end_to_end" else None
@@ -424,6 +446,7 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
         "finished_at": datetime.fromtimestamp(finished, UTC).isoformat(),
         "wall_time_s": round(finished - started, 3),
         "user_rate_per_user": options.rate,
+        "warm_up": asdict(warmed),
         "workers": {"local": options.workers, "remote": options.remote_workers},
         "locust": {
             "exit_code": locust_rc,

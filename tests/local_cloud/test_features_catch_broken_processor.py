@@ -42,7 +42,7 @@ def _processor_asset(assembly: Path) -> Path:
             ):
                 asset = resource.get("Metadata", {}).get("aws:asset:path")
                 if asset:
-                    return assembly / asset
+                    return assembly / str(asset)
                 key = props["Code"]["S3Key"].removesuffix(".zip")
                 return assembly / f"asset.{key}"
     raise AssertionError(f"no processor function in {assembly}")
