@@ -400,6 +400,14 @@ def _unreadable_body(_exc: Exception) -> Response[str]:
     return error_response(_body_problem() or MalformedJsonError("the body could not be read"))
 
 
+@_on(ValueError)
+def _unparsable_body(exc: ValueError) -> Response[str]:
+    # Powertools parses a multipart body before any route code runs and raises a bare
+    # ValueError when the Content-Type has no boundary: that request is a 415, not a 500.
+    problem = _body_problem() if app.current_event.http_method.upper() == "POST" else None
+    return error_response(problem) if problem is not None else _unexpected(exc)
+
+
 @_on(IdempotencyValidationError)
 def _key_reused(_exc: IdempotencyValidationError) -> Response[str]:
     return error_response(IdempotencyKeyReusedError())

@@ -54,7 +54,7 @@ class LocalStackUnavailable(RuntimeError):
 def local_stack_outputs() -> Iterator[Path]:
     """Start the local stack for the duration of the run and yield its outputs file."""
     try:
-        from harness.local.cloud import LocalStack  # type: ignore[import-not-found, unused-ignore]
+        from harness.local.cloud import LocalStack
     except ImportError as error:
         raise LocalStackUnavailable(
             "the local stack (harness.local.cloud.LocalStack) is not available: "
@@ -189,6 +189,14 @@ def register(subparsers: Any) -> None:
         "--sqs-groups", type=int, help="sqs_fifo_limits: message groups of the many-group users"
     )
     more.add_argument(
+        "--warm-up",
+        type=int,
+        metavar="N",
+        help="API scenarios: N concurrent requests (and their processing) before the run "
+        "to start Lambda workers; default: the shape's users, at most 8, on the local "
+        "stack, none with --target aws; 0 for none",
+    )
+    more.add_argument(
         "--user-class",
         action="append",
         default=[],
@@ -249,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         sqs_queues=args.sqs_queues,
         sqs_groups=args.sqs_groups,
         user_classes=args.user_classes,
+        warm_up=args.warm_up,
     )
     try:
         with _sigterm_unwinds(), target_outputs(args.target, args.outputs) as outputs:

@@ -68,8 +68,8 @@ from harness.load.sources import (
     state_source,
 )
 from harness.load.target import Target, load_target
-from harness.load.warmup import MAX_WARM_UP, warm_up
 from harness.load.thresholds import Verdict, evaluate, exit_code, load_thresholds, run_figures
+from harness.load.warmup import MAX_WARM_UP, warm_up
 
 STOP_TIMEOUT_S = 10  # let users finish the request in hand, so accepted tasks get recorded
 EXIT_INTERRUPTED = 130

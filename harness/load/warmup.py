@@ -12,10 +12,10 @@ record file, so the ledger never counts them.
 from __future__ import annotations
 
 import json
-import uuid
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,16 +36,20 @@ class WarmUp:
 
 
 def _post_until_accepted(url: str, deadline: float) -> str:
-    task = {"title": f"warm-up {uuid.uuid4().hex[:12]}", "description": "Warm-up.", "priority": "low"}
+    title = f"warm-up {uuid.uuid4().hex[:12]}"
+    task = {"title": title, "description": "Warm-up.", "priority": "low"}
     body = json.dumps(task).encode()
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {url}")
     last = "no attempt"
     while time.monotonic() < deadline:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
             url, data=body, method="POST", headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=max(deadline - time.monotonic(), 1)) as r:
-                return str(json.loads(r.read())["task_id"])
+            wait = max(deadline - time.monotonic(), 1.0)
+            with urllib.request.urlopen(request, timeout=wait) as reply:  # noqa: S310
+                return str(json.loads(reply.read())["task_id"])
         except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
             # 429/502 while workers start (throttle or init) are expected: try again.
             last = repr(error)
@@ -69,9 +73,7 @@ def warm_up(
     echo(f"[load] warming up: {concurrency} concurrent POST /tasks, then their processing")
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         task_ids = list(pool.map(lambda _: _post_until_accepted(url, deadline), range(concurrency)))
-    states = settle(
-        state_source(target), task_ids, timeout=max(deadline - time.monotonic(), 1.0)
-    )
+    states = settle(state_source(target), task_ids, timeout=max(deadline - time.monotonic(), 1.0))
     settled = sum(1 for state in states.values() if state.terminal)
     if settled < len(task_ids):
         echo(f"[load] warm-up: only {settled} of {len(task_ids)} tasks settled; going on")
