@@ -68,11 +68,11 @@ class TaskApi:
         """POST a task (as JSON, or ``raw_body`` exactly as given)."""
         body = raw_body if raw_body is not None else json.dumps(task)
         all_headers = {"Content-Type": content_type, **(headers or {})}
-        return self._request("POST", "/tasks", data=body, headers=all_headers)
+        return self.request("POST", "/tasks", data=body, headers=all_headers)
 
     def get(self, task_id: str) -> ApiResponse:
         """GET one task by id."""
-        return self._request("GET", f"/tasks/{task_id}")
+        return self.request("GET", f"/tasks/{task_id}")
 
     def request(
         self,
@@ -82,17 +82,7 @@ class TaskApi:
         headers: Mapping[str, str] | None = None,
         data: str | bytes | None = None,
     ) -> ApiResponse:
-        """Any request to the API, for the gateway-level behaviour (CORS, unknown routes)."""
-        return self._request(method, path, headers=dict(headers or {}), data=data)
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        data: str | bytes | None = None,
-    ) -> ApiResponse:
+        """Any request to the API (also for gateway-level behaviour: CORS, unknown routes)."""
         response = self._session.request(
             method, self._base + path, headers=headers, data=data, timeout=self._timeout
         )

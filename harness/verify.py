@@ -83,13 +83,24 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--target", choices=("local", "aws"), default="local")
-    parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR)
+    parser.add_argument(
+        "--target",
+        choices=("local", "aws"),
+        default="local",
+        help="a fresh local stack (default) or an ephemeral AWS stack deployed for the run",
+    )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=DEFAULT_REPORT_DIR,
+        help=f"where features.html, cucumber.json, summary.json go (default {DEFAULT_REPORT_DIR})",
+    )
     parser.add_argument(
         "--outputs",
         type=Path,
         default=None,
-        help="local only: use an already running local stack's outputs file",
+        help="local: use a running stack's outputs file instead of starting one; "
+        "aws: where the deployed stack's outputs file is written",
     )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     try:

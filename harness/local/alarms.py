@@ -30,9 +30,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
+from harness.local.closing import ClosesOnExit
 from harness.local.metrics import local_client
 from harness.local.specs import AlarmSpec
 
@@ -202,7 +202,7 @@ def _reason_data(
     }
 
 
-class AlarmService:
+class AlarmService(ClosesOnExit):
     """Evaluate the template's metric alarms against moto's CloudWatch, like CloudWatch does.
 
     ``add_alarm`` registers a spec (creating the alarm in moto if the CloudFormation engine
@@ -384,17 +384,6 @@ class AlarmService:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-
-    def __enter__(self) -> AlarmService:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _aware(moment: datetime) -> datetime:

@@ -56,10 +56,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from types import TracebackType
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, unquote
 
+from harness.local.closing import ClosesOnExit
 from harness.local.metrics import local_client
 from harness.local.specs import ApiMethod, IntegrationResponse, InvokeResult, RestApiSpec
 
@@ -1275,7 +1275,7 @@ class _Watchdog:
 # --------------------------------------------------------------------- service
 
 
-class ApiGatewayService:
+class ApiGatewayService(ClosesOnExit):
     """Serve REST APIs from their specs on loopback, each on its own port.
 
     ``invoke(function_name, payload) -> InvokeResult`` is the Lambda service's Invoke.
@@ -1409,14 +1409,3 @@ class ApiGatewayService:
                 api.thread.join(5)
         self.watchdog.close()
         self._flusher.close()
-
-    def __enter__(self) -> ApiGatewayService:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

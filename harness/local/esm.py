@@ -32,9 +32,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
+from harness.local.closing import ClosesOnExit
 from harness.local.lambda_service import LambdaService, LambdaServiceClosedError
 from harness.local.lambda_service.telemetry import client_factory
 from harness.local.specs import EventSourceMappingSpec, InvokeResult
@@ -204,7 +204,7 @@ class _Mapping:
     threads: list[threading.Thread] = field(default_factory=list)
 
 
-class EventSourceMappingService:
+class EventSourceMappingService(ClosesOnExit):
     """Runs SQS event source mappings against a :class:`LambdaService`."""
 
     def __init__(
@@ -453,14 +453,3 @@ class EventSourceMappingService:
         still = [t.name for t in threads if t.is_alive()]
         if still:
             _LOG.info("pollers still finishing an invoke: %s", ", ".join(still))
-
-    def __enter__(self) -> EventSourceMappingService:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

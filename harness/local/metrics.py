@@ -14,11 +14,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from harness.local.closing import ClosesOnExit
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ DepthSource = Callable[[], Mapping[str, QueueDepth]]
 """Returns ``{queue_url: QueueDepth}`` for every queue to publish."""
 
 
-class QueueMetricsPublisher:
+class QueueMetricsPublisher(ClosesOnExit):
     """Publish ``AWS/SQS`` queue metrics to CloudWatch every ``interval_s`` seconds.
 
     ``queues`` is either a list of queue URLs (sampled with ``GetQueueAttributes`` at the
@@ -179,17 +180,6 @@ class QueueMetricsPublisher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-
-    def __enter__(self) -> QueueMetricsPublisher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _metric_data(depths: Mapping[str, QueueDepth]) -> Iterable[dict[str, Any]]:

@@ -51,8 +51,8 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 
+from harness.local.closing import ClosesOnExit
 from harness.local.lambda_service.telemetry import (
     LogShipper,
     MetricsPublisher,
@@ -191,7 +191,7 @@ def _error_type_of(body: bytes, header: str | None) -> str:
     return "Unhandled"
 
 
-class LambdaService:
+class LambdaService(ClosesOnExit):
     """Runs Lambda functions locally as AWS would; thread-safe, many concurrent callers.
 
     ``endpoint_url`` is the local AWS endpoint (handlers get it as ``AWS_ENDPOINT_URL``;
@@ -628,17 +628,6 @@ class LambdaService:
             self._logs.close(max(deadline - time.monotonic(), 1.0))
         if self._metrics is not None:
             self._metrics.close(max(deadline - time.monotonic(), 1.0))
-
-    def __enter__(self) -> LambdaService:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _now_iso() -> str:
