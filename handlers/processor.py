@@ -146,8 +146,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         Outcome.COMPLETED: "TasksProcessed",
         Outcome.DUPLICATE: "DuplicateDeliveries",
         Outcome.POISON: "PoisonMessages",
+        # Its last allowed attempt failed: the task is FAILED and in the DLQ.
+        Outcome.DEAD_LETTERED: "TasksFailed",
     }[outcome]
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    if outcome is Outcome.DEAD_LETTERED:
+        metrics.add_metric(name="ProcessingFailures", unit=MetricUnit.Count, value=1)
     logger.info("record handled", extra={"outcome": outcome.value})
     return outcome
 

@@ -94,10 +94,11 @@ def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
 @then("it is in the dead-letter queue after exactly 3 receives")
 def in_dlq_after_three(tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any) -> None:
     task_id = tasks.by_label("poison").task_id or ""
-    # The task's own record (attempts == 3, FAILED on the third) says how often it was
-    # received; here the queue's redrive policy must have moved it, not the processor.
+    # The processor forwards it on its last allowed receive, recording which one that was.
     entry = dead_letters.wait_for_task(task_id, timeout=budget.redelivery_budget_s(2))
-    assert "PoisonReason" not in entry["attributes"], entry
+    attributes = entry["attributes"]
+    assert attributes.get("PoisonReason") == "attempts_exhausted", entry
+    assert attributes.get("SourceReceiveCount") == str(budget.max_receive_count) == "3", entry
 
 
 @then("the dead-letter alarm goes off")

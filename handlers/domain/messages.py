@@ -34,6 +34,8 @@ class PoisonReason(StrEnum):
     MALFORMED_JSON = "malformed_json"
     SCHEMA_VIOLATION = "schema_violation"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+    # Not poison by content: a task that failed every allowed attempt.
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 
 
 class PoisonMessageError(Exception):

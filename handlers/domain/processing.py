@@ -11,8 +11,11 @@ Rules, for one delivery (an SQS record) of a task message:
   message id and sequence number, and ``processed_at``;
 - a failure is recorded on the task (``last_error``, ``attempts``) and raised so the
   batch reports it and the queue retries; on the last allowed attempt
-  (``ApproximateReceiveCount >= max_receive_count``) the task is marked FAILED first,
-  and the queue's redrive policy moves the message to the dead-letter queue.
+  (``ApproximateReceiveCount >= max_receive_count``) the task is marked FAILED and the
+  processor forwards the message to the dead-letter queue itself (reason
+  ``attempts_exhausted``), so the records behind it in the batch are still processed.
+  The queue's redrive policy stays as the safety net for an attempt that cannot finish
+  (a crash or timeout on the last attempt).
 
 With fault injection enabled, a message carrying a fault directive first marks the task
 PROCESSING (reading the directive stored on the task, which an operator may have
@@ -63,6 +66,7 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     DUPLICATE = "duplicate"
     POISON = "poison"
+    DEAD_LETTERED = "dead_lettered"
 
 
 class InjectedFaultError(RuntimeError):
@@ -157,8 +161,16 @@ def process_delivery(
             ledger.count_duplicate(message.task_id)
             return Outcome.DUPLICATE
     except Exception as exc:
-        ledger.record_failure(message, _attempt(delivery, clock), describe_error(exc), final=final)
-        raise
+        error = describe_error(exc)
+        ledger.record_failure(message, _attempt(delivery, clock), error, final=final)
+        if not final:
+            raise
+        # The last allowed attempt: dead-letter the task here and let the batch go on.
+        # Raising would report every later record of the FIFO batch as failed too; they
+        # have been received as often as this one, so the queue's redrive would move
+        # healthy, never-attempted tasks to the DLQ with it.
+        dead_letters.send_poison(delivery, PoisonReason.ATTEMPTS_EXHAUSTED, error)
+        return Outcome.DEAD_LETTERED
     return Outcome.COMPLETED
 
 

@@ -11,12 +11,14 @@ to make throttling visible at a few calls/s without touching the shared stack).
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from harness.load.target import load_target
 from tests.load.load_fakes import FakeApi, running_fake_api, running_sqs_endpoint, write_outputs
 
 FakeApiFactory = Callable[..., tuple[Path, FakeApi]]
@@ -36,12 +38,22 @@ def fake_api(tmp_path: Path) -> Iterator[FakeApiFactory]:
 
 
 @pytest.fixture(scope="module")
-def local_stack_outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Outputs file of a real local stack, shared by the module's smoke runs; stopped after."""
-    from harness.local.cloud import LocalStack
+def local_stack_outputs() -> Iterator[Path]:
+    """Outputs file of a real local stack, shared by the module's smoke runs.
 
-    with LocalStack(work_dir=tmp_path_factory.mktemp("load-local-stack")) as stack:
-        yield stack.outputs_file
+    Started through the very seam ``harness load --target local`` uses, so the smoke runs
+    also prove that it starts the stack and that leaving it stops everything.
+    """
+    from harness.load.cli import local_stack_outputs as start_local_stack
+
+    with start_local_stack() as outputs:
+        endpoint = load_target(outputs).endpoint_url
+        assert endpoint is not None, f"{outputs} names no AwsEndpointUrl"
+        yield outputs
+    assert not outputs.exists(), f"the local stack left its work directory: {outputs}"
+    port = int(endpoint.rsplit(":", 1)[1].strip("/"))
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, f"{endpoint} still answers"
 
 
 @pytest.fixture

@@ -1,102 +1,21 @@
-"""Real headless locust runs (in subprocesses) of each scenario, bounded to seconds.
+"""Real headless locust runs (in subprocesses) that need a misbehaving or tuned target.
 
-The smoke run of each scenario hits the real local stack (``local_stack_outputs``, one
-stack for the module); the runs that need a misbehaving system use the stand-in API's
-knobs, and the throttling run a lone local SQS endpoint whose quota it lowers.
+The smoke runs against the local stack are in ``test_load_smoke.py``. Here the stand-in
+API's knobs lose or reorder tasks, and a lone local SQS endpoint gets a lowered quota.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.cli import main as harness_main
-from harness.load.runner import LoadOptions, LoadResult, run_load
-from harness.load.settings import Scenario, ShapeParams
-from harness.load.sources import SQS_ROLES
-from harness.load.target import load_target
+from harness.load.runner import run_load
+from harness.load.settings import ShapeParams
 from tests.load.conftest import FakeApiFactory
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SMOKE_SECONDS = 3
-
-
-def smoke(scenario: Scenario, report_dir: Path, **overrides: Any) -> LoadOptions:
-    users = 6 if scenario == "sqs_fifo_limits" else 2
-    values: dict[str, Any] = {
-        "scenario": scenario,
-        "shape": ShapeParams("smoke", users=users, spawn_rate=users, run_time_s=SMOKE_SECONDS),
-        "report_dir": report_dir,
-        "drain_timeout_s": 15,
-        "echo": lambda line: None,
-    }
-    values.update(overrides)
-    return LoadOptions(**values)
-
-
-def verdicts(result: LoadResult) -> dict[str, bool]:
-    return {v["threshold"]: v["passed"] for v in result.summary["thresholds"]["verdicts"]}
-
-
-def test_api_ingest_smoke_passes_and_writes_the_report(
-    local_stack_outputs: Path, tmp_path: Path
-) -> None:
-    result = run_load(smoke("api_ingest", tmp_path / "report"), local_stack_outputs)
-    assert result.exit_code == 0, verdicts(result)
-    report = result.report_dir
-    for name in (
-        "locust.html", "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
-        "locust_stats.json", "summary.json", "locust.log",
-    ):  # fmt: skip
-        assert (report / name).stat().st_size > 0, name
-    for chart in ("throughput.png", "latency.png", "backlog.png"):
-        assert (report / chart).read_bytes().startswith(PNG_SIGNATURE), chart
-    summary = json.loads((report / "summary.json").read_text())
-    assert summary["passed"]
-    assert summary["exit_code"] == 0
-    entries = {e["name"]: e for e in summary["locust"]["entries"]}
-    assert entries["POST /tasks"]["requests"] > 0
-    # Invalid bodies got their 400 with an error body; a retry reused the same task id.
-    assert entries["POST /tasks (invalid)"]["failures"] == 0
-    assert summary["locust"]["total"]["failures"] == 0
-    assert set(verdicts(result)) >= {"max_error_ratio", "max_p95_ms", "min_throughput_rps"}
-
-
-def test_end_to_end_smoke_accounts_for_every_task(
-    local_stack_outputs: Path, tmp_path: Path
-) -> None:
-    result = run_load(smoke("end_to_end", tmp_path / "report"), local_stack_outputs)
-    assert result.exit_code == 0, verdicts(result)
-    ledger = result.summary["ledger"]
-    assert ledger["accepted"] > 0
-    assert ledger["accepted"] == ledger["completed"] + ledger["dead_lettered"]
-    assert ledger["lost"] == 0
-    assert ledger["applied_twice"] == 0
-    assert ledger["order_preserved"]
-    assert ledger["e2e_p95_ms"] is not None
-    assert result.summary["figures"]["records_complete"]
-
-
-def test_sqs_fifo_limits_smoke_measures_each_call_type(
-    local_stack_outputs: Path, tmp_path: Path
-) -> None:
-    target = load_target(local_stack_outputs)
-    queues_before = sorted(target.sqs().list_queues()["QueueUrls"])
-    options = smoke("sqs_fifo_limits", tmp_path / "report", user_rate=10)
-    result = run_load(options, local_stack_outputs)
-    assert result.exit_code == 0, verdicts(result)
-    calls = {row["call"]: row for row in result.summary["sqs"]["calls"]}
-    for call in ("SendMessage one-group", "SendMessage many-groups"):
-        assert calls[call]["messages"] == calls[call]["calls_ok"] > 0
-    for call in ("SendMessageBatch one-group", "SendMessageBatch many-groups"):
-        assert calls[call]["messages"] == 10 * calls[call]["calls_ok"] > 0
-    assert calls["ReceiveMessage one-group"]["messages"] > 0  # the drain users drained
-    assert sorted(result.summary["sqs"]["queues"]) == sorted(SQS_ROLES)
-    assert target.task_queue_url not in result.summary["sqs"]["queues"].values()  # scratch
-    assert sorted(target.sqs().list_queues()["QueueUrls"]) == queues_before  # cleaned up
+from tests.load.runs import SMOKE_SECONDS, smoke, verdicts
 
 
 def test_throttles_are_seen_and_not_counted_as_errors(
@@ -147,7 +66,7 @@ def test_a_lost_or_reordered_task_fails_the_run(fake_api: FakeApiFactory, tmp_pa
     # Every third accepted task is never processed, and the rest are processed pairwise
     # swapped: the ledger must see both, and the run must fail on both.
     outputs, api = fake_api(lose_every=3, reorder=True)
-    options = smoke("end_to_end", tmp_path / "report", drain_timeout_s=2, user_rate=4)
+    options = smoke("end_to_end", tmp_path / "report", drain_timeout_s=2, user_rate=4, warm_up=0)
     result = run_load(options, outputs)
     assert result.exit_code == 1
     ledger = result.summary["ledger"]

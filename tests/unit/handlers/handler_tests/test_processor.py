@@ -227,23 +227,35 @@ def test_a_batch_whose_every_record_fails_is_a_function_error(
 # --- the last attempt -------------------------------------------------------------------------
 
 
-def test_a_task_that_always_fails_is_marked_failed_on_the_last_attempt(
+def test_a_task_that_always_fails_is_dead_lettered_on_the_last_attempt_and_the_batch_goes_on(
     cloud: Cloud, call_api: CallApi, run_processor: RunProcessor, deliveries: Deliveries
 ) -> None:
     cloud.fault_injection(True)
     (task_id,) = _submit(call_api, fault="always-fail")
     (behind,) = _submit(call_api)
 
-    for attempt in range(1, MAX_RECEIVE_COUNT + 1):
+    for attempt in range(1, MAX_RECEIVE_COUNT):
         batch = [deliveries.record(task_id, attempt), deliveries.record(behind, attempt)]
-        # Still failed on the last attempt, so the queue's redrive policy moves it.
         assert _returned(run_processor, batch) == [record["messageId"] for record in batch]
         item = _item(cloud, task_id)
-        assert item["attempts"] == attempt
-        expected = "FAILED" if attempt == MAX_RECEIVE_COUNT else "PROCESSING"
-        assert item["status"] == expected, item
-    assert "always-fail" in _item(cloud, task_id)["last_error"]
-    assert _item(cloud, behind)["status"] == "QUEUED"
+        assert (item["attempts"], item["status"]) == (attempt, "PROCESSING"), item
+
+    # The last attempt: the processor forwards the task to the DLQ itself, so the task
+    # behind it (received just as often) is processed instead of being redriven with it.
+    last = [
+        deliveries.record(task_id, MAX_RECEIVE_COUNT),
+        deliveries.record(behind, MAX_RECEIVE_COUNT),
+    ]
+    assert _returned(run_processor, last) == []
+    item = _item(cloud, task_id)
+    assert (item["attempts"], item["status"]) == (MAX_RECEIVE_COUNT, "FAILED"), item
+    assert "always-fail" in item["last_error"]
+    assert _item(cloud, behind)["status"] == "COMPLETED"
+    (dead,) = cloud.receive(cloud.dlq_url)
+    assert json.loads(dead["Body"])["task_id"] == task_id
+    attributes = {name: value["StringValue"] for name, value in dead["MessageAttributes"].items()}
+    assert attributes[DLQ_REASON_ATTRIBUTE] == "attempts_exhausted"
+    assert attributes[DLQ_SOURCE_RECEIVE_COUNT_ATTRIBUTE] == str(MAX_RECEIVE_COUNT)
 
 
 def test_a_real_failure_on_the_last_attempt_marks_the_task_failed(
@@ -260,10 +272,15 @@ def test_a_real_failure_on_the_last_attempt_marks_the_task_failed(
 
     monkeypatch.setattr(DynamoTaskTable, "complete", broken)
     with pytest.raises(BatchProcessingError):
-        run_processor([deliveries.record(task_id, receive_count=MAX_RECEIVE_COUNT)])
+        run_processor([deliveries.record(task_id, receive_count=MAX_RECEIVE_COUNT - 1)])
+    assert run_processor([deliveries.record(task_id, receive_count=MAX_RECEIVE_COUNT)]) == {
+        "batchItemFailures": []
+    }
     item = _item(cloud, task_id)
     assert item["status"] == "FAILED"
     assert "InternalServerError" in item["last_error"]
+    (dead,) = cloud.receive(cloud.dlq_url)
+    assert json.loads(dead["Body"])["task_id"] == task_id
 
 
 def test_with_the_real_queue_a_failing_task_ends_failed_and_in_the_dlq(
@@ -275,13 +292,14 @@ def test_with_the_real_queue_a_failing_task_ends_failed_and_in_the_dlq(
     )
     (task_id,) = _submit(call_api, fault="always-fail")
 
-    for attempt in range(1, MAX_RECEIVE_COUNT + 1):
+    for attempt in range(1, MAX_RECEIVE_COUNT):
         with pytest.raises(BatchProcessingError):
             drain()
         assert _item(cloud, task_id)["attempts"] == attempt
 
-    assert drain() == []  # the next receive moves it to the dead-letter queue
+    drain()  # the last attempt forwards it to the dead-letter queue
     assert _item(cloud, task_id)["status"] == "FAILED"
+    assert drain() == []
     (dead,) = cloud.receive(cloud.dlq_url)
     assert json.loads(dead["Body"])["task_id"] == task_id
 
@@ -559,9 +577,11 @@ def test_a_failed_task_redriven_from_the_dlq_can_complete(
 ) -> None:
     cloud.fault_injection(True)
     (task_id,) = _submit(call_api, fault="fail-attempts=3")
-    for attempt in (1, 2, 3):
+    for attempt in (1, 2):
         with pytest.raises(BatchProcessingError):
             run_processor([deliveries.record(task_id, attempt)])
+    # The last attempt dead-letters it (handled, so nothing is reported back).
+    assert run_processor([deliveries.record(task_id, 3)]) == {"batchItemFailures": []}
     assert _item(cloud, task_id)["status"] == "FAILED"
     # Redriven, the message starts counting again; attempt 4 of the task is past N=3.
     assert run_processor([deliveries.record(task_id, 4)]) == {"batchItemFailures": []}

@@ -1,0 +1,429 @@
+"""Benchmark of the local stack (issue 5): start time, invoke overhead, drain, ingest.
+
+    .venv/bin/python benchmarks/local_stack_bench.py [--tasks 2000] [--starts 3]
+
+One run prints, against the targets for a 2-core machine:
+
+- **start after synthesis**: the stack's ``timings["start_after_synth"]``, from the end of
+  synthesis to the outputs file written. First as ``harness local up`` does it (synthesis
+  in the same ``LocalStack``, the local cloud's modules loading meanwhile), then the median
+  of ``LocalStack(assembly_dir=...)`` starts again in the same process (``--starts``).
+- **warm invoke overhead**: ``stack.lambdas.invoke`` of a trivial handler in the stack's
+  Lambda service (a real ``awslambdaric`` worker behind the loopback Runtime API) minus a
+  direct in-process call of the same handler (decode event, call, encode result), medians;
+  the same for the real API handler (``GET /tasks/{id}``, one DynamoDB read) for scale.
+- **API ingest**: ``--tasks`` concurrent ``POST /tasks`` from a thread pool through the
+  local API Gateway (keep-alive connections), after a warm-up. The processor's event
+  source mapping is DISABLED meanwhile, so the figure is the API path alone and the tasks
+  pile up in the queue, all in the one message group the stack uses.
+- **single-group drain**: the mapping is then enabled and the clock runs until the queue
+  is empty and every task is COMPLETED in the table: the processor side alone (ESM
+  receive, one batch in flight for the one group, the processor's DynamoDB updates,
+  deletes). Real task messages, written by the real API, in the real table.
+
+The assembly is synthesized with the stage throttle raised (``throttle_rate``/
+``throttle_burst`` context): the stack's configured 100 requests/s would otherwise be
+what the ingest figure measured (the local API Gateway enforces it, as AWS does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import importlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from cdk import contract  # noqa: E402 - after the repo root is importable
+from harness.local.cloud import LocalStack  # noqa: E402
+from harness.local.metrics import local_client  # noqa: E402
+from harness.local.specs import FunctionSpec  # noqa: E402
+from harness.node import put_node_on_path  # noqa: E402
+from harness.waiting import wait_until  # noqa: E402
+
+TARGET_START_S = 2.0
+TARGET_OVERHEAD_MS = 2.0
+TARGET_DRAIN_PER_S = 300.0
+TARGET_INGEST_PER_S = 300.0
+BENCH_CONTEXT = {"stack_prefix": "local", "throttle_rate": "10000", "throttle_burst": "5000"}
+
+TRIVIAL_HANDLER = """
+def handler(event, context):
+    return {"ok": True, "id": event.get("id"), "request_id": context.aws_request_id}
+"""
+TRIVIAL_PAYLOAD = json.dumps({"id": "task-1", "title": "benchmark", "body": "x" * 200}).encode()
+
+
+class _Context:
+    """The bits of a Lambda context the handlers touch, for the direct calls."""
+
+    aws_request_id = "direct"
+    function_name = "direct"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:direct"
+    log_group_name = "/aws/lambda/direct"
+    log_stream_name = "direct"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def _timed(call: Callable[[], object], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        began = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def _flat(stack: LocalStack) -> dict[str, str]:
+    return contract.flatten(stack.outputs)
+
+
+# --- start --------------------------------------------------------------------------------
+
+
+def measure_starts(work: Path, starts: int) -> tuple[Path, list[dict[str, float]]]:
+    """Start and stop the stack ``starts`` times: the assembly and each start's timings.
+
+    The first start synthesizes, as ``harness local up`` does (the local cloud's modules
+    load meanwhile, off the start-up path); the others reuse its cloud assembly.
+    """
+    first = LocalStack(work_dir=work / "start-0", context=BENCH_CONTEXT)
+    with first:
+        runs = [dict(first.timings)]
+    assert first.assembly_dir is not None
+    for index in range(1, starts):
+        with LocalStack(work_dir=work / f"start-{index}", assembly_dir=first.assembly_dir) as s:
+            runs.append(dict(s.timings))
+    return first.assembly_dir, runs
+
+
+# --- warm invoke overhead -----------------------------------------------------------------
+
+
+def trivial_overhead(stack: LocalStack, code_dir: Path, invokes: int) -> tuple[float, float]:
+    """Median ms of a warm invoke and of a direct call of a trivial handler."""
+    code_dir.mkdir(parents=True, exist_ok=True)
+    (code_dir / "bench_trivial.py").write_text(TRIVIAL_HANDLER)
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    stack.lambdas.add_function(
+        FunctionSpec(
+            logical_id="Bench", stack_name="bench", function_name=name,
+            arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+            handler="bench_trivial.handler", runtime="python3.12", code_dir=code_dir,
+            timeout_s=30,
+        )
+    )  # fmt: skip
+    sys.path.insert(0, str(code_dir))
+    module: Any = importlib.import_module("bench_trivial")
+    context = _Context()
+
+    def direct() -> bytes:
+        return json.dumps(module.handler(json.loads(TRIVIAL_PAYLOAD), context)).encode()
+
+    first = stack.lambdas.invoke(name, TRIVIAL_PAYLOAD)
+    assert first.function_error is None, first.payload
+    for _ in range(100):  # warm both paths
+        stack.lambdas.invoke(name, TRIVIAL_PAYLOAD)
+        direct()
+    direct_ms = statistics.median(_timed(direct, invokes))
+    warm_ms = statistics.median(
+        _timed(lambda: stack.lambdas.invoke(name, TRIVIAL_PAYLOAD), invokes)
+    )
+    return warm_ms, direct_ms
+
+
+def _get_event(task_id: str) -> dict[str, Any]:
+    """A REST v1 proxy event for ``GET /tasks/{task_id}``."""
+    return {
+        "resource": "/tasks/{task_id}",
+        "path": f"/tasks/{task_id}",
+        "httpMethod": "GET",
+        "headers": {"Accept": "application/json", "Host": "127.0.0.1"},
+        "multiValueHeaders": {"Accept": ["application/json"], "Host": ["127.0.0.1"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"task_id": task_id},
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "stage": "prod",
+            "resourcePath": "/tasks/{task_id}",
+            "httpMethod": "GET",
+            "path": f"/prod/tasks/{task_id}",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def api_handler_overhead(stack: LocalStack, task_id: str, invokes: int) -> tuple[float, float]:
+    """Median ms of the real API handler: warm invoke vs a direct in-process call."""
+    name = _flat(stack)[contract.API_FUNCTION_NAME]
+    spec = stack.lambdas.function_spec(name)
+    payload = json.dumps(_get_event(task_id)).encode()
+    # The direct call needs what the worker gets: the function's environment, pointed at
+    # the same local endpoint, and its code importable.
+    os.environ.update(spec.environment)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": stack.endpoint.url,
+            "AWS_REGION": stack.endpoint.region,
+            "AWS_DEFAULT_REGION": stack.endpoint.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+    )
+    context = _Context()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        # Powertools logs each request to stdout, as in the worker (whose output is shipped).
+        api: Any = importlib.import_module("handlers.api")
+
+        def direct() -> bytes:
+            reply = api.handler(json.loads(payload), context)
+            assert reply["statusCode"] == 200, reply
+            return json.dumps(reply).encode()
+
+        for _ in range(50):
+            stack.lambdas.invoke(name, payload)
+            direct()
+        direct_ms = statistics.median(_timed(direct, invokes))
+        warm_ms = statistics.median(_timed(lambda: stack.lambdas.invoke(name, payload), invokes))
+    return warm_ms, direct_ms
+
+
+# --- ingest and drain ---------------------------------------------------------------------
+
+
+class _Poster:
+    """One keep-alive HTTP connection per thread to the local API."""
+
+    def __init__(self, api_url: str) -> None:
+        parts = urlsplit(api_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.path = parts.path.rstrip("/") + "/tasks"
+        self.local = threading.local()
+
+    def post(self, index: int) -> tuple[int, str | None]:
+        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        body = json.dumps({"title": f"bench {index}", "description": "d", "priority": "low"})
+        try:
+            conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+            reply = conn.getresponse()
+            data = reply.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            self.local.conn = None
+            return 0, None
+        task_id = json.loads(data).get("task_id") if reply.status == 200 else None
+        return reply.status, task_id
+
+
+def _post_all(poster: _Poster, count: int, threads: int) -> tuple[list[str], dict[int, int]]:
+    statuses: dict[int, int] = {}
+    ids: list[str] = []
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for status, task_id in pool.map(poster.post, range(count)):
+            statuses[status] = statuses.get(status, 0) + 1
+            if task_id:
+                ids.append(task_id)
+    return ids, statuses
+
+
+def _set_mapping(stack: LocalStack, enabled: bool) -> None:
+    client: Any = local_client("lambda", stack.endpoint.url, stack.endpoint.region)
+    processor = _flat(stack)[contract.PROCESSOR_FUNCTION_NAME]
+    for mapping in client.list_event_source_mappings(FunctionName=processor)["EventSourceMappings"]:
+        client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+
+
+def _queue_counts(stack: LocalStack) -> tuple[int, int]:
+    queue_url = _flat(stack)[contract.TASK_QUEUE_URL]
+    depth = stack.endpoint.sqs.queue_depths()[queue_url]
+    return depth.visible, depth.not_visible
+
+
+def _completed(stack: LocalStack, task_ids: list[str]) -> int:
+    dynamodb: Any = local_client("dynamodb", stack.endpoint.url, stack.endpoint.region)
+    table = _flat(stack)[contract.TASKS_TABLE_NAME]
+    done = 0
+    for start in range(0, len(task_ids), 100):
+        keys: list[dict[str, Any]] = [{"task_id": {"S": i}} for i in task_ids[start : start + 100]]
+        request: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            reply = dynamodb.batch_get_item(RequestItems=request)
+            done += sum(
+                1
+                for item in reply["Responses"].get(table, [])
+                if item["status"]["S"] == "COMPLETED"
+            )
+            request = dict(reply.get("UnprocessedKeys") or {})
+    return done
+
+
+def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, Any]:
+    """Ingest ``tasks`` with the mapping disabled, then time the single-group drain."""
+    poster = _Poster(_flat(stack)[contract.API_URL])
+    # Warm-up (not timed): the API workers for every thread, and the processor.
+    warm_ids, warm_statuses = _post_all(poster, threads * 10, threads)
+    assert warm_statuses.get(200) == threads * 10, f"warm-up: {warm_statuses}"
+    wait_until(
+        lambda: _completed(stack, warm_ids) == len(warm_ids),
+        timeout=120, interval=0.2, description="the warm-up tasks to complete",
+    )  # fmt: skip
+    _set_mapping(stack, enabled=False)
+    # An in-flight poll may still deliver a batch: wait until nothing is in flight.
+    wait_until(
+        lambda: _queue_counts(stack) == (0, 0),
+        timeout=30, description="an empty task queue with the mapping disabled",
+    )  # fmt: skip
+
+    began = time.perf_counter()
+    ids, statuses = _post_all(poster, tasks, threads)
+    ingest_s = time.perf_counter() - began
+    # A long poll issued before the mapping was disabled may still take one batch: wait
+    # until nothing is in flight and the backlog holds still, and drain what is there.
+    seen: list[tuple[int, int]] = []
+
+    def settled_backlog() -> int | None:
+        seen.append(_queue_counts(stack))
+        quiet = len(seen) > 10 and len(set(seen[-10:])) == 1 and seen[-1][1] == 0
+        return seen[-1][0] if quiet else None
+
+    backlog = wait_until(
+        settled_backlog, timeout=60, interval=0.1, description="a backlog holding still"
+    )
+
+    began = time.perf_counter()
+    _set_mapping(stack, enabled=True)
+    wait_until(
+        lambda: _queue_counts(stack) == (0, 0),
+        timeout=600, interval=0.02, description="the task queue to drain",
+    )  # fmt: skip
+    drain_s = time.perf_counter() - began
+    completed = _completed(stack, ids)
+    return {
+        "accepted": len(ids),
+        "statuses": statuses,
+        "ingest_s": ingest_s,
+        "ingest_per_s": len(ids) / ingest_s,
+        "backlog": backlog,
+        "drain_s": drain_s,
+        "drain_per_s": backlog / drain_s,
+        "completed": completed,
+        "a_task_id": ids[0],
+    }
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _work_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="local-stack-bench-") as tmp:
+        yield Path(tmp)
+
+
+def _row(name: str, measured: str, target: str, met: bool) -> str:
+    return f"| {name:<38} | {measured:>22} | {target:>10} | {'met' if met else 'MISSED':<6} |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table of measured figures against the targets."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks to ingest and drain")
+    parser.add_argument("--threads", type=int, default=8, help="concurrent API clients")
+    parser.add_argument("--starts", type=int, default=3, help="stack starts to time")
+    parser.add_argument("--invokes", type=int, default=1000, help="warm invokes to time")
+    args = parser.parse_args(argv)
+    put_node_on_path()
+
+    with _work_dir() as work:
+        assembly, starts = measure_starts(work, max(args.starts - 1, 1))
+        with LocalStack(work_dir=work / "bench", assembly_dir=assembly) as stack:
+            starts.append(dict(stack.timings))
+            for run in starts:
+                print("start: " + ", ".join(f"{k} {v:.2f}s" for k, v in run.items()))
+            first_start_s = starts[0]["start_after_synth"]
+            repeat_start_s = statistics.median(run["start_after_synth"] for run in starts[1:])
+            warm_ms, direct_ms = trivial_overhead(stack, work / "trivial", args.invokes)
+            print(f"trivial handler: warm invoke {warm_ms:.3f} ms, direct {direct_ms:.4f} ms")
+            figures = ingest_and_drain(stack, args.tasks, args.threads)
+            print(
+                f"ingest: {figures['accepted']} accepted of {args.tasks} "
+                f"(statuses {figures['statuses']}) in {figures['ingest_s']:.2f}s; "
+                f"drain: {figures['backlog']} queued messages in {figures['drain_s']:.2f}s, "
+                f"{figures['completed']} of the tasks COMPLETED"
+            )
+            api_warm, api_direct = api_handler_overhead(
+                stack, figures["a_task_id"], args.invokes // 2
+            )
+            print(f"API handler (GET): warm invoke {api_warm:.3f} ms, direct {api_direct:.3f} ms")
+            status = stack.status()
+            for name, fn in status["functions"].items():
+                print(
+                    f"{name}: {fn['invocations']} invocations, {fn['cold_starts']} cold starts, "
+                    f"{fn['errors']} errors, {fn['timeouts']} timeouts, {fn['throttles']} throttles"
+                )
+            for mapping in status["event_source_mappings"].values():
+                print(
+                    f"event source mapping: {mapping['batches']} batches, {mapping['records']} "
+                    f"records, {mapping['failed_batches']} failed batches, "
+                    f"{mapping['delete_failures']} delete failures"
+                )
+
+    overhead = warm_ms - direct_ms
+    print()
+    print(f"| {'figure':<38} | {'measured':>22} | {'target':>10} | result |")
+    print(f"|{'-' * 40}|{'-' * 24}|{'-' * 12}|--------|")
+    first_ok = first_start_s < TARGET_START_S
+    print(_row("start after synthesis (`local up`)", f"{first_start_s:.2f} s", "< 2 s", first_ok))
+    repeat_ok = repeat_start_s < TARGET_START_S
+    print(_row("  same, again in the same process", f"{repeat_start_s:.2f} s", "< 2 s", repeat_ok))
+    print(
+        _row(
+            "warm invoke overhead (trivial handler)",
+            f"{overhead:.2f} ms ({warm_ms / direct_ms:.0f}x direct)",
+            "< 2 ms",
+            overhead < TARGET_OVERHEAD_MS,
+        )
+    )
+    print(
+        _row(
+            "  same, real API handler (GET)",
+            f"{api_warm - api_direct:.2f} ms ({api_warm / api_direct:.1f}x)",
+            "-",
+            True,
+        )
+    )
+    drain = figures["drain_per_s"]
+    ingest = figures["ingest_per_s"]
+    print(_row("single-group drain", f"{drain:.0f} msg/s", ">= 300/s", drain >= TARGET_DRAIN_PER_S))
+    print(_row("API ingest", f"{ingest:.0f} tasks/s", ">= 300/s", ingest >= TARGET_INGEST_PER_S))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

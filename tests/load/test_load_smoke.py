@@ -1,0 +1,97 @@
+"""The smoke run of each scenario against the real local stack (bounded to seconds).
+
+One local stack for the module (``local_stack_outputs`` in ``conftest.py``, started by the
+seam ``harness load --target local`` uses); it stops when the module is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as harness_main
+from harness.load.runner import run_load
+from harness.load.sources import SQS_ROLES
+from harness.load.target import load_target
+from tests.load.runs import PNG_SIGNATURE, SMOKE_SECONDS, smoke, verdicts
+
+
+def test_api_ingest_smoke_passes_and_writes_the_report(
+    local_stack_outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `harness load` with the default --target local, its stack start swapped for the
+    # module's stack (started by the same seam, see conftest.py) to start only one.
+    from harness.load import cli
+
+    seam_calls: list[str] = []
+
+    @contextlib.contextmanager
+    def shared_stack() -> Iterator[Path]:
+        seam_calls.append("started")
+        yield local_stack_outputs
+
+    monkeypatch.setattr(cli, "local_stack_outputs", shared_stack)
+    report = tmp_path / "report"
+    code = harness_main([
+        "load", "--scenario", "api_ingest", "--shape", "smoke",
+        "--run-time", f"{SMOKE_SECONDS}s", "--report-dir", str(report),
+    ])  # fmt: skip
+    assert seam_calls == ["started"]
+    summary = json.loads((report / "summary.json").read_text())
+    assert code == 0, summary["thresholds"]["verdicts"]
+    for name in (
+        "locust.html", "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
+        "locust_stats.json", "summary.json", "locust.log",
+    ):  # fmt: skip
+        assert (report / name).stat().st_size > 0, name
+    for chart in ("throughput.png", "latency.png", "backlog.png"):
+        assert (report / chart).read_bytes().startswith(PNG_SIGNATURE), chart
+    assert summary["target"]["kind"] == "local"
+    assert summary["warm_up"]["accepted"] == 2  # the two smoke users' API workers
+    assert summary["passed"]
+    assert summary["exit_code"] == 0
+    entries = {e["name"]: e for e in summary["locust"]["entries"]}
+    assert entries["POST /tasks"]["requests"] > 0
+    # Invalid bodies got their 400 with an error body; a retry reused the same task id.
+    assert entries["POST /tasks (invalid)"]["failures"] == 0
+    assert summary["locust"]["total"]["failures"] == 0
+    checked = {v["threshold"] for v in summary["thresholds"]["verdicts"]}
+    assert checked >= {"max_error_ratio", "max_p95_ms", "min_throughput_rps"}
+
+
+def test_end_to_end_smoke_accounts_for_every_task(
+    local_stack_outputs: Path, tmp_path: Path
+) -> None:
+    result = run_load(smoke("end_to_end", tmp_path / "report"), local_stack_outputs)
+    assert result.exit_code == 0, verdicts(result)
+    ledger = result.summary["ledger"]
+    assert ledger["accepted"] > 0
+    assert ledger["accepted"] == ledger["completed"] + ledger["dead_lettered"]
+    assert ledger["lost"] == 0
+    assert ledger["applied_twice"] == 0
+    assert ledger["order_preserved"]
+    assert ledger["e2e_p95_ms"] is not None
+    assert result.summary["figures"]["records_complete"]
+
+
+def test_sqs_fifo_limits_smoke_measures_each_call_type(
+    local_stack_outputs: Path, tmp_path: Path
+) -> None:
+    target = load_target(local_stack_outputs)
+    queues_before = sorted(target.sqs().list_queues()["QueueUrls"])
+    options = smoke("sqs_fifo_limits", tmp_path / "report", user_rate=10)
+    result = run_load(options, local_stack_outputs)
+    assert result.exit_code == 0, verdicts(result)
+    calls = {row["call"]: row for row in result.summary["sqs"]["calls"]}
+    for call in ("SendMessage one-group", "SendMessage many-groups"):
+        assert calls[call]["messages"] == calls[call]["calls_ok"] > 0
+    for call in ("SendMessageBatch one-group", "SendMessageBatch many-groups"):
+        assert calls[call]["messages"] == 10 * calls[call]["calls_ok"] > 0
+    assert calls["ReceiveMessage one-group"]["messages"] > 0  # the drain users drained
+    assert sorted(result.summary["sqs"]["queues"]) == sorted(SQS_ROLES)
+    assert target.task_queue_url not in result.summary["sqs"]["queues"].values()  # scratch
+    assert sorted(target.sqs().list_queues()["QueueUrls"]) == queues_before  # cleaned up
