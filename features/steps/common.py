@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,8 +147,6 @@ def accepted(tasks: ScenarioTasks) -> None:
     body = response.json
     assert body["status"] == "QUEUED", body
     assert body.get("message"), f"the answer has no message: {body}"
-    import uuid
-
     parsed = uuid.UUID(body["task_id"])
     assert parsed.version == 4, f"task id {body['task_id']} is not a UUID4"
 
@@ -220,7 +218,3 @@ def stored(store: TaskStore, task_id: str) -> dict[str, Any]:
     item = store.get(task_id)
     assert item is not None, f"task {task_id} is not in the tasks table"
     return item
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
