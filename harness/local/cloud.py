@@ -91,6 +91,7 @@ class LocalStack:
         self.outputs: dict[str, dict[str, str]] = {}
         self.timings: dict[str, float] = {}
         self._closers: list[tuple[str, Callable[[], Any]]] = []
+        self._deployed: Any = None
         self._started = False
         self._lock = threading.Lock()
 
@@ -191,6 +192,11 @@ class LocalStack:
         self.endpoint = AwsEndpoint(port=self.port, throttling=self.throttling)
         self.endpoint.start()
         self._on_stop("AWS endpoint", self.endpoint.stop)
+        # Deleted after every service below has stopped (closers run newest first) and
+        # before the endpoint goes: a service still running could recreate what was
+        # deleted (a log shipper flushing creates its log group), and moto's state
+        # outlives the endpoint within this process.
+        self._on_stop("deployed resources", self._destroy_deployed)
         url, region = self.endpoint.url, self.endpoint.region
 
         self.lambdas = LambdaService(url, region)
@@ -235,9 +241,14 @@ class LocalStack:
             services=_Services(self),
             on_progress=self.progress,
         )
-        # The engine deletes through the endpoint, so it runs before the endpoint stops.
-        self._on_stop("deployed resources", deployed.destroy)
+        self._deployed = deployed
         return deployed
+
+    def _destroy_deployed(self) -> None:
+        deployed, self._deployed = self._deployed, None
+        if deployed is not None:
+            for problem in deployed.destroy():
+                self.progress(f"warning: {problem}")
 
     # --- status -----------------------------------------------------------------------
 

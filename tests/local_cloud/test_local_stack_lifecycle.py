@@ -22,6 +22,7 @@ import pytest
 from cdk import contract
 from cdk.synth import synthesize
 from harness.drivers import TaskApi, TaskStore
+from harness.local.cloud import LocalStack
 from harness.node import env_with_node
 from harness.target import Target
 from harness.waiting import wait_until
@@ -211,3 +212,19 @@ def test_status_without_a_stack_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "is the local stack up?" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_one_process_can_run_local_stacks_one_after_another(assembly: Path) -> None:
+    # moto's state lives as long as the process: a stack that left anything behind (a log
+    # group recreated by a late log flush, say) would make the next deploy fail.
+    for round_ in range(2):
+        with LocalStack(assembly_dir=assembly) as stack:
+            target = Target.from_outputs_file(stack.outputs_file, "local")
+            api = TaskApi(target)
+            accepted = api.submit(
+                {"title": f"round {round_}", "description": "d", "priority": "low"}
+            )
+            api.close()
+            assert accepted.status == 200, accepted.describe()
+            TaskStore(target).wait_for_status(accepted.json["task_id"], {"COMPLETED"}, timeout=60)
