@@ -420,12 +420,12 @@ def test_stopping_mid_batch_is_prompt_leaves_no_process_and_loses_nothing(
     ids = rig.send(url, [{"n": i, "sleep": 1.0} for i in range(4)], group="a")
     ids += rig.send(url, [{"n": i, "sleep": 1.0} for i in range(4)], group="b")
     rig.map(spec, url, arn, batch_size=2)
-    wait_until(
-        lambda: lambdas.stats()[spec.function_name].busy_workers >= 1,
+    # Busy is counted from the moment a cold start begins, before its process exists.
+    pids = wait_until(
+        lambda: lambdas.stats()[spec.function_name].busy_workers >= 1 and lambdas.worker_pids(),
         timeout=10,
-        description="a batch to be in flight",
+        description="a batch to be in flight in a started worker",
     )
-    pids = lambdas.worker_pids()
 
     started = time.monotonic()
     mappings.close(timeout=3)
