@@ -38,6 +38,19 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+def _harness(cwd: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``harness ARGS`` as a user would, capturing its output."""
+    return subprocess.run(
+        [*HARNESS, *args],
+        cwd=cwd,
+        env=env_with_node(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def _status(outputs: dict[str, str]) -> dict[str, Any]:
     url = outputs[contract.AWS_ENDPOINT_URL] + "/_local/status"
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
@@ -134,49 +147,28 @@ def test_ctrl_c_during_a_batch_stops_everything(
 @pytest.mark.slow
 def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
     outputs_file = tmp_path / "outputs.json"
-    up = subprocess.run(
-        [
-            *HARNESS,
-            "local",
-            "up",
-            "--detach",
-            "--outputs",
-            str(outputs_file),
-            "--assembly",
-            str(assembly),
-        ],
-        cwd=tmp_path,
-        env=env_with_node(),
-        capture_output=True,
-        text=True,
+    up = _harness(
+        tmp_path,
+        "local",
+        "up",
+        "--detach",
+        "--outputs",
+        str(outputs_file),
+        "--assembly",
+        str(assembly),
         timeout=180,
-        check=False,
     )
     assert up.returncode == 0, up.stdout + up.stderr
     assert "ApiUrl" in up.stdout, up.stdout
     pid = int((tmp_path / ".local-stack" / "pid").read_text())
     try:
-        again = subprocess.run(
-            [*HARNESS, "local", "up", "--detach", "--outputs", str(outputs_file)],
-            cwd=tmp_path,
-            env=env_with_node(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        again = _harness(
+            tmp_path, "local", "up", "--detach", "--outputs", str(outputs_file), timeout=60
         )
         assert again.returncode == 1, again.stdout
         assert "already running" in again.stderr, again.stderr
 
-        status = subprocess.run(
-            [*HARNESS, "local", "status", "--outputs", str(outputs_file)],
-            cwd=tmp_path,
-            env=env_with_node(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        status = _harness(tmp_path, "local", "status", "--outputs", str(outputs_file), timeout=60)
         assert status.returncode == 0, status.stderr
         for expected in (
             "lifecycle-tasks.fifo",
@@ -186,29 +178,15 @@ def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
         ):
             assert expected in status.stdout, status.stdout
     finally:
-        down = subprocess.run(
-            [*HARNESS, "local", "down"],
-            cwd=tmp_path,
-            env=env_with_node(),
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        down = _harness(tmp_path, "local", "down", timeout=90)
     assert down.returncode == 0, down.stdout + down.stderr
     wait_until(lambda: not _alive(pid), timeout=30, description=f"local stack {pid} to exit")
     assert not (tmp_path / ".local-stack" / "pid").exists()
 
 
 def test_status_without_a_stack_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*HARNESS, "local", "status", "--outputs", str(tmp_path / "missing.json")],
-        cwd=tmp_path,
-        env=env_with_node(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = _harness(
+        tmp_path, "local", "status", "--outputs", str(tmp_path / "missing.json"), timeout=60
     )
     assert result.returncode == 1
     assert "is the local stack up?" in result.stderr, result.stderr
