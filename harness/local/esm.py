@@ -216,13 +216,16 @@ class EventSourceMappingService(ClosesOnExit):
         wait_time_s: int = 1,
         unbounded_pollers: int = DEFAULT_POLLERS,
         error_backoff_s: float = 0.5,
+        sqs_client: Any = None,
     ) -> None:
+        """``sqs_client`` replaces the boto3 client the pollers use (the local cloud passes
+        its engine's :class:`~harness.local.sqs.protocol.InProcessSqsClient`)."""
         self._lambda = lambda_service
         self._region = region
         # One thread-safe client for all pollers, its pool big enough for every long poll.
         self._make_client = client_factory(endpoint_url, region, max_pool_connections=64)
         self._client_lock = threading.Lock()
-        self._client: Any = None
+        self._client: Any = sqs_client
         # Short long-polls bound how long close() waits for a poller to notice the stop flag.
         self._wait_time_s = wait_time_s
         self._unbounded = unbounded_pollers

@@ -24,6 +24,8 @@ import botocore.session
 import pytest
 
 from harness.local.endpoint import AwsEndpoint
+from harness.local.sqs.errors import SqsError
+from harness.local.sqs.protocol import InProcessSqsClient
 from harness.local.sqs.testing import client, error_of
 from harness.waiting import wait_until
 
@@ -352,3 +354,50 @@ def test_harness_local_services_serves_until_a_signal(
     assert process.returncode == 0, stderr
     assert "stopped" in stderr
     assert port_is_free(port)
+
+
+def test_the_in_process_client_answers_as_boto3_does(aws_endpoint: AwsEndpoint) -> None:
+    """What the local cloud's pollers use instead of HTTP: the same shapes, the same errors."""
+    sqs = client("sqs", aws_endpoint.url)
+    url = sqs.create_queue(
+        QueueName=f"inproc-{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"}
+    )["QueueUrl"]
+    attributes = {
+        "text": {"DataType": "String", "StringValue": "é"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+    }
+    for body in ("first", "second"):
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=body,
+            MessageGroupId="g",
+            MessageDeduplicationId=body,
+            MessageAttributes=attributes,
+        )
+    request = {"QueueUrl": url, "MaxNumberOfMessages": 1, "AttributeNames": ["All"]}
+    request["MessageAttributeNames"] = ["All"]
+    in_process = InProcessSqsClient(aws_endpoint.sqs)
+
+    via_boto3 = sqs.receive_message(**request)["Messages"][0]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=via_boto3["ReceiptHandle"])
+    direct = in_process.receive_message(**request)["Messages"][0]
+
+    assert direct.keys() == via_boto3.keys()
+    assert direct["Body"] == "second"
+    assert direct["Attributes"].keys() == via_boto3["Attributes"].keys()
+    assert direct["MessageAttributes"]["text"] == via_boto3["MessageAttributes"]["text"]
+    # boto3 decodes binary values; on the wire (and here) they are base64 text.
+    assert direct["MessageAttributes"]["raw"]["BinaryValue"] == "AP8="
+    deleted = in_process.delete_message_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": "ok", "ReceiptHandle": direct["ReceiptHandle"]},
+            {"Id": "bad", "ReceiptHandle": "not-a-handle"},
+        ],
+    )
+    assert [entry["Id"] for entry in deleted["Successful"]] == ["ok"]
+    assert [entry["Code"] for entry in deleted["Failed"]] == ["ReceiptHandleIsInvalid"]
+    assert aws_endpoint.sqs.queue_depth(url).visible == 0
+    with pytest.raises(SqsError) as missing:
+        in_process.receive_message(QueueUrl=url + "-gone")
+    assert missing.value.code == "AWS.SimpleQueueService.NonExistentQueue"

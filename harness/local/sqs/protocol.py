@@ -518,3 +518,32 @@ class _QueryCodec:
         response = serializer.serialize(result)
         body = response["body"]
         return body.encode() if isinstance(body, str) else bytes(body)
+
+
+class InProcessSqsClient:
+    """The SQS calls the local cloud's own pollers make, on the engine without HTTP.
+
+    Same answers as boto3 through the endpoint (JSON-protocol shapes, binary values as
+    base64 text, the engine's throttling), minus a request's serialization, signing and
+    HTTP round trip: an event source mapping's receive and delete are on the critical
+    path of a single-group drain, which runs one batch at a time. Errors raise
+    :class:`~harness.local.sqs.errors.SqsError`.
+    """
+
+    def __init__(self, engine: SqsEngine) -> None:
+        self._api = SqsApi(engine)
+
+    def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        result = self._api.call(operation, params)
+        # Through JSON as on the wire, so callers never see the engine's own objects.
+        encoded = json.dumps(result, default=_json_default, separators=(",", ":"))
+        decoded: dict[str, Any] = json.loads(encoded)
+        return decoded
+
+    def receive_message(self, **params: Any) -> dict[str, Any]:
+        """``ReceiveMessage`` (long polls block the calling thread, as with boto3)."""
+        return self._call("ReceiveMessage", params)
+
+    def delete_message_batch(self, **params: Any) -> dict[str, Any]:
+        """``DeleteMessageBatch``."""
+        return self._call("DeleteMessageBatch", params)
