@@ -10,6 +10,7 @@ in reverse order, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -121,8 +122,9 @@ class LocalStack:
             raise
 
     def _start(self) -> None:
-        # Synthesis is a subprocess (Node on the other core): load boto3's service models
-        # and the local-cloud modules meanwhile, so they are not on the start-up path.
+        # Synthesis is a subprocess (Node on the other core): do the first start's one-time
+        # work meanwhile (imports, moto's backends, boto3's models), off the start-up path.
+        # Given an assembly, there is nothing to overlap: the start would pay it anyway.
         warm = threading.Thread(target=_warm_up, name="local-stack-warm-up", daemon=True)
         warm.start()
         if self.assembly_dir is None:
@@ -188,6 +190,7 @@ class LocalStack:
         from harness.local.esm import EventSourceMappingService
         from harness.local.lambda_service import LambdaService
         from harness.local.metrics import QueueDepth, QueueMetricsPublisher
+        from harness.local.sqs.protocol import InProcessSqsClient
 
         self.endpoint = AwsEndpoint(port=self.port, throttling=self.throttling)
         self.endpoint.start()
@@ -205,7 +208,9 @@ class LocalStack:
         self.endpoint.mount(LambdaControlPlane.handles, self.control_plane)
         self.endpoint.mount(lambda path: path == STATUS_PATH, self._status_app)
 
-        self.mappings = EventSourceMappingService(self.lambdas, url, region)
+        self.mappings = EventSourceMappingService(
+            self.lambdas, url, region, sqs_client=InProcessSqsClient(self.endpoint.sqs)
+        )
         self._on_stop("event source mappings", self.mappings.close)
         self.control_plane.on_mapping_enabled = self.mappings.update
 
@@ -293,8 +298,14 @@ class LocalStack:
 
 
 def _warm_up() -> None:
-    from harness.local.cfn.providers.base import preload_clients
-    from harness.local.endpoint import AwsEndpoint  # noqa: F401 - imported for its cost
-    from harness.local.lambda_service import LambdaService  # noqa: F401
+    """The first start's one-time work (imports, moto backends, boto3 models) ahead of it.
 
-    preload_clients("us-east-1")
+    Runs in a thread while synthesis runs in its subprocess; see :mod:`harness.local.warm`.
+    """
+    from harness.local.sqs.engine import DEFAULT_REGION
+    from harness.local.warm import warm_up
+
+    # Only an optimization: whatever fails here fails again in the start itself, which
+    # reports it where it happens, so a failure here must not end the thread noisily.
+    with contextlib.suppress(Exception):
+        warm_up(DEFAULT_REGION)

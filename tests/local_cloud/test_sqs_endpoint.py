@@ -398,6 +398,12 @@ def test_the_in_process_client_answers_as_boto3_does(aws_endpoint: AwsEndpoint) 
     assert [entry["Id"] for entry in deleted["Successful"]] == ["ok"]
     assert [entry["Code"] for entry in deleted["Failed"]] == ["ReceiptHandleIsInvalid"]
     assert aws_endpoint.sqs.queue_depth(url).visible == 0
+    names = ["VisibilityTimeout", "RedrivePolicy"]
+    assert in_process.get_queue_attributes(QueueUrl=url, AttributeNames=names) == {
+        key: value
+        for key, value in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names).items()
+        if key != "ResponseMetadata"
+    }
     with pytest.raises(SqsError) as missing:
         in_process.receive_message(QueueUrl=url + "-gone")
     assert missing.value.code == "AWS.SimpleQueueService.NonExistentQueue"

@@ -12,6 +12,17 @@ Why not ``http.server``: it writes the status line, headers and body in separate
 With Nagle's algorithm on one side and delayed ACKs on the other, every invoke then waits
 for a ~40 ms ACK timer (measured: ~44 ms per warm invoke). Here every accepted socket gets
 ``TCP_NODELAY`` and every response goes out in one ``sendall``: ~0.25 ms per invoke.
+
+Under abuse it answers like RAPID (JSON ``{"errorType", "errorMessage"}`` bodies) and keeps
+serving: a malformed request gets 400 ``InvalidRequest`` (431 for an oversized head) and the
+connection is closed; a truncated body 400 ``TruncatedHTTPRequest``; an answer for a request
+id that is not the one in flight 400 ``InvalidRequestID``; an answer when none is in flight, a
+second answer, ``/next`` before answering, or ``/init/error`` after init 403
+``InvalidStateTransition``. Unlike Lambda, whose Runtime API only the sandbox can reach, this
+loopback port is reachable by every local process: so handing out an event, answering one
+and reporting an init error are reserved to the worker's own process group (the peer's
+socket is looked up in ``/proc``); anyone else gets 403 ``Forbidden`` and cannot steal or
+answer an invocation.
 """
 
 from __future__ import annotations
@@ -19,7 +30,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +43,19 @@ from typing import Protocol
 _LOG = logging.getLogger(__name__)
 
 API_PREFIX = "/2018-06-01/runtime"
-_MAX_HEAD_BYTES = 64 * 1024
+# Go's net/http default (RAPID's server): 1 MiB of header plus slack. awslambdaric sends the
+# X-Ray error cause as a header of up to 1 MiB with every /error.
+_MAX_HEAD_BYTES = 1024 * 1024 + 4096
 _RECV_BYTES = 256 * 1024
+# After an error that closes the connection, read what the client still sends (bounded) so
+# that closing with unread data does not reset the connection before it reads the error.
+_LINGER_S = 1.0
+_LINGER_BYTES = 16 * 1024 * 1024
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token (method, header name)
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters other than tab
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_HEX = re.compile(r"[0-9A-Fa-f]{1,15}")
+_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,14 @@ class PostedBody:
 
 class RuntimeApiBackend(Protocol):
     """What the server calls; implemented by the worker it serves."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The runtime process; it leads its own process group (started in a new session).
+
+        Only that group may take or answer events (see the module docstring).
+        """
+        ...
 
     def next_invocation(self, peer_gone: Callable[[], bool]) -> NextEvent | None:
         """Block until there is an event for this worker; ``None`` when it is shutting down.
@@ -85,6 +119,7 @@ class RuntimeApiBackend(Protocol):
 
 
 _REASONS = {
+    100: "Continue",
     200: "OK",
     202: "Accepted",
     400: "Bad Request",
@@ -92,6 +127,7 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Request Entity Too Large",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
 
@@ -104,6 +140,18 @@ def status_body(status: str) -> bytes:
 def error_body(error_type: str, message: str) -> bytes:
     """RAPID's error body shape."""
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def _state_error(current: str, wanted: str) -> tuple[int, bytes]:
+    """RAPID's answer to a call the runtime's state does not allow (403)."""
+    message = (
+        f"State transition from {current} to {wanted} failed for runtime. "
+        "Error: State transition is not allowed"
+    )
+    return 403, error_body("InvalidStateTransition", message)
+
+
+_INVALID_REQUEST_ID = (400, error_body("InvalidRequestID", "Invalid request ID"))
 
 
 def _peer_gone(sock: socket.socket) -> bool:
@@ -119,8 +167,114 @@ def _peer_gone(sock: socket.socket) -> bool:
         return True
 
 
+# -- who is calling: the peer's socket looked up in /proc ----------------------------------
+
+
+def _proc_net_address(host: str, port: int) -> str:
+    """An IPv4 endpoint as ``/proc/net/tcp`` prints it (address in host byte order)."""
+    address = int.from_bytes(socket.inet_aton(host), sys.byteorder)
+    return f"{address:08X}:{port:04X}"
+
+
+def _peer_socket_inode(sock: socket.socket) -> int | None:
+    """The inode of the PEER's end of a loopback connection; ``None`` if it is not listed.
+
+    Raises ``OSError`` when ``/proc/net/tcp`` cannot be read (no procfs: cannot tell).
+    """
+    local_host, local_port = sock.getsockname()[:2]
+    peer_host, peer_port = sock.getpeername()[:2]
+    # The peer's row: its local address is our remote one and the other way round.
+    wanted = (_proc_net_address(peer_host, peer_port), _proc_net_address(local_host, local_port))
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        next(table, None)
+        for line in table:
+            fields = line.split()
+            if len(fields) > 9 and (fields[1], fields[2]) == wanted:
+                return int(fields[9]) or None
+    return None
+
+
+def _holds_socket(pid: int, link: str) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == link:
+                return True
+    return False
+
+
+def peer_in_process_group(sock: socket.socket, group: int) -> bool:
+    """True if the other end of ``sock`` is held by a process of process group ``group``.
+
+    The group leader is checked first (the runtime's own connections: a few dozen fds); only
+    a socket it does not hold (a handler's child process, or a stranger) costs a scan of
+    ``/proc``. Without a readable ``/proc/net/tcp`` (not Linux) this cannot be told: True.
+    """
+    try:
+        inode = _peer_socket_inode(sock)
+    except (OSError, ValueError):
+        try:
+            sock.getpeername()
+        except OSError:
+            return False  # the peer is gone already
+        return True
+    if inode is None:
+        return False
+    link = f"socket:[{inode}]"
+    if _holds_socket(group, link):
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == group:
+            continue
+        try:
+            if os.getpgid(int(entry)) != group:
+                continue
+        except OSError:
+            continue
+        if _holds_socket(int(entry), link):
+            return True
+    return False
+
+
+# -- HTTP/1.1 ------------------------------------------------------------------------------
+
+
 class _BadRequestError(Exception):
-    pass
+    """The request cannot be parsed: answer ``status`` and close (the stream is out of step)."""
+
+    def __init__(self, message: str, *, status: int = 400, error_type: str = "InvalidRequest"):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+class _TruncatedError(_BadRequestError):
+    """The peer ended the request body early (closed or half-closed its side)."""
+
+    def __init__(self, got: int, expected: int | None) -> None:
+        of = f" of {expected}" if expected is not None else ""
+        super().__init__(
+            f"HTTP request detected as truncated: body ended after {got}{of} bytes",
+            error_type="TruncatedHTTPRequest",
+        )
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    version: str
+    headers: dict[str, str]
+
+    @property
+    def keep_alive(self) -> bool:
+        connection = self.headers.get("connection", "").lower()
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in connection
+        return "close" not in connection
 
 
 class _Connection:
@@ -130,6 +284,7 @@ class _Connection:
         self.sock = sock
         self._buf = bytearray()
         self._body_limit = body_limit
+        self.from_runtime: bool | None = None  # decided on the first state-changing call
 
     def _fill(self) -> bool:
         chunk = self.sock.recv(_RECV_BYTES)
@@ -138,36 +293,59 @@ class _Connection:
         self._buf += chunk
         return True
 
-    def read_head(self) -> tuple[str, str, dict[str, str]] | None:
-        """Method, path and lower-cased headers of the next request; ``None`` on EOF."""
+    def read_head(self) -> _Request | None:
+        """The next request's line and headers (names lower-cased); ``None`` on EOF."""
         while True:
+            # RFC 9112 2.2: ignore empty lines before a request line.
+            while self._buf.startswith(b"\r\n"):
+                del self._buf[:2]
             end = self._buf.find(b"\r\n\r\n")
             if end >= 0:
                 break
             if len(self._buf) > _MAX_HEAD_BYTES:
-                raise _BadRequestError("request head too large")
+                raise _BadRequestError(f"request head over {_MAX_HEAD_BYTES} bytes", status=431)
             if not self._fill():
+                if self._buf:
+                    raise _BadRequestError("connection closed in the middle of a request head")
                 return None
+        if end > _MAX_HEAD_BYTES:
+            raise _BadRequestError(f"request head over {_MAX_HEAD_BYTES} bytes", status=431)
         head = bytes(self._buf[:end]).decode("latin-1")
         del self._buf[: end + 4]
         request_line, *header_lines = head.split("\r\n")
         parts = request_line.split(" ")
-        if len(parts) != 3:
-            raise _BadRequestError(f"malformed request line {request_line!r}")
+        if (
+            len(parts) != 3
+            or not _TOKEN.fullmatch(parts[0])
+            or not parts[1].startswith("/")
+            or _CTL.search(parts[1])
+        ):
+            raise _BadRequestError(f"malformed request line {request_line[:200]!r}")
+        if parts[2] not in _VERSIONS:
+            raise _BadRequestError(f"unsupported HTTP version {parts[2][:20]!r}")
         headers: dict[str, str] = {}
         for line in header_lines:
             name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        return parts[0], parts[1], headers
+            # No obsolete line folding, no space before the colon, no control characters.
+            if not sep or not _TOKEN.fullmatch(name) or _CTL.search(value):
+                raise _BadRequestError(f"malformed header line {line[:200]!r}")
+            key, value = name.lower(), value.strip(" \t")
+            if key not in headers:
+                headers[key] = value
+            elif key in ("content-length", "transfer-encoding", "host"):
+                if headers[key] != value:
+                    raise _BadRequestError(f"conflicting {name} headers")
+            else:
+                headers[key] += ", " + value
+        return _Request(parts[0], parts[1], parts[2], headers)
 
-    def _take(self, size: int, keep: bool) -> bytes:
+    def _take(self, size: int, keep: bool, got: int = 0, expected: int | None = None) -> bytes:
         """Consume exactly ``size`` body bytes; keep them or drop them as they arrive."""
         kept = bytearray()
         remaining = size
         while remaining > 0:
             if not self._buf and not self._fill():
-                raise ConnectionError("peer closed mid-body")
+                raise _TruncatedError(got + size - remaining, expected)
             piece = min(remaining, len(self._buf))
             if keep:
                 kept += self._buf[:piece]
@@ -175,53 +353,68 @@ class _Connection:
             remaining -= piece
         return bytes(kept)
 
-    def _read_line(self) -> bytes:
+    def _read_line(self, got: int) -> bytes:
         while True:
             end = self._buf.find(b"\r\n")
             if end >= 0:
                 line = bytes(self._buf[:end])
                 del self._buf[: end + 2]
                 return line
-            if len(self._buf) > _MAX_HEAD_BYTES:
-                raise _BadRequestError("chunk header too large")
+            if len(self._buf) > 4096:
+                raise _BadRequestError("chunk header line too long")
             if not self._fill():
-                raise ConnectionError("peer closed mid-body")
+                raise _TruncatedError(got, None)
 
-    def read_body(self, headers: dict[str, str]) -> PostedBody:
+    def read_body(self, request: _Request) -> PostedBody:
         """The request body; a body over the limit is read and dropped, only its size kept."""
+        headers = request.headers
+        coding = headers.get("transfer-encoding")
+        length = headers.get("content-length")
+        if coding is not None:
+            if length is not None:
+                # Two framings: which one ends the body is ambiguous (request smuggling).
+                raise _BadRequestError("both Transfer-Encoding and Content-Length")
+            if coding.lower() != "chunked":
+                raise _BadRequestError(f"unsupported Transfer-Encoding {coding[:50]!r}")
+            self._continue(headers)
+            return self._read_chunked()
+        if length is None:
+            return PostedBody(b"", 0, False)  # RFC 9112 6.3: no framing, no body
+        if not _DIGITS.fullmatch(length):
+            raise _BadRequestError(f"invalid Content-Length {length[:50]!r}")
+        size = int(length)
+        if size:
+            self._continue(headers)
+        too_large = size > self._body_limit
+        return PostedBody(self._take(size, keep=not too_large, expected=size), size, too_large)
+
+    def _continue(self, headers: dict[str, str]) -> None:
         if headers.get("expect", "").lower() == "100-continue":
             # libcurl (inside awslambdaric's native client) asks before sending big bodies.
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return self._read_chunked()
-        try:
-            size = int(headers.get("content-length", "0"))
-        except ValueError as exc:
-            raise _BadRequestError("bad Content-Length") from exc
-        too_large = size > self._body_limit
-        return PostedBody(self._take(size, keep=not too_large), size, too_large)
 
     def _read_chunked(self) -> PostedBody:
         kept = bytearray()
         size = 0
         while True:
-            line = self._read_line()
-            try:
-                chunk_size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-            except ValueError as exc:
-                raise _BadRequestError("bad chunk size") from exc
+            line = self._read_line(size)
+            size_text = line.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(size_text.decode("latin-1")):
+                raise _BadRequestError(f"bad chunk size {size_text[:20]!r}")
+            chunk_size = int(size_text, 16)
             if chunk_size == 0:
-                while self._read_line():  # trailers, up to the empty line
+                while self._read_line(size):  # trailers, up to the empty line
                     pass
                 break
+            keep = size + chunk_size <= self._body_limit
+            data = self._take(chunk_size, keep=keep, got=size)
             size += chunk_size
-            keep = size <= self._body_limit
-            data = self._take(chunk_size, keep=keep)
             if keep:
                 kept += data
             else:
                 kept.clear()
-            self._take(2, keep=False)  # CRLF after each chunk
+            if self._take(2, keep=True, got=size) != b"\r\n":
+                raise _BadRequestError("chunk data not followed by CRLF")
         too_large = size > self._body_limit
         return PostedBody(b"" if too_large else bytes(kept), size, too_large)
 
@@ -240,6 +433,31 @@ class _Connection:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.sock.sendall(head + body)
 
+    def linger(self) -> None:
+        """Before closing after an error: stop sending, then read (bounded) until the peer ends.
+
+        Closing a socket with unread input makes the kernel reset the connection, and the
+        peer may then lose our error answer before reading it.
+        """
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(_LINGER_S)
+            drained = 0
+            while drained < _LINGER_BYTES:
+                chunk = self.sock.recv(_RECV_BYTES)
+                if not chunk:
+                    break
+                drained += len(chunk)
+
+
+class _Refused(Exception):
+    """A call refused before it reached the backend, with the answer to send."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
 
 class RuntimeApiServer:
     """Serves the Runtime API for one worker on ``127.0.0.1:<port>`` until closed."""
@@ -251,6 +469,11 @@ class RuntimeApiServer:
         self._closed = threading.Event()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        # The runtime's state as RAPID tracks it: init over (first /next), and the request id
+        # handed out by /next that has not been answered yet.
+        self._state_lock = threading.Lock()
+        self._initialized = False
+        self._pending: str | None = None
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
@@ -288,67 +511,156 @@ class RuntimeApiServer:
                 request = conn.read_head()
                 if request is None:
                     return
-                if not self._dispatch(conn, *request):
+                if not self._dispatch(conn, request):
                     return
         except _BadRequestError as exc:
             with contextlib.suppress(OSError):
-                conn.respond(400, error_body("InvalidRequest", str(exc)), close=True)
+                conn.respond(exc.status, error_body(exc.error_type, str(exc)), close=True)
+            conn.linger()
         except OSError:
             pass  # the worker went away or we are closing
+        except Exception:
+            # A bug here must cost one connection, never the worker's Runtime API.
+            _LOG.exception("runtime API %s: unexpected error", self._name)
+            with contextlib.suppress(OSError):
+                conn.respond(
+                    500,
+                    error_body("InternalServerError", "Internal Server Error"),
+                    close=True,
+                )
         finally:
             with self._conns_lock:
                 self._conns.discard(sock)
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def _dispatch(self, conn: _Connection, method: str, path: str, headers: dict[str, str]) -> bool:
+    def _dispatch(self, conn: _Connection, request: _Request) -> bool:
         """Handle one request; False when the connection must be closed."""
-        path = path.split("?", 1)[0]
-        if not path.startswith(API_PREFIX + "/"):
-            conn.read_body(headers)
-            conn.respond(404, error_body("NotFound", f"unknown path {path}"))
-            return True
-        route = path[len(API_PREFIX) + 1 :].split("/")
-        error_type = headers.get("lambda-runtime-function-error-type")
-        if route == ["invocation", "next"] and method == "GET":
-            event = self._backend.next_invocation(lambda: _peer_gone(conn.sock))
-            if event is None:
-                conn.respond(
-                    500, error_body("Runtime.ShuttingDown", "worker is stopping"), close=True
-                )
-                return False
-            next_headers = {
-                "Content-Type": "application/json",
-                "Lambda-Runtime-Aws-Request-Id": event.request_id,
-                "Lambda-Runtime-Deadline-Ms": str(event.deadline_ms),
-                "Lambda-Runtime-Invoked-Function-Arn": event.function_arn,
-                "Lambda-Runtime-Trace-Id": event.trace_id,
-            }
-            if event.client_context is not None:
-                next_headers["Lambda-Runtime-Client-Context"] = event.client_context
-            if event.cognito_identity is not None:
-                next_headers["Lambda-Runtime-Cognito-Identity"] = event.cognito_identity
+        # The body first, whatever the route: the next request starts after it.
+        body = conn.read_body(request)
+        path = request.path.split("?", 1)[0]
+        route = path[len(API_PREFIX) + 1 :].split("/") if path.startswith(API_PREFIX + "/") else []
+        keep = request.keep_alive
+        if route == ["invocation", "next"]:
+            if request.method != "GET":
+                return self._not_allowed(conn, request, "GET", keep)
+            return self._next(conn) and keep
+        answer = len(route) == 3 and route[0] == "invocation" and route[2] in ("response", "error")
+        if not answer and route != ["init", "error"]:
+            conn.respond(404, error_body("NotFound", f"unknown path {path[:200]}"), close=not keep)
+            return keep
+        if request.method != "POST":
+            return self._not_allowed(conn, request, "POST", keep)
+        error_type = request.headers.get("lambda-runtime-function-error-type")
+        try:
+            if route == ["init", "error"]:
+                status, reply = self._init_error(conn, body, error_type)
+            else:
+                status, reply = self._answer(conn, route[1], route[2], body, error_type)
+        except _Refused as refused:
+            status, reply = refused.status, refused.body
+        conn.respond(status, reply, close=not keep)
+        return keep
+
+    def _not_allowed(self, conn: _Connection, request: _Request, allow: str, keep: bool) -> bool:
+        message = f"{request.method[:20]} is not allowed here (only {allow})"
+        conn.respond(405, error_body("MethodNotAllowed", message), {"Allow": allow}, close=not keep)
+        return keep
+
+    def _require_runtime(self, conn: _Connection) -> None:
+        """Refuse (403) a caller outside the worker's process group; decided once per connection."""
+        if conn.from_runtime is None:
+            process = self._backend.process
+            conn.from_runtime = process is not None and peer_in_process_group(
+                conn.sock, process.pid
+            )
+        if not conn.from_runtime:
             try:
-                conn.respond(200, event.body, next_headers)
+                peer = "{}:{}".format(*conn.sock.getpeername()[:2])
             except OSError:
-                self._backend.undelivered(event.request_id)
-                raise
+                peer = "the caller"
+            message = f"{peer} is not a process of this worker's runtime"
+            raise _Refused(403, error_body("Forbidden", message))
+
+    def _state(self) -> str:
+        if self._pending is not None:
+            return "Running"
+        return "Ready" if self._initialized else "Initializing"
+
+    def _next(self, conn: _Connection) -> bool:
+        try:
+            self._require_runtime(conn)
+            with self._state_lock:
+                if self._pending is not None:
+                    # The current event has not been answered; RAPID refuses the same way.
+                    raise _Refused(*_state_error(self._state(), "Ready"))
+                self._initialized = True
+        except _Refused as refused:
+            conn.respond(refused.status, refused.body)
             return True
-        if method != "POST":
-            conn.read_body(headers)
-            conn.respond(405, error_body("MethodNotAllowed", f"{method} {path}"))
-            return True
-        body = conn.read_body(headers)
-        if len(route) == 3 and route[0] == "invocation" and route[2] == "response":
-            status, reply = self._backend.invocation_response(route[1], body)
-        elif len(route) == 3 and route[0] == "invocation" and route[2] == "error":
-            status, reply = self._backend.invocation_error(route[1], body, error_type)
-        elif route == ["init", "error"]:
-            status, reply = self._backend.init_error(body, error_type)
-        else:
-            status, reply = 404, error_body("NotFound", f"unknown path {path}")
-        conn.respond(status, reply)
+        event = self._backend.next_invocation(lambda: _peer_gone(conn.sock))
+        if event is None:
+            conn.respond(500, error_body("Runtime.ShuttingDown", "worker is stopping"), close=True)
+            return False
+        next_headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Aws-Request-Id": event.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(event.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": event.function_arn,
+            "Lambda-Runtime-Trace-Id": event.trace_id,
+        }
+        if event.client_context is not None:
+            next_headers["Lambda-Runtime-Client-Context"] = event.client_context
+        if event.cognito_identity is not None:
+            next_headers["Lambda-Runtime-Cognito-Identity"] = event.cognito_identity
+        with self._state_lock:
+            # Before sending: the runtime may answer as soon as the event reaches it.
+            self._pending = event.request_id
+        try:
+            conn.respond(200, event.body, next_headers)
+        except OSError:
+            with self._state_lock:
+                if self._pending == event.request_id:
+                    self._pending = None
+            self._backend.undelivered(event.request_id)
+            raise
         return True
+
+    def _check_pending(self, request_id: str, wanted: str) -> None:
+        if self._pending is None:
+            # Nothing in flight: before the first event, or this one is answered already.
+            raise _Refused(*_state_error(self._state(), wanted))
+        if request_id != self._pending:
+            raise _Refused(*_INVALID_REQUEST_ID)
+
+    def _answer(
+        self,
+        conn: _Connection,
+        request_id: str,
+        kind: str,
+        body: PostedBody,
+        error_type: str | None,
+    ) -> tuple[int, bytes]:
+        """``/invocation/{id}/response`` or ``/error``: the first answer for the id counts."""
+        wanted = "InvocationResponse" if kind == "response" else "InvocationErrorResponse"
+        with self._state_lock:
+            self._check_pending(request_id, wanted)
+        self._require_runtime(conn)
+        with self._state_lock:
+            self._check_pending(request_id, wanted)  # a concurrent answer may have won
+            self._pending = None
+        if kind == "response":
+            return self._backend.invocation_response(request_id, body)
+        return self._backend.invocation_error(request_id, body, error_type)
+
+    def _init_error(
+        self, conn: _Connection, body: PostedBody, error_type: str | None
+    ) -> tuple[int, bytes]:
+        with self._state_lock:
+            if self._initialized:
+                raise _Refused(*_state_error(self._state(), "InitError"))
+        self._require_runtime(conn)
+        return self._backend.init_error(body, error_type)
 
     def close(self) -> None:
         """Stop accepting, drop every connection; idempotent."""

@@ -547,3 +547,7 @@ class InProcessSqsClient:
     def delete_message_batch(self, **params: Any) -> dict[str, Any]:
         """``DeleteMessageBatch``."""
         return self._call("DeleteMessageBatch", params)
+
+    def get_queue_attributes(self, **params: Any) -> dict[str, Any]:
+        """``GetQueueAttributes``."""
+        return self._call("GetQueueAttributes", params)
