@@ -343,6 +343,11 @@ CASES: list[tuple[str, str, dict[str, Any], bool]] = [
     ("wrong-key-type", "get_item", {"Key": {"pk": N}}, False),
     ("projection", "get_item", {"Key": {"pk": {"S": "a"}}, "ProjectionExpression": "title"}, False),
     ("empty-set", "put_item", {"Item": {"pk": {"S": "n"}, "s": {"SS": []}}}, False),
+    # Sizes: served while the JSON text is within the limit; beyond it moto measures.
+    ("big-item", "put_item", {"Item": {"pk": {"S": "n"}, "s": {"S": "é" * 60_000}}}, True),
+    ("too-big-item", "put_item", {"Item": {"pk": {"S": "n"}, "s": {"S": "x" * 410_000}}}, False),
+    ("long-key", "put_item", {"Item": {"pk": {"S": "k" * 1500}}}, False),
+    ("too-long-key", "put_item", {"Item": {"pk": {"S": "k" * 2100}}}, False),
 ]
 
 
