@@ -189,6 +189,7 @@ class LocalStack:
         from harness.local.endpoint import AwsEndpoint
         from harness.local.esm import EventSourceMappingService
         from harness.local.lambda_service import LambdaService
+        from harness.local.lambda_service.telemetry import InProcessLogsClient
         from harness.local.metrics import QueueDepth, QueueMetricsPublisher
         from harness.local.sqs.protocol import InProcessSqsClient
 
@@ -202,7 +203,7 @@ class LocalStack:
         self._on_stop("deployed resources", self._destroy_deployed)
         url, region = self.endpoint.url, self.endpoint.region
 
-        self.lambdas = LambdaService(url, region)
+        self.lambdas = LambdaService(url, region, logs_client=InProcessLogsClient(region))
         self._on_stop("Lambda service", self.lambdas.close)
         self.control_plane = LambdaControlPlane(self.lambdas.invoke)
         self.endpoint.mount(LambdaControlPlane.handles, self.control_plane)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES
+from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES, InProcessLogsClient
 from harness.local.lambda_service.testing import Endpoint, boto_client, local_endpoint
 from harness.local.specs import FunctionSpec
 from harness.waiting import wait_until
@@ -28,10 +28,17 @@ def endpoint() -> Iterator[Endpoint]:
         yield ep
 
 
-@pytest.fixture
-def service(endpoint: Endpoint) -> Iterator[LambdaService]:
+@pytest.fixture(params=["boto3", "in-process"])
+def service(endpoint: Endpoint, request: pytest.FixtureRequest) -> Iterator[LambdaService]:
+    """Logs shipped through the endpoint (any endpoint) or into moto in this process (the
+    local stack's way): users read the same groups, streams and events either way."""
+    logs_client = InProcessLogsClient(endpoint.region) if request.param == "in-process" else None
     with LambdaService(
-        endpoint.url, endpoint.region, log_flush_interval=0.1, metrics_interval=0.2
+        endpoint.url,
+        endpoint.region,
+        log_flush_interval=0.1,
+        metrics_interval=0.2,
+        logs_client=logs_client,
     ) as svc:
         yield svc
 

@@ -51,6 +51,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from harness.local.closing import ClosesOnExit
 from harness.local.lambda_service.telemetry import (
@@ -210,7 +211,10 @@ class LambdaService(ClosesOnExit):
         log_flush_interval: float = 0.2,
         metrics_interval: float = 1.0,
         init_timeout_s: float = INIT_TIMEOUT_S,
+        logs_client: Any = None,
     ) -> None:
+        """``logs_client`` ships the functions' logs instead of a boto3 client at the
+        endpoint (the local cloud passes its in-process :class:`InProcessLogsClient`)."""
         self.endpoint_url = endpoint_url
         self.region = region
         self._unreserved_limit = unreserved_concurrency_limit
@@ -220,8 +224,14 @@ class LambdaService(ClosesOnExit):
         self._functions: dict[str, _Function] = {}
         self._closed = False
         make_client = client_factory(endpoint_url, region)
+
+        def make_logs_client(service: str) -> Any:
+            return logs_client if logs_client is not None else make_client(service)
+
         self._logs = (
-            LogShipper(make_client, flush_interval=log_flush_interval) if publish_logs else None
+            LogShipper(make_logs_client, flush_interval=log_flush_interval)
+            if publish_logs
+            else None
         )
         self._metrics = (
             MetricsPublisher(make_client, interval=metrics_interval) if publish_metrics else None
