@@ -21,6 +21,10 @@ One run prints, against the targets for a 2-core machine:
   receive, one batch in flight for the one group, the processor's DynamoDB updates,
   deletes). Real task messages, written by the real API, in the real table.
 
+Both phases also split the CPU they used between the functions' workers (from ``/proc``)
+and this process (the local cloud, plus the load generator during ingest), and print the
+rate each split allows: a miss is then either the functions' own cost or the local cloud's.
+
 The assembly is synthesized with the stage throttle raised (``throttle_rate``/
 ``throttle_burst`` context): the stack's configured 100 requests/s would otherwise be
 what the ingest figure measured (the local API Gateway enforces it, as AWS does).
@@ -283,6 +287,30 @@ def _completed(stack: LocalStack, task_ids: list[str]) -> int:
     return done
 
 
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+
+
+def _cpu_snapshot(stack: LocalStack) -> dict[str, float]:
+    """CPU seconds so far: ``local cloud`` (this process) and each function's workers."""
+    snapshot = {"local cloud": time.process_time()}
+    for name in stack.lambdas.stats():
+        snapshot[name] = sum(_process_cpu_s(pid) for pid in stack.lambdas.worker_pids(name))
+    return snapshot
+
+
+def _cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
 def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, Any]:
     """Ingest ``tasks`` with the mapping disabled, then time the single-group drain."""
     poster = _Poster(_flat(stack)[contract.API_URL])
@@ -300,9 +328,11 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
         timeout=30, description="an empty task queue with the mapping disabled",
     )  # fmt: skip
 
+    cpu_before = _cpu_snapshot(stack)
     began = time.perf_counter()
     ids, statuses = _post_all(poster, tasks, threads)
     ingest_s = time.perf_counter() - began
+    ingest_cpu = _cpu_used(cpu_before, _cpu_snapshot(stack))
     # A long poll issued before the mapping was disabled may still take one batch: wait
     # until nothing is in flight and the backlog holds still, and drain what is there.
     seen: list[tuple[int, int]] = []
@@ -316,6 +346,7 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
         settled_backlog, timeout=60, interval=0.1, description="a backlog holding still"
     )
 
+    cpu_before = _cpu_snapshot(stack)
     began = time.perf_counter()
     _set_mapping(stack, enabled=True)
     wait_until(
@@ -323,6 +354,7 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
         timeout=600, interval=0.02, description="the task queue to drain",
     )  # fmt: skip
     drain_s = time.perf_counter() - began
+    drain_cpu = _cpu_used(cpu_before, _cpu_snapshot(stack))
     completed = _completed(stack, ids)
     return {
         "accepted": len(ids),
@@ -334,6 +366,12 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
         "drain_per_s": backlog / drain_s,
         "completed": completed,
         "a_task_id": ids[0],
+        "api_cpu_ms": 1000 * ingest_cpu[_flat(stack)[contract.API_FUNCTION_NAME]] / len(ids),
+        "ingest_cloud_cpu_ms": 1000 * ingest_cpu["local cloud"] / len(ids),
+        "processor_cpu_ms": (
+            1000 * drain_cpu[_flat(stack)[contract.PROCESSOR_FUNCTION_NAME]] / max(backlog, 1)
+        ),
+        "drain_cloud_cpu_ms": 1000 * drain_cpu["local cloud"] / max(backlog, 1),
     }
 
 
@@ -422,6 +460,24 @@ def main(argv: list[str] | None = None) -> int:
     ingest = figures["ingest_per_s"]
     print(_row("single-group drain", f"{drain:.0f} msg/s", ">= 300/s", drain >= TARGET_DRAIN_PER_S))
     print(_row("API ingest", f"{ingest:.0f} tasks/s", ">= 300/s", ingest >= TARGET_INGEST_PER_S))
+    # Where the CPU goes, so a miss can be told apart: the functions' own work, or the
+    # local cloud's. One group drains one batch at a time, so the processor's CPU per
+    # message bounds the drain; ingest runs on every core, so the sum bounds it.
+    cores = os.cpu_count() or 1
+    processor_ms, drain_cloud_ms = figures["processor_cpu_ms"], figures["drain_cloud_cpu_ms"]
+    api_ms, ingest_cloud_ms = figures["api_cpu_ms"], figures["ingest_cloud_cpu_ms"]
+    print()
+    print(
+        f"drain CPU per message: processor function {processor_ms:.2f} ms, local cloud "
+        f"{drain_cloud_ms:.2f} ms; the function alone allows at most "
+        f"{1000 / processor_ms:.0f} msg/s on one group"
+    )
+    print(
+        f"ingest CPU per task: API function {api_ms:.2f} ms, local cloud and the load "
+        f"generator {ingest_cloud_ms:.2f} ms; {cores} cores allow at most "
+        f"{1000 * cores / (api_ms + ingest_cloud_ms):.0f} tasks/s, the function alone "
+        f"{1000 * cores / api_ms:.0f}"
+    )
     return 0
 
 
