@@ -263,12 +263,15 @@ class AwsEndpoint:
         response = self._sqs_response(method, path, query, header, body)
         if response is not None:
             return response
-        environ = _environ(method, path, query, headers, body, client, self.port)
         target = header("X-Amz-Target") or ""
         if target.startswith(TARGET_PREFIX):
             with self.dynamodb.lock:
                 fast = self.dynamodb.handle(target[len(TARGET_PREFIX) :], body, header)
-                return fast if fast is not None else _call_wsgi(self._moto(), environ)
+                if fast is not None:
+                    return fast
+                environ = _environ(method, path, query, headers, body, client, self.port)
+                return _call_wsgi(self._moto(), environ)
+        environ = _environ(method, path, query, headers, body, client, self.port)
         return _call_wsgi(self._moto(), environ)
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
