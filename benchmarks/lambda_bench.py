@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.testing import Endpoint, local_endpoint
+from harness.local.lambda_service.testing import Endpoint, function_spec, local_endpoint
 from harness.local.specs import FunctionSpec
 
 HANDLER_SOURCE = """
@@ -45,16 +45,7 @@ class _Context:
 
 
 def _spec(code_dir: Path, name: str) -> FunctionSpec:
-    return FunctionSpec(
-        logical_id="Bench",
-        stack_name="bench",
-        function_name=name,
-        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler="bench_handler.handler",
-        runtime="python3.12",
-        code_dir=code_dir,
-        timeout_s=30,
-    )
+    return function_spec(code_dir, "bench_handler.handler", name=name, timeout_s=30)
 
 
 def _timed(fn: Callable[[], object], n: int) -> list[float]:

@@ -55,8 +55,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from cdk import contract  # noqa: E402 - after the repo root is importable
 from harness.local.cloud import LocalStack  # noqa: E402
+from harness.local.lambda_service.testing import function_spec  # noqa: E402
 from harness.local.metrics import local_client  # noqa: E402
-from harness.local.specs import FunctionSpec  # noqa: E402
 from harness.node import put_node_on_path  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 
@@ -127,15 +127,9 @@ def trivial_overhead(stack: LocalStack, code_dir: Path, invokes: int) -> tuple[f
     """Median ms of a warm invoke and of a direct call of a trivial handler."""
     code_dir.mkdir(parents=True, exist_ok=True)
     (code_dir / "bench_trivial.py").write_text(TRIVIAL_HANDLER)
-    name = f"bench-{uuid.uuid4().hex[:6]}"
-    stack.lambdas.add_function(
-        FunctionSpec(
-            logical_id="Bench", stack_name="bench", function_name=name,
-            arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-            handler="bench_trivial.handler", runtime="python3.12", code_dir=code_dir,
-            timeout_s=30,
-        )
-    )  # fmt: skip
+    spec = function_spec(code_dir, "bench_trivial.handler", prefix="bench", timeout_s=30)
+    stack.lambdas.add_function(spec)
+    name = spec.function_name
     sys.path.insert(0, str(code_dir))
     module: Any = importlib.import_module("bench_trivial")
     context = _Context()

@@ -28,7 +28,7 @@ from harness.local.lambda_service.telemetry import (
     InProcessLogsClient,
     client_factory,
 )
-from harness.local.lambda_service.testing import pid_alive
+from harness.local.lambda_service.testing import function_spec, pid_alive
 from harness.local.specs import FunctionSpec, InvokeResult
 from harness.waiting import wait_until
 
@@ -189,15 +189,11 @@ def probe(endpoint: AwsEndpoint, tmp_path_factory: pytest.TempPathFactory) -> It
     """A deployed function with two execution environments, and a socket its handler calls."""
     code_dir = tmp_path_factory.mktemp("runtime-abuse")
     (code_dir / "abuse_probe.py").write_text(PROBE_SOURCE)
-    name = f"abuse-{uuid.uuid4().hex[:8]}"
-    spec = FunctionSpec(
-        logical_id="AbuseProbe",
-        stack_name="abuse",
-        function_name=name,
-        arn=f"arn:aws:lambda:{endpoint.region}:123456789012:function:{name}",
-        handler="abuse_probe.handler",
-        runtime="python3.12",
-        code_dir=Path(code_dir),
+    spec = function_spec(
+        Path(code_dir),
+        "abuse_probe.handler",
+        prefix="abuse",
+        region=endpoint.region,
         timeout_s=30,
         reserved_concurrency=2,
     )
@@ -208,7 +204,7 @@ def probe(endpoint: AwsEndpoint, tmp_path_factory: pytest.TempPathFactory) -> It
         socket.create_server(("127.0.0.1", 0)) as listener,
     ):
         service.add_function(spec)
-        yield _Probe(service, name, listener, _Ledger())
+        yield _Probe(service, spec.function_name, listener, _Ledger())
 
 
 @dataclass
@@ -652,16 +648,8 @@ class _Unruly:
 
 
 def _unruly_spec(code_dir: Path, region: str, timeout_s: int) -> FunctionSpec:
-    name = f"unruly-{uuid.uuid4().hex[:8]}"
-    return FunctionSpec(
-        logical_id="Unruly",
-        stack_name="abuse",
-        function_name=name,
-        arn=f"arn:aws:lambda:{region}:123456789012:function:{name}",
-        handler="unruly.handler",
-        runtime="python3.12",
-        code_dir=code_dir,
-        timeout_s=timeout_s,
+    return function_spec(
+        code_dir, "unruly.handler", prefix="unruly", region=region, timeout_s=timeout_s
     )
 
 

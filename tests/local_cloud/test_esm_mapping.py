@@ -25,6 +25,7 @@ from harness.local.lambda_service.testing import (
     Endpoint,
     boto_client,
     child_pids,
+    function_spec,
     local_endpoint,
     pid_alive,
 )
@@ -95,18 +96,13 @@ class Rig:
         reserved: int | None = None,
         response: Any = None,
     ) -> FunctionSpec:
-        name = f"consumer-{uuid.uuid4().hex[:8]}"
-        env = {"JOURNAL": str(self.tmp / f"{name}.jsonl"), "PROBE_MODE": mode}
+        env = {"JOURNAL": str(self.tmp / f"{uuid.uuid4().hex}.jsonl"), "PROBE_MODE": mode}
         if response is not None:
             env["PROBE_RESPONSE"] = json.dumps(response)
-        spec = FunctionSpec(
-            logical_id="Consumer",
-            stack_name="test",
-            function_name=name,
-            arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-            handler="lambda_sqs_probe.handler",
-            runtime="python3.12",
-            code_dir=FUNCTIONS,
+        spec = function_spec(
+            FUNCTIONS,
+            "lambda_sqs_probe.handler",
+            prefix="consumer",
             timeout_s=timeout_s,
             reserved_concurrency=reserved,
             environment=env,

@@ -23,6 +23,7 @@ from harness.local.lambda_service.testing import (
     Endpoint,
     boto_client,
     child_pids,
+    function_spec,
     local_endpoint,
     pid_alive,
 )
@@ -49,17 +50,7 @@ def service(endpoint: Endpoint) -> Iterator[LambdaService]:
 def make_spec(
     code_dir: Path = FUNCTIONS, handler: str = "lambda_probe.handler", **kwargs: Any
 ) -> FunctionSpec:
-    name = f"probe-{uuid.uuid4().hex[:8]}"
-    return FunctionSpec(
-        logical_id="Probe",
-        stack_name="test",
-        function_name=name,
-        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler=handler,
-        runtime="python3.12",
-        code_dir=code_dir,
-        **kwargs,
-    )
+    return function_spec(code_dir, handler, **kwargs)
 
 
 def call(service: LambdaService, spec: FunctionSpec, **event: Any) -> InvokeResult:

@@ -15,7 +15,12 @@ import pytest
 
 from harness.local.lambda_service import LambdaService
 from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES, InProcessLogsClient
-from harness.local.lambda_service.testing import Endpoint, boto_client, local_endpoint
+from harness.local.lambda_service.testing import (
+    Endpoint,
+    boto_client,
+    function_spec,
+    local_endpoint,
+)
 from harness.local.specs import FunctionSpec
 from harness.waiting import wait_until
 
@@ -44,17 +49,7 @@ def service(endpoint: Endpoint, request: pytest.FixtureRequest) -> Iterator[Lamb
 
 
 def make_spec(**kwargs: Any) -> FunctionSpec:
-    name = f"telemetry-{uuid.uuid4().hex[:8]}"
-    return FunctionSpec(
-        logical_id="Probe",
-        stack_name="test",
-        function_name=name,
-        arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        handler="lambda_probe.handler",
-        runtime="python3.12",
-        code_dir=FUNCTIONS,
-        **kwargs,
-    )
+    return function_spec(FUNCTIONS, "lambda_probe.handler", prefix="telemetry", **kwargs)
 
 
 def log_events(endpoint: Endpoint, group: str) -> dict[str, list[str]]:

@@ -5,11 +5,39 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from harness.local.specs import FunctionSpec
+
 REGION = "us-east-1"
+
+
+def function_spec(
+    code_dir: Path,
+    handler: str,
+    *,
+    name: str | None = None,
+    prefix: str = "probe",
+    region: str = REGION,
+    **kwargs: Any,
+) -> FunctionSpec:
+    """A Python 3.12 function of ``code_dir``, named ``name`` or ``<prefix>-<8 hex>``;
+    ``kwargs`` are the other :class:`FunctionSpec` fields (timeout, environment, ...)."""
+    name = name or f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return FunctionSpec(
+        logical_id=prefix.title().replace("-", ""),
+        stack_name="test",
+        function_name=name,
+        arn=f"arn:aws:lambda:{region}:123456789012:function:{name}",
+        handler=handler,
+        runtime="python3.12",
+        code_dir=code_dir,
+        **kwargs,
+    )
 
 
 @dataclass(frozen=True)
