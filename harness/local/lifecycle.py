@@ -89,8 +89,9 @@ def _describe(
     ):
         if key in flat:
             _print(f"  {key:<24} {flat[key]}")
-    figures = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items())
-    _print(f"  timings: {figures}")
+    if timings:
+        figures = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items())
+        _print(f"  timings: {figures}")
     _print(
         f"  try: curl -s -X POST {flat.get(contract.API_URL, '')}tasks "
         "-H 'Content-Type: application/json' "
@@ -162,7 +163,14 @@ def _up_detached(args: argparse.Namespace) -> int:
         _terminate(process.pid)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    _describe(json.loads(outputs_file.read_text()), outputs_file, {})
+    # `status` and `down` run from this directory find the stack (and its outputs) here.
+    (STATE_DIR / "outputs").write_text(str(outputs_file))
+    outputs = json.loads(outputs_file.read_text())
+    try:
+        timings = _status_report(outputs).get("timings_s", {})
+    except (OSError, ValueError):  # only for the summary: the stack itself is up
+        timings = {}
+    _describe(outputs, outputs_file, timings)
     _print("detached; stop it with `harness local down`")
     return 0
 
@@ -181,6 +189,7 @@ def down(args: argparse.Namespace) -> int:
     _print(f"stopping the local stack (pid {pid}) ...")
     clean = _terminate(pid)
     pid_file.unlink(missing_ok=True)
+    (STATE_DIR / "outputs").unlink(missing_ok=True)
     _print("stopped" if clean else "stopped (had to be killed)")
     return 0
 
@@ -221,22 +230,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _status_report(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The running stack's ``/_local/status`` report; raises OSError if it does not answer."""
+    endpoint = contract.flatten(outputs).get(contract.AWS_ENDPOINT_URL)
+    if not endpoint:
+        raise ValueError("not a local stack's outputs file (no AwsEndpointUrl)")
+    with urllib.request.urlopen(endpoint + "/_local/status", timeout=10) as response:  # noqa: S310
+        report: dict[str, Any] = json.loads(response.read())
+    return report
+
+
 def status(args: argparse.Namespace) -> int:
     """Print queue depths, function counters and alarm states of a running local stack."""
+    outputs_file: Path = args.outputs
+    recorded = STATE_DIR / "outputs"
+    if outputs_file == DEFAULT_OUTPUTS and not outputs_file.exists() and recorded.exists():
+        outputs_file = Path(recorded.read_text())  # a detached stack started from here
     try:
-        flat = contract.flatten(json.loads(args.outputs.read_text()))
+        outputs = json.loads(outputs_file.read_text())
     except FileNotFoundError:
-        print(f"error: no outputs file at {args.outputs}; is the local stack up?", file=sys.stderr)
+        print(f"error: no outputs file at {outputs_file}; is the local stack up?", file=sys.stderr)
         return 1
-    endpoint = flat.get(contract.AWS_ENDPOINT_URL)
-    if not endpoint:
-        print(f"error: {args.outputs} is not a local stack's outputs file", file=sys.stderr)
+    except ValueError as exc:
+        print(f"error: {outputs_file} is not JSON: {exc}", file=sys.stderr)
         return 1
     try:
-        with urllib.request.urlopen(endpoint + "/_local/status", timeout=10) as response:  # noqa: S310
-            report = json.loads(response.read())
+        report = _status_report(outputs)
+    except ValueError as exc:
+        print(f"error: {outputs_file}: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"error: the local stack at {endpoint} does not answer: {exc}", file=sys.stderr)
+        print(f"error: the local stack does not answer: {exc}", file=sys.stderr)
         return 1
     if args.json:
         _print(json.dumps(report, indent=2))

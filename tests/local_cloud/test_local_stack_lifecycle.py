@@ -160,6 +160,7 @@ def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
     )
     assert up.returncode == 0, up.stdout + up.stderr
     assert "ApiUrl" in up.stdout, up.stdout
+    assert "start_after_synth" in up.stdout, up.stdout  # the detached stack's own timings
     pid = int((tmp_path / ".local-stack" / "pid").read_text())
     try:
         again = _harness(
@@ -169,19 +170,23 @@ def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
         assert "already running" in again.stderr, again.stderr
 
         status = _harness(tmp_path, "local", "status", "--outputs", str(outputs_file), timeout=60)
-        assert status.returncode == 0, status.stderr
-        for expected in (
-            "lifecycle-tasks.fifo",
-            "lifecycle-tasks-dlq.fifo",
-            "lifecycle-processor",
-            "lifecycle-dlq-messages",
-        ):
-            assert expected in status.stdout, status.stdout
+        # Without --outputs, from the same directory: the detached stack's own outputs.
+        plain = _harness(tmp_path, "local", "status", timeout=60)
+        for report in (status, plain):
+            assert report.returncode == 0, report.stderr
+            for expected in (
+                "lifecycle-tasks.fifo",
+                "lifecycle-tasks-dlq.fifo",
+                "lifecycle-processor",
+                "lifecycle-dlq-messages",
+            ):
+                assert expected in report.stdout, report.stdout
     finally:
         down = _harness(tmp_path, "local", "down", timeout=90)
     assert down.returncode == 0, down.stdout + down.stderr
     wait_until(lambda: not _alive(pid), timeout=30, description=f"local stack {pid} to exit")
     assert not (tmp_path / ".local-stack" / "pid").exists()
+    assert not (tmp_path / ".local-stack" / "outputs").exists()
 
 
 def test_status_without_a_stack_is_a_clear_error(tmp_path: Path) -> None:
@@ -190,6 +195,18 @@ def test_status_without_a_stack_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "is the local stack up?" in result.stderr, result.stderr
+    (tmp_path / "broken.json").write_text("{not json")
+    broken = _harness(
+        tmp_path, "local", "status", "--outputs", str(tmp_path / "broken.json"), timeout=60
+    )
+    assert broken.returncode == 1
+    assert "is not JSON" in broken.stderr, broken.stderr
+    (tmp_path / "other.json").write_text('{"Stack": {"ApiUrl": "http://127.0.0.1:1/"}}')
+    other = _harness(
+        tmp_path, "local", "status", "--outputs", str(tmp_path / "other.json"), timeout=60
+    )
+    assert other.returncode == 1
+    assert "no AwsEndpointUrl" in other.stderr, other.stderr
 
 
 @pytest.mark.slow
