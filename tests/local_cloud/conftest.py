@@ -10,12 +10,15 @@ it). Tests without the marker pass on both.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from harness.local.endpoint import AwsEndpoint
+from harness.local.metrics import local_client
+from harness.local.specs import AlarmSpec, MetricDimension
 from harness.local.sqs import FakeClock
-from harness.local.sqs.testing import SqsBackend, client
+from harness.local.sqs.testing import REGION, SqsBackend, client
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,3 +90,32 @@ def sqs_backend(request: pytest.FixtureRequest) -> SqsBackend:
 def engine_backend(aws_endpoint: AwsEndpoint) -> SqsBackend:
     """Our endpoint only (behaviours plain moto cannot be driven through, e.g. a fake clock)."""
     return SqsBackend(kind="engine", url=aws_endpoint.url, sqs=client("sqs", aws_endpoint.url))
+
+
+@pytest.fixture
+def moto_sqs(moto_url: str) -> Any:
+    """An SQS client on plain moto (``moto_url``)."""
+    return local_client("sqs", moto_url, REGION)
+
+
+@pytest.fixture
+def moto_cloudwatch(moto_url: str) -> Any:
+    """A CloudWatch client on plain moto (``moto_url``)."""
+    return local_client("cloudwatch", moto_url, REGION)
+
+
+def dlq_alarm(queue: str, treat_missing: str = "notBreaching") -> AlarmSpec:
+    """The DLQ alarm's shape: Maximum of visible messages >= 1 over one minute."""
+    return AlarmSpec(
+        alarm_name=f"dlq-{queue}",
+        namespace="AWS/SQS",
+        metric_name="ApproximateNumberOfMessagesVisible",
+        dimensions=(MetricDimension("QueueName", queue),),
+        statistic="Maximum",
+        period_s=60,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        threshold=1.0,
+        comparison_operator="GreaterThanOrEqualToThreshold",
+        treat_missing_data=treat_missing,
+    )

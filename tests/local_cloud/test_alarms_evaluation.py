@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harness.local.alarms import (
     ALARM,
@@ -21,52 +20,20 @@ from harness.local.alarms import (
     Datapoint,
     evaluate,
 )
-from harness.local.metrics import local_client
 from harness.local.specs import AlarmSpec, MetricDimension
 from harness.waiting import wait_until
+
+from .conftest import dlq_alarm
 
 REGION = "us-east-1"
 T0 = datetime(2026, 11, 29, 8, 40, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def cloudwatch(endpoint: str) -> Any:
-    return local_client("cloudwatch", endpoint, REGION)
-
-
-@pytest.fixture
-def alarms(endpoint: str) -> Iterator[AlarmService]:
+def alarms(moto_url: str) -> Iterator[AlarmService]:
     # Evaluated explicitly by each test (evaluate_now), unless a test starts the thread.
-    with AlarmService(endpoint, REGION, start=False) as service:
+    with AlarmService(moto_url, REGION, start=False) as service:
         yield service
-
-
-def dlq_alarm(queue: str, treat_missing: str = "notBreaching") -> AlarmSpec:
-    """The DLQ alarm's shape: Maximum of visible messages >= 1 over one minute."""
-    return AlarmSpec(
-        alarm_name=f"dlq-{queue}",
-        namespace="AWS/SQS",
-        metric_name="ApproximateNumberOfMessagesVisible",
-        dimensions=(MetricDimension("QueueName", queue),),
-        statistic="Maximum",
-        period_s=60,
-        evaluation_periods=1,
-        datapoints_to_alarm=1,
-        threshold=1.0,
-        comparison_operator="GreaterThanOrEqualToThreshold",
-        treat_missing_data=treat_missing,
-    )
 
 
 def errors_alarm(function: str) -> AlarmSpec:
@@ -219,17 +186,17 @@ def test_reasons_are_worded_like_cloudwatch() -> None:
 
 
 def test_dlq_alarm_fires_on_a_datapoint_and_clears_when_it_ages_out(
-    alarms: AlarmService, cloudwatch: Any
+    alarms: AlarmService, moto_cloudwatch: Any
 ) -> None:
     spec = dlq_alarm(f"dlq-{unique()}.fifo")
     alarms.add_alarm(spec)
     assert alarms.evaluate_now() == {spec.alarm_name: OK}
-    put(cloudwatch, spec, 0.0)
+    put(moto_cloudwatch, spec, 0.0)
     assert alarms.evaluate_now()[spec.alarm_name] == OK
 
-    put(cloudwatch, spec, 1.0)
+    put(moto_cloudwatch, spec, 1.0)
     assert alarms.evaluate_now()[spec.alarm_name] == ALARM
-    alarm = described(cloudwatch, spec.alarm_name)
+    alarm = described(moto_cloudwatch, spec.alarm_name)
     assert alarm["StateValue"] == ALARM
     assert re.fullmatch(
         r"Threshold Crossed: 1 datapoint \[1\.0 \(\d\d/\d\d/\d\d \d\d:\d\d:\d\d\)\] was greater "
@@ -239,14 +206,14 @@ def test_dlq_alarm_fires_on_a_datapoint_and_clears_when_it_ages_out(
     assert json.loads(alarm["StateReasonData"])["recentDatapoints"] == [1.0]
 
     # The queue drained: zeros are published, but the minute's Maximum is still 1 ...
-    put(cloudwatch, spec, 0.0)
+    put(moto_cloudwatch, spec, 0.0)
     assert alarms.evaluate_now()[spec.alarm_name] == ALARM
     # ... until the 1 is more than a period old (evaluated at a later clock).
     later = datetime.now(UTC) + timedelta(seconds=90)
-    put(cloudwatch, spec, 0.0, timestamp=later - timedelta(seconds=5))
+    put(moto_cloudwatch, spec, 0.0, timestamp=later - timedelta(seconds=5))
     assert alarms.evaluate_now(later)[spec.alarm_name] == OK
 
-    history = cloudwatch.describe_alarm_history(
+    history = moto_cloudwatch.describe_alarm_history(
         AlarmName=spec.alarm_name, HistoryItemType="StateUpdate"
     )["AlarmHistoryItems"]
     assert [item["HistorySummary"] for item in history] == [
@@ -259,16 +226,16 @@ def test_dlq_alarm_fires_on_a_datapoint_and_clears_when_it_ages_out(
 
 
 def test_errors_alarm_stays_ok_at_five_and_fires_at_six(
-    alarms: AlarmService, cloudwatch: Any
+    alarms: AlarmService, moto_cloudwatch: Any
 ) -> None:
     spec = errors_alarm(f"api-{unique()}")
     alarms.add_alarm(spec)
     for _ in range(5):
-        put(cloudwatch, spec, 1.0)
+        put(moto_cloudwatch, spec, 1.0)
     assert alarms.evaluate_now()[spec.alarm_name] == OK
-    put(cloudwatch, spec, 1.0)
+    put(moto_cloudwatch, spec, 1.0)
     assert alarms.evaluate_now()[spec.alarm_name] == ALARM
-    assert described(cloudwatch, spec.alarm_name)["StateReason"].startswith(
+    assert described(moto_cloudwatch, spec.alarm_name)["StateReason"].startswith(
         "Threshold Crossed: 1 datapoint [6.0 ("
     )
     # Five minutes later the errors are out of the window: back to OK (notBreaching).
@@ -276,13 +243,13 @@ def test_errors_alarm_stays_ok_at_five_and_fires_at_six(
 
 
 def test_sum_covers_the_whole_period_not_just_the_last_second(
-    alarms: AlarmService, cloudwatch: Any
+    alarms: AlarmService, moto_cloudwatch: Any
 ) -> None:
     spec = errors_alarm(f"api-{unique()}")
     alarms.add_alarm(spec)
     now = datetime.now(UTC)
     for seconds_ago in (280, 200, 120, 60, 30, 1):  # six errors spread over ~5 minutes
-        put(cloudwatch, spec, 1.0, timestamp=now - timedelta(seconds=seconds_ago))
+        put(moto_cloudwatch, spec, 1.0, timestamp=now - timedelta(seconds=seconds_ago))
     assert alarms.evaluate_now(now)[spec.alarm_name] == ALARM
 
 
@@ -295,24 +262,28 @@ def test_sum_covers_the_whole_period_not_just_the_last_second(
     ],
 )
 def test_no_data_follows_treat_missing_data(
-    alarms: AlarmService, cloudwatch: Any, treat_missing: str, expected: str
+    alarms: AlarmService, moto_cloudwatch: Any, treat_missing: str, expected: str
 ) -> None:
     spec = dlq_alarm(f"empty-{unique()}", treat_missing)
     alarms.add_alarm(spec)
     assert alarms.evaluate_now()[spec.alarm_name] == expected
-    assert described(cloudwatch, spec.alarm_name)["StateValue"] == expected
+    assert described(moto_cloudwatch, spec.alarm_name)["StateValue"] == expected
 
 
-def test_ignore_keeps_the_current_state_without_data(alarms: AlarmService, cloudwatch: Any) -> None:
+def test_ignore_keeps_the_current_state_without_data(
+    alarms: AlarmService, moto_cloudwatch: Any
+) -> None:
     spec = dlq_alarm(f"ignore-{unique()}", "ignore")
     alarms.add_alarm(spec)
-    cloudwatch.set_alarm_state(AlarmName=spec.alarm_name, StateValue=ALARM, StateReason="manual")
+    moto_cloudwatch.set_alarm_state(
+        AlarmName=spec.alarm_name, StateValue=ALARM, StateReason="manual"
+    )
     assert alarms.evaluate_now()[spec.alarm_name] == ALARM
-    put(cloudwatch, spec, 0.0)
+    put(moto_cloudwatch, spec, 0.0)
     assert alarms.evaluate_now()[spec.alarm_name] == OK
 
 
-def test_m_of_n_over_real_periods(alarms: AlarmService, cloudwatch: Any) -> None:
+def test_m_of_n_over_real_periods(alarms: AlarmService, moto_cloudwatch: Any) -> None:
     spec = replace(
         dlq_alarm(f"mofn-{unique()}", "notBreaching"),
         alarm_name=f"mofn-{unique()}",
@@ -321,36 +292,36 @@ def test_m_of_n_over_real_periods(alarms: AlarmService, cloudwatch: Any) -> None
     )
     alarms.add_alarm(spec)
     now = datetime.now(UTC)
-    put(cloudwatch, spec, 3.0, timestamp=now - timedelta(seconds=150))  # oldest period
+    put(moto_cloudwatch, spec, 3.0, timestamp=now - timedelta(seconds=150))  # oldest period
     assert alarms.evaluate_now(now)[spec.alarm_name] == OK  # 1 of 3
-    put(cloudwatch, spec, 0.0, timestamp=now - timedelta(seconds=90))  # middle period
+    put(moto_cloudwatch, spec, 0.0, timestamp=now - timedelta(seconds=90))  # middle period
     assert alarms.evaluate_now(now)[spec.alarm_name] == OK
-    put(cloudwatch, spec, 2.0, timestamp=now - timedelta(seconds=10))  # newest period
+    put(moto_cloudwatch, spec, 2.0, timestamp=now - timedelta(seconds=10))  # newest period
     assert alarms.evaluate_now(now)[spec.alarm_name] == ALARM  # 2 of 3
-    reason = described(cloudwatch, spec.alarm_name)["StateReason"]
+    reason = described(moto_cloudwatch, spec.alarm_name)["StateReason"]
     assert reason.startswith("Threshold Crossed: 2 out of the last 3 datapoints [2.0 (")
     assert reason.endswith("(minimum 2 datapoints for OK -> ALARM transition).")
 
 
-def test_state_is_set_only_on_change(alarms: AlarmService, cloudwatch: Any) -> None:
+def test_state_is_set_only_on_change(alarms: AlarmService, moto_cloudwatch: Any) -> None:
     spec = dlq_alarm(f"quiet-{unique()}")
     alarms.add_alarm(spec)
-    put(cloudwatch, spec, 2.0)
+    put(moto_cloudwatch, spec, 2.0)
     for _ in range(3):
         assert alarms.evaluate_now()[spec.alarm_name] == ALARM
-    history = cloudwatch.describe_alarm_history(AlarmName=spec.alarm_name)["AlarmHistoryItems"]
+    history = moto_cloudwatch.describe_alarm_history(AlarmName=spec.alarm_name)["AlarmHistoryItems"]
     assert len(history) == 1
 
 
 def test_background_evaluation_reaches_alarm_without_being_asked(
-    endpoint: str, cloudwatch: Any
+    moto_url: str, moto_cloudwatch: Any
 ) -> None:
     spec = dlq_alarm(f"bg-{unique()}.fifo")
-    with AlarmService(endpoint, REGION, evaluation_interval_s=0.1) as service:
+    with AlarmService(moto_url, REGION, evaluation_interval_s=0.1) as service:
         service.add_alarm(spec)
-        put(cloudwatch, spec, 1.0)
+        put(moto_cloudwatch, spec, 1.0)
         wait_until(
-            lambda: described(cloudwatch, spec.alarm_name)["StateValue"] == ALARM,
+            lambda: described(moto_cloudwatch, spec.alarm_name)["StateValue"] == ALARM,
             timeout=10,
             description=f"{spec.alarm_name} in ALARM",
         )
@@ -359,11 +330,11 @@ def test_background_evaluation_reaches_alarm_without_being_asked(
 
 
 def test_add_alarm_creates_a_missing_alarm_and_keeps_an_existing_one(
-    alarms: AlarmService, cloudwatch: Any
+    alarms: AlarmService, moto_cloudwatch: Any
 ) -> None:
     spec = errors_alarm(f"created-{unique()}")
     alarms.add_alarm(spec)
-    created = described(cloudwatch, spec.alarm_name)
+    created = described(moto_cloudwatch, spec.alarm_name)
     assert (created["Namespace"], created["MetricName"], created["Threshold"]) == (
         "AWS/Lambda",
         "Errors",
@@ -371,7 +342,7 @@ def test_add_alarm_creates_a_missing_alarm_and_keeps_an_existing_one(
     )
     assert created["TreatMissingData"] == "notBreaching"
     alarms.add_alarm(spec)
-    assert len(cloudwatch.describe_alarms(AlarmNames=[spec.alarm_name])["MetricAlarms"]) == 1
+    assert len(moto_cloudwatch.describe_alarms(AlarmNames=[spec.alarm_name])["MetricAlarms"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harness.local.alarms import ALARM, OK, AlarmService
-from harness.local.metrics import QueueDepth, QueueMetricsPublisher, local_client
-from harness.local.specs import AlarmSpec, MetricDimension
+from harness.local.metrics import QueueDepth, QueueMetricsPublisher
 from harness.waiting import wait_until
+
+from .conftest import dlq_alarm
 
 REGION = "us-east-1"
 METRICS = (
@@ -22,27 +21,6 @@ METRICS = (
     "ApproximateNumberOfMessagesDelayed",
     "ApproximateAgeOfOldestMessage",
 )
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def sqs(endpoint: str) -> Any:
-    return local_client("sqs", endpoint, REGION)
-
-
-@pytest.fixture
-def cloudwatch(endpoint: str) -> Any:
-    return local_client("cloudwatch", endpoint, REGION)
 
 
 def latest(cloudwatch: Any, queue_name: str, metric: str) -> float | None:
@@ -71,79 +49,71 @@ def latest(cloudwatch: Any, queue_name: str, metric: str) -> float | None:
 
 
 def test_publishes_depths_from_get_queue_attributes(
-    endpoint: str, sqs: Any, cloudwatch: Any
+    moto_url: str, moto_sqs: Any, moto_cloudwatch: Any
 ) -> None:
     name = f"work-{uuid.uuid4().hex[:8]}"
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    url = moto_sqs.create_queue(QueueName=name)["QueueUrl"]
     for body in ("a", "b", "c"):
-        sqs.send_message(QueueUrl=url, MessageBody=body)
-    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=600)
-    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)
+        moto_sqs.send_message(QueueUrl=url, MessageBody=body)
+    moto_sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=600)
+    moto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)
     ages = {url: 12.5}
     with QueueMetricsPublisher(
-        endpoint, REGION, [url], age_of_oldest=ages.get, start=False
+        moto_url, REGION, [url], age_of_oldest=ages.get, start=False
     ) as publisher:
         assert publisher.publish_once() == 4
-    assert [latest(cloudwatch, name, metric) for metric in METRICS] == [2.0, 1.0, 1.0, 12.5]
+    assert [latest(moto_cloudwatch, name, metric) for metric in METRICS] == [2.0, 1.0, 1.0, 12.5]
 
 
-def test_publishes_depths_from_a_callable_in_the_background(endpoint: str, cloudwatch: Any) -> None:
+def test_publishes_depths_from_a_callable_in_the_background(
+    moto_url: str, moto_cloudwatch: Any
+) -> None:
     url = f"http://127.0.0.1:1/123456789012/engine-{uuid.uuid4().hex[:8]}.fifo"
     name = url.rsplit("/", 1)[1]
     depth = {url: QueueDepth(visible=7, not_visible=3, delayed=0, age_of_oldest_s=None)}
-    with QueueMetricsPublisher(endpoint, REGION, lambda: depth, interval_s=0.1) as publisher:
+    with QueueMetricsPublisher(moto_url, REGION, lambda: depth, interval_s=0.1) as publisher:
         wait_until(
-            lambda: latest(cloudwatch, name, "ApproximateNumberOfMessagesVisible") == 7.0,
+            lambda: latest(moto_cloudwatch, name, "ApproximateNumberOfMessagesVisible") == 7.0,
             timeout=10,
             description=f"visible=7 published for {name}",
         )
         assert publisher.last_error is None
-    assert latest(cloudwatch, name, "ApproximateNumberOfMessagesNotVisible") == 3.0
+    assert latest(moto_cloudwatch, name, "ApproximateNumberOfMessagesNotVisible") == 3.0
     # No age known: the metric is not invented.
-    assert latest(cloudwatch, name, "ApproximateAgeOfOldestMessage") is None
+    assert latest(moto_cloudwatch, name, "ApproximateAgeOfOldestMessage") is None
 
 
-def test_add_queue_is_for_url_publishers_only(endpoint: str) -> None:
+def test_add_queue_is_for_url_publishers_only(moto_url: str) -> None:
     with (
-        QueueMetricsPublisher(endpoint, REGION, dict, start=False) as publisher,
+        QueueMetricsPublisher(moto_url, REGION, dict, start=False) as publisher,
         pytest.raises(ValueError, match="callable"),
     ):
         publisher.add_queue("http://x/123456789012/q")
 
 
-def test_a_message_in_the_dlq_fires_the_dlq_alarm(endpoint: str, sqs: Any, cloudwatch: Any) -> None:
+def test_a_message_in_the_dlq_fires_the_dlq_alarm(
+    moto_url: str, moto_sqs: Any, moto_cloudwatch: Any
+) -> None:
     name = f"tasks-dlq-{uuid.uuid4().hex[:8]}.fifo"
-    url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"]
-    spec = AlarmSpec(
-        alarm_name=f"{name}-alarm",
-        namespace="AWS/SQS",
-        metric_name="ApproximateNumberOfMessagesVisible",
-        dimensions=(MetricDimension("QueueName", name),),
-        statistic="Maximum",
-        period_s=60,
-        evaluation_periods=1,
-        datapoints_to_alarm=1,
-        threshold=1.0,
-        comparison_operator="GreaterThanOrEqualToThreshold",
-        treat_missing_data="notBreaching",
-    )
+    url = moto_sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"]
+    spec = dlq_alarm(name)
     with (
-        QueueMetricsPublisher(endpoint, REGION, [url], interval_s=0.1),
-        AlarmService(endpoint, REGION, evaluation_interval_s=0.1) as alarms,
+        QueueMetricsPublisher(moto_url, REGION, [url], interval_s=0.1),
+        AlarmService(moto_url, REGION, evaluation_interval_s=0.1) as alarms,
     ):
         alarms.add_alarm(spec)
 
         def state() -> str:
-            (alarm,) = cloudwatch.describe_alarms(AlarmNames=[spec.alarm_name])["MetricAlarms"]
+            (alarm,) = moto_cloudwatch.describe_alarms(AlarmNames=[spec.alarm_name])["MetricAlarms"]
             return str(alarm["StateValue"])
 
         wait_until(
-            lambda: latest(cloudwatch, name, "ApproximateNumberOfMessagesVisible") == 0.0,
+            lambda: latest(moto_cloudwatch, name, "ApproximateNumberOfMessagesVisible") == 0.0,
             timeout=10,
             description="an empty DLQ published",
         )
         assert alarms.evaluate_now()[spec.alarm_name] == OK
-        sqs.send_message(
+        moto_sqs.send_message(
             QueueUrl=url,
             MessageBody='{"task_id": "poison"}',
             MessageGroupId="task-processing",

@@ -100,6 +100,21 @@ def _processed_order(cloud: Cloud, task_ids: list[str]) -> list[str]:
     return [item["task_id"] for item in sorted(items, key=lambda item: item["processed_at"])]
 
 
+def _submit_faulty(cloud: Cloud, call_api: CallApi, fault: str) -> str:
+    """Turn fault injection on and submit one task carrying ``fault``; returns its id."""
+    cloud.fault_injection(True)
+    (task_id,) = _submit(call_api, fault=fault)
+    return task_id
+
+
+def _submit_faulty_to_the_real_queue(cloud: Cloud, call_api: CallApi, fault: str) -> str:
+    """``_submit_faulty``, with the real queue redelivering the task as soon as it fails."""
+    cloud.sqs.set_queue_attributes(
+        QueueUrl=cloud.task_queue_url, Attributes={"VisibilityTimeout": "0"}
+    )
+    return _submit_faulty(cloud, call_api, fault)
+
+
 # --- completing tasks in order ----------------------------------------------------------------
 
 
@@ -217,8 +232,7 @@ def test_a_batch_whose_every_record_fails_is_a_function_error(
 ) -> None:
     # Powertools raises when nothing succeeded: the whole batch goes back, as AWS does
     # for a function error, and the failure shows in the Lambda Errors metric.
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault="always-fail")
+    task_id = _submit_faulty(cloud, call_api, "always-fail")
     with pytest.raises(BatchProcessingError):
         run_processor([deliveries.record(task_id)])
     assert _item(cloud, task_id)["status"] == "PROCESSING"
@@ -230,8 +244,7 @@ def test_a_batch_whose_every_record_fails_is_a_function_error(
 def test_a_task_that_always_fails_is_dead_lettered_on_the_last_attempt_and_the_batch_goes_on(
     cloud: Cloud, call_api: CallApi, run_processor: RunProcessor, deliveries: Deliveries
 ) -> None:
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault="always-fail")
+    task_id = _submit_faulty(cloud, call_api, "always-fail")
     (behind,) = _submit(call_api)
 
     for attempt in range(1, MAX_RECEIVE_COUNT):
@@ -286,11 +299,7 @@ def test_a_real_failure_on_the_last_attempt_marks_the_task_failed(
 def test_with_the_real_queue_a_failing_task_ends_failed_and_in_the_dlq(
     cloud: Cloud, call_api: CallApi, drain: Drain
 ) -> None:
-    cloud.fault_injection(True)
-    cloud.sqs.set_queue_attributes(
-        QueueUrl=cloud.task_queue_url, Attributes={"VisibilityTimeout": "0"}
-    )
-    (task_id,) = _submit(call_api, fault="always-fail")
+    task_id = _submit_faulty_to_the_real_queue(cloud, call_api, "always-fail")
 
     for attempt in range(1, MAX_RECEIVE_COUNT):
         with pytest.raises(BatchProcessingError):
@@ -307,11 +316,7 @@ def test_with_the_real_queue_a_failing_task_ends_failed_and_in_the_dlq(
 def test_with_the_real_queue_a_task_failing_twice_completes_on_attempt_3(
     cloud: Cloud, call_api: CallApi, drain: Drain
 ) -> None:
-    cloud.fault_injection(True)
-    cloud.sqs.set_queue_attributes(
-        QueueUrl=cloud.task_queue_url, Attributes={"VisibilityTimeout": "0"}
-    )
-    (task_id,) = _submit(call_api, fault="fail-attempts=2")
+    task_id = _submit_faulty_to_the_real_queue(cloud, call_api, "fail-attempts=2")
     for _ in range(2):
         with pytest.raises(BatchProcessingError):
             drain()
@@ -364,8 +369,7 @@ def test_a_duplicate_inside_one_batch_is_applied_once(
 def test_a_duplicate_of_a_completed_faulty_task_does_not_fail(
     cloud: Cloud, call_api: CallApi, run_processor: RunProcessor, deliveries: Deliveries
 ) -> None:
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault="fail-attempts=1")
+    task_id = _submit_faulty(cloud, call_api, "fail-attempts=1")
     run_processor([deliveries.record(task_id, 2)])
     assert _item(cloud, task_id)["status"] == "COMPLETED"
     assert run_processor([deliveries.record(task_id, 1)]) == {"batchItemFailures": []}
@@ -441,8 +445,7 @@ def test_poison_that_cannot_be_forwarded_is_retried(
 def test_fail_attempts_fails_exactly_the_first_n_attempts(
     cloud: Cloud, call_api: CallApi, run_processor: RunProcessor, deliveries: Deliveries
 ) -> None:
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault="fail-attempts=2")
+    task_id = _submit_faulty(cloud, call_api, "fail-attempts=2")
     (behind,) = _submit(call_api)
     returned = [
         len(
@@ -485,8 +488,7 @@ def test_timeout_outlives_the_invocation_on_the_first_attempt_only(
     deliveries: Deliveries,
     kills: list[tuple[str, float]],
 ) -> None:
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault="timeout")
+    task_id = _submit_faulty(cloud, call_api, "timeout")
     with pytest.raises(SimulatedKill):
         run_processor([deliveries.record(task_id)], context=FakeLambdaContext(remaining_ms=1500))
     # Sleeps through what is left of the invocation, and then some.
@@ -545,8 +547,7 @@ def test_a_fatal_fault_on_the_last_attempt_marks_the_task_failed_first(
     directive: str,
     effect: str,
 ) -> None:
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault=directive)
+    task_id = _submit_faulty(cloud, call_api, directive)
     with pytest.raises(SimulatedKill):
         run_processor([deliveries.record(task_id, MAX_RECEIVE_COUNT)])
     assert kills[0][0] == effect
@@ -558,8 +559,7 @@ def test_a_fatal_fault_on_the_last_attempt_marks_the_task_failed_first(
 def test_a_fault_cleared_on_the_task_is_not_obeyed_even_if_the_message_carries_it(
     cloud: Cloud, call_api: CallApi, run_processor: RunProcessor, deliveries: Deliveries
 ) -> None:
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault="always-fail")
+    task_id = _submit_faulty(cloud, call_api, "always-fail")
     record = deliveries.record(task_id, MAX_RECEIVE_COUNT)
     assert json.loads(record["body"])["fault"] == "always-fail"
     cloud.dynamodb.update_item(
@@ -575,8 +575,7 @@ def test_a_fault_cleared_on_the_task_is_not_obeyed_even_if_the_message_carries_i
 def test_a_failed_task_redriven_from_the_dlq_can_complete(
     cloud: Cloud, call_api: CallApi, run_processor: RunProcessor, deliveries: Deliveries
 ) -> None:
-    cloud.fault_injection(True)
-    (task_id,) = _submit(call_api, fault="fail-attempts=3")
+    task_id = _submit_faulty(cloud, call_api, "fail-attempts=3")
     for attempt in (1, 2):
         with pytest.raises(BatchProcessingError):
             run_processor([deliveries.record(task_id, attempt)])
