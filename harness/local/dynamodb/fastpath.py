@@ -103,6 +103,7 @@ class DynamoFastPath:
             request = json.loads(body)
             if not isinstance(request, dict) or not request.keys() <= _ALLOWED[operation]:
                 raise Unsupported("parameters outside the fast path")
+            _check_options(operation, request)
             table = _table(request, header)
             response = getattr(self, f"_{operation}")(request, table)
         except _ConditionFailed as failed:
@@ -124,7 +125,6 @@ class DynamoFastPath:
     def _GetItem(self, request: dict[str, Any], table: Table) -> dict[str, Any]:
         if not isinstance(request.get("ConsistentRead", False), bool):
             raise Unsupported("ConsistentRead not a boolean")
-        _check_condition("GetItem", request, None, Scope(None, {}, {}), None)
         old = _current(table, request)
         return {"Item": old} if old is not None else {}
 
@@ -138,14 +138,14 @@ class DynamoFastPath:
         _check_key(table, key)
         condition, names, values = _expressions(request, update=None)
         old = _current(table, {"Key": key})
-        _check_condition("PutItem", request, condition, Scope(old, names, values), old)
+        _check_condition(request, condition, Scope(old, names, values))
         _store(table, item)
         return _returned(request, old, item)
 
     def _DeleteItem(self, request: dict[str, Any], table: Table) -> dict[str, Any]:
         condition, names, values = _expressions(request, update=None)
         old = _current(table, request)
-        _check_condition("DeleteItem", request, condition, Scope(old, names, values), old)
+        _check_condition(request, condition, Scope(old, names, values))
         if old is not None:
             hash_key, range_key = _key_types(table, request["Key"])
             table.delete_item(hash_key, range_key)
@@ -165,7 +165,7 @@ class DynamoFastPath:
         targets = [path.name(names) for _, path, _ in update.root]
         if len(set(targets)) != len(targets):
             raise Unsupported("overlapping document paths")
-        _check_condition("UpdateItem", request, condition, scope, old)
+        _check_condition(request, condition, scope)
         new = apply_update(update.root, scope)
         new.update(request["Key"])
         _store(table, new)
@@ -289,17 +289,11 @@ def _expressions(
     return condition, names or {}, values or {}
 
 
-def _check_condition(
-    operation: str,
-    request: Mapping[str, Any],
-    condition: Expression | None,
-    scope: Scope,
-    old: Item | None,
-) -> None:
+def _check_options(operation: str, request: Mapping[str, Any]) -> None:
+    """Unsupported unless the request asks only for returns the fast path gives."""
     operation_values = request.get("ReturnValues", "NONE")
-    failure_values = request.get("ReturnValuesOnConditionCheckFailure", "NONE")
     if (
-        failure_values not in ("NONE", "ALL_OLD")
+        request.get("ReturnValuesOnConditionCheckFailure", "NONE") not in ("NONE", "ALL_OLD")
         or request.get("ReturnConsumedCapacity", "NONE") != "NONE"
     ):
         raise Unsupported("return options outside the fast path")
@@ -307,8 +301,15 @@ def _check_condition(
         raise Unsupported("item collection metrics")
     if not isinstance(operation_values, str) or operation_values not in _RETURN_VALUES[operation]:
         raise Unsupported("ReturnValues outside the fast path")
+
+
+def _check_condition(
+    request: Mapping[str, Any], condition: Expression | None, scope: Scope
+) -> None:
+    """Raise _ConditionFailed (with the old item if asked for) when the condition is false."""
     if condition is not None and not evaluate(condition.root, scope):
-        raise _ConditionFailed(old if failure_values == "ALL_OLD" else None)
+        wants_old = request.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+        raise _ConditionFailed(scope.item if wants_old else None)
 
 
 def _returned(request: Mapping[str, Any], old: Item | None, new: Item | None) -> dict[str, Any]:
