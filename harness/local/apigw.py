@@ -31,7 +31,8 @@ no authorizers, usage plans or request validation, and ``domainName`` is the Hos
 client used (so URLs a handler builds point back here).
 
 The HTTP layer is a small HTTP/1.1 server (threaded, keep-alive, ``TCP_NODELAY``, each
-response in one write): the front must add little to the ingest path.
+response in one write, requests read by :mod:`harness.local.http11`): the front must add
+little to the ingest path.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any, Protocol, cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
 from harness.local.closing import ClosesOnExit
+from harness.local.http11 import BadRequestError, Reader, Request, read_request
 from harness.local.metrics import local_client
 from harness.local.specs import ApiMethod, IntegrationResponse, InvokeResult, RestApiSpec
 
@@ -69,8 +71,6 @@ Invoke = Callable[[str, bytes], InvokeResult]
 
 ACCOUNT_ID = "123456789012"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit
-_MAX_LINE = 65536
-_MAX_HEADERS = 200
 _IDLE_TIMEOUT_S = 120.0  # keep-alive connections idle longer than this are closed
 _PROXY_RESPONSE_KEYS = frozenset(
     {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
@@ -245,123 +245,6 @@ class _TokenBucket:
 # --------------------------------------------------------------------------- HTTP
 
 
-class _BadRequestError(Exception):
-    pass
-
-
-@dataclass
-class _Request:
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    keep_alive: bool
-    too_large: bool = False
-    _lowered: dict[str, str] | None = None
-
-    def header(self, name: str) -> str | None:
-        """Last value of a header, case-insensitively."""
-        if self._lowered is None:
-            self._lowered = {key.lower(): value for key, value in self.headers}
-        return self._lowered.get(name.lower())
-
-
-class _Reader(Protocol):
-    def readline(self, size: int = -1, /) -> bytes: ...
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-def _read_request(rfile: _Reader, sock: socket.socket) -> _Request | None:
-    """Read one HTTP/1.x request; None at a clean end of the connection."""
-    line = rfile.readline(_MAX_LINE + 1)
-    while line in (b"\r\n", b"\n"):  # tolerate stray CRLF between keep-alive requests
-        line = rfile.readline(_MAX_LINE + 1)
-    if not line:
-        return None
-    if len(line) > _MAX_LINE:
-        raise _BadRequestError("request line too long")
-    parts = line.decode("latin-1").rstrip("\r\n").split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise _BadRequestError(f"malformed request line {line[:100]!r}")
-    method, target, version = parts
-    headers: list[tuple[str, str]] = []
-    while True:
-        raw = rfile.readline(_MAX_LINE + 1)
-        if not raw:
-            raise _BadRequestError("connection closed inside the headers")
-        if raw in (b"\r\n", b"\n"):
-            break
-        if len(raw) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
-            raise _BadRequestError("headers too large")
-        name, colon, value = raw.decode("latin-1").partition(":")
-        if not colon or not name or name != name.strip():
-            raise _BadRequestError(f"malformed header {raw[:100]!r}")
-        headers.append((name, value.strip()))
-    request = _Request(method, target, version, headers, b"", keep_alive=True)
-    connection = (request.header("Connection") or "").lower()
-    if version == "HTTP/1.0":
-        request.keep_alive = "keep-alive" in connection
-    else:
-        request.keep_alive = "close" not in connection
-
-    transfer_encoding = (request.header("Transfer-Encoding") or "").lower()
-    length_header = request.header("Content-Length")
-    if "chunked" in transfer_encoding:
-        _continue_if_expected(request, sock)
-        request.body = _read_chunked(rfile, request)
-    elif length_header is not None:
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise _BadRequestError("bad Content-Length") from None
-        if length < 0:
-            raise _BadRequestError("bad Content-Length")
-        if length > MAX_PAYLOAD_BYTES:
-            # Do not read (or accept) a body we refuse; the connection cannot be reused.
-            request.too_large = True
-            request.keep_alive = False
-            return request
-        if length:
-            _continue_if_expected(request, sock)
-            body = rfile.read(length)
-            if len(body) != length:
-                raise _BadRequestError("connection closed inside the body")
-            request.body = body
-    return request
-
-
-def _continue_if_expected(request: _Request, sock: socket.socket) -> None:
-    if (request.header("Expect") or "").lower() == "100-continue":
-        sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-
-def _read_chunked(rfile: _Reader, request: _Request) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        size_line = rfile.readline(_MAX_LINE + 1)
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise _BadRequestError("bad chunk size") from None
-        if size == 0:
-            while rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
-                pass  # trailers are dropped
-            return b"".join(chunks)
-        total += size
-        if total > MAX_PAYLOAD_BYTES:
-            request.too_large = True
-            request.keep_alive = False
-            return b""
-        chunk = rfile.read(size)
-        rfile.readline(_MAX_LINE + 1)
-        if len(chunk) != size:
-            raise _BadRequestError("connection closed inside a chunk")
-        chunks.append(chunk)
-
-
 def _reason_phrase(status: int) -> str:
     try:
         return http.HTTPStatus(status).phrase
@@ -412,13 +295,13 @@ class _Handler(socketserver.BaseRequestHandler):
         with self.server.connections_lock:
             self.server.connections.add(sock)
         raw_file = sock.makefile("rb", buffering=65536)
-        rfile = cast("_Reader", raw_file)
+        rfile = cast("Reader", raw_file)
         source_ip = self.client_address[0]
         try:
             while True:
                 try:
-                    request = _read_request(rfile, sock)
-                except _BadRequestError:
+                    request = read_request(rfile, sock, max_body=MAX_PAYLOAD_BYTES)
+                except BadRequestError:
                     sock.sendall(self.server.api.gateway_error_bytes(BAD_REQUEST))
                     return
                 if request is None:
@@ -459,7 +342,7 @@ class _Outcome:
 class _Exchange:
     """One request in flight and the identifiers API Gateway gives it."""
 
-    request: _Request
+    request: Request
     source_ip: str
     sock: socket.socket
     started: float
@@ -489,7 +372,7 @@ class _RestApi:
 
     # ---- request handling
 
-    def handle(self, request: _Request, source_ip: str, sock: socket.socket) -> bytes | None:
+    def handle(self, request: Request, source_ip: str, sock: socket.socket) -> bytes | None:
         """The response bytes for ``request``; None if the watchdog has already answered."""
         exchange = _Exchange(
             request,
@@ -879,7 +762,7 @@ _ORIGIN_OVERRIDE = re.compile(
 
 
 def _mock_response(
-    method: ApiMethod, request: _Request, path_params: Mapping[str, str], query: str
+    method: ApiMethod, request: Request, path_params: Mapping[str, str], query: str
 ) -> _Outcome:
     """Answer a MOCK integration from its templates and integration responses."""
     templates = method.request_templates
@@ -935,7 +818,7 @@ def _select_integration_response(
 
 def _parameter_value(
     source: str,
-    request: _Request,
+    request: Request,
     path_params: Mapping[str, str],
     query_params: Mapping[str, str],
 ) -> str | None:
@@ -950,7 +833,7 @@ def _parameter_value(
     return None  # integration.response.* has nothing to offer for MOCK
 
 
-def _apply_origin_template(template: str, request: _Request, headers: dict[str, str]) -> None:
+def _apply_origin_template(template: str, request: Request, headers: dict[str, str]) -> None:
     """CDK's multi-origin CORS template: echo the Origin when it is one of the allowed."""
     override = _ORIGIN_OVERRIDE.search(template)
     if override is None:

@@ -7,11 +7,11 @@ unsigned, names an SQS action); it goes to :mod:`harness.local.sqs`. Everything 
 to moto's in-process WSGI dispatcher (``DomainDispatcherApplication``), which picks the
 service from the SigV4 credential scope as moto's own server does.
 
-Two fronts are available (``front=``): ``"threading"`` (default: a
-``ThreadingHTTPServer`` that calls the SQS wire directly and moto through WSGI, each
-response written in one send with ``TCP_NODELAY``) and ``"werkzeug"`` (werkzeug's threaded
-WSGI server, as moto's ``ThreadedMotoServer`` uses). ``benchmarks/sqs_bench.py`` measures
-both; the README records the figures.
+Two fronts are available (``front=``): ``"threading"`` (default: a thread-per-connection
+HTTP/1.1 server reading requests with :mod:`harness.local.http11`, that calls the SQS wire
+directly and moto through WSGI, each response written in one send with ``TCP_NODELAY``)
+and ``"werkzeug"`` (werkzeug's threaded WSGI server, as moto's ``ThreadedMotoServer``
+uses). ``benchmarks/sqs_bench.py`` measures both; the README records the figures.
 
 moto's backends are process-global: two endpoints in one process share moto's state
 (DynamoDB tables, log groups, ...) but each has its own SQS engine.
@@ -29,12 +29,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from harness.local.dynamodb import TARGET_PREFIX, DynamoFastPath
+from harness.local.http11 import BadRequestError, Reader, Request, read_request
 from harness.local.sqs.clock import Clock
 from harness.local.sqs.engine import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, SqsEngine
 from harness.local.sqs.protocol import SqsWire
@@ -443,7 +443,19 @@ class _ConnectionTracking:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-class _FrontServer(_ConnectionTracking, ThreadingHTTPServer):
+# Every method a client of the AWS APIs sends; others answer 501 as before.
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"})
+# The largest request body an AWS API takes in one request (S3 PutObject: 5 GiB) so that
+# nothing a real client sends is refused; SQS (1 MiB messages, 10 per batch), DynamoDB
+# (400 KB items, 16 MB batches) and CloudWatch Logs (1 MiB batches) are far below it.
+MAX_BODY_BYTES = 5 * 1024 * 1024 * 1024
+_PLAIN_TEXT = [("Content-Type", "text/plain")]
+
+
+class _FrontServer(_ConnectionTracking, socketserver.ThreadingTCPServer):
+    """Thread per connection. ``TCPServer.server_bind`` does not resolve the host's FQDN
+    (``HTTPServer.server_bind`` does: a DNS lookup we do not need)."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
@@ -453,13 +465,6 @@ class _FrontServer(_ConnectionTracking, ThreadingHTTPServer):
         self.endpoint = endpoint
         self._init_tracking()
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, a DNS lookup we do not need.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
@@ -471,71 +476,103 @@ class _FrontServer(_ConnectionTracking, ThreadingHTTPServer):
         super().shutdown_request(request)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one write, and TCP_NODELAY keeps the kernel from holding
-    # a small response back waiting for the client's delayed ACK (Nagle, ~40 ms).
-    disable_nagle_algorithm = True
+class _Handler(socketserver.BaseRequestHandler):
+    """One connection: requests read by :func:`harness.local.http11.read_request` (not
+    ``BaseHTTPRequestHandler``, whose ``email``-based header parsing was about a third of
+    the endpoint's CPU per request), answered until the client or a 4xx closes it."""
+
     server: _FrontServer
 
-    def _serve(self) -> None:
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        # Headers and body leave in one write, and TCP_NODELAY keeps the kernel from
+        # holding a small response back waiting for the client's delayed ACK (~40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw_file = sock.makefile("rb", buffering=65536)
+        rfile = cast("Reader", raw_file)
         try:
-            body = self._read_body()
-        except (ValueError, OSError):
-            self.close_connection = True
-            self._write(400, [("Content-Type", "text/plain")], b"bad request body")
-            return
-        try:
-            status, headers, payload = self.server.endpoint.dispatch(
-                self.command, self.path, list(self.headers.items()), body, self.client_address
-            )
-        except Exception:
-            logger.exception("local AWS endpoint failed on %s %s", self.command, self.path)
-            status, headers, payload = 500, [("Content-Type", "text/plain")], b"internal error"
-        self._write(status, headers, payload)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
             while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+                try:
+                    request = read_request(rfile, sock, max_body=MAX_BODY_BYTES)
+                except BadRequestError as error:
+                    message = f"bad request: {error}".encode("latin-1", "replace")
+                    sock.sendall(_response(error.status, _PLAIN_TEXT, message, close=True))
+                    return
+                if request is None:
+                    return
+                if request.too_large:  # the body was not read: the connection is done
+                    body = b"request body too large"
+                    sock.sendall(_response(413, _PLAIN_TEXT, body, close=True))
+                    return
+                sock.sendall(self._answer(request))
+                if not request.keep_alive:
+                    return
+        except (OSError, ValueError):
+            return  # the client went away, or stop() shut the socket down
+        finally:
+            raw_file.close()
 
-    def _write(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
-        try:
-            reason = HTTPStatus(status).phrase
-        except ValueError:
-            reason = ""
-        lines = [f"HTTP/1.1 {status} {reason}"]
-        head_length: str | None = None
-        for name, value in headers:
-            lowered = name.lower()
-            if lowered == "content-length" and self.command == "HEAD":
-                head_length = value
-            if lowered in _HOP_BY_HOP:
-                continue
-            lines.append(f"{name}: {value}")
-        if self.command == "HEAD":
-            lines.append(f"Content-Length: {head_length or 0}")
-            payload = b""
+    def _answer(self, request: Request) -> bytes:
+        head = request.method == "HEAD"
+        close = not request.keep_alive
+        # An HTTP/1.0 client keeps the connection only when the response says so.
+        keep_alive_header = not close and request.version == "HTTP/1.0"
+        if request.method not in _METHODS:
+            status, headers, payload = 501, _PLAIN_TEXT, b"unsupported method"
         else:
-            lines.append(f"Content-Length: {len(payload)}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        self.wfile.write(head + payload)
+            try:
+                status, headers, payload = self.server.endpoint.dispatch(
+                    request.method,
+                    request.target,
+                    request.headers,
+                    request.body,
+                    self.client_address,
+                )
+            except Exception:
+                logger.exception(
+                    "local AWS endpoint failed on %s %s", request.method, request.target
+                )
+                status, headers, payload = 500, _PLAIN_TEXT, b"internal error"
+        return _response(
+            status, headers, payload, head=head, close=close, keep_alive=keep_alive_header
+        )
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per request would cost more than the request
+
+def _response(
+    status: int,
+    headers: list[tuple[str, str]],
+    payload: bytes,
+    *,
+    head: bool = False,
+    close: bool = False,
+    keep_alive: bool = False,
+) -> bytes:
+    """Head and body of a response, for one write. The framing headers are ours: the
+    hop-by-hop ones a handler returns are dropped, and a HEAD response keeps the handler's
+    ``Content-Length`` (the size a GET would have) without the body."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    head_length: str | None = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-length" and head:
+            head_length = value
+        if lowered in _HOP_BY_HOP:
+            continue
+        lines.append(f"{name}: {value}")
+    if head:
+        lines.append(f"Content-Length: {head_length or 0}")
+        payload = b""
+    else:
+        lines.append(f"Content-Length: {len(payload)}")
+    if close:
+        lines.append("Connection: close")
+    elif keep_alive:
+        lines.append("Connection: keep-alive")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + payload
 
 
 # ----------------------------------------------------------------------------------------
