@@ -208,7 +208,9 @@ class AlarmService(ClosesOnExit):
     ``add_alarm`` registers a spec (creating the alarm in moto if the CloudFormation engine
     has not); a background thread evaluates every alarm each ``evaluation_interval_s``
     and sets the state in moto on change. :meth:`evaluate_now` runs one evaluation
-    synchronously (what tests and ``harness local status`` use).
+    synchronously (what tests and ``harness local status`` use). ``cloudwatch_client``
+    replaces the boto3 client at ``endpoint_url`` (the local stack passes its
+    :class:`~harness.local.inprocess.InProcessCloudWatchClient`).
     """
 
     def __init__(

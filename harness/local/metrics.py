@@ -75,6 +75,8 @@ class QueueMetricsPublisher(ClosesOnExit):
 
     All metrics of one sample go out in a single ``PutMetricData`` call, datapoints stamped
     by the endpoint on receipt (as CloudWatch does for datapoints without a timestamp).
+    ``cloudwatch_client`` replaces the boto3 client at ``endpoint_url`` (the local stack
+    passes its :class:`~harness.local.inprocess.InProcessCloudWatchClient`).
     """
 
     NAMESPACE = "AWS/SQS"

@@ -20,6 +20,8 @@ from harness.local.alarms import (
     Datapoint,
     evaluate,
 )
+from harness.local.inprocess import InProcessCloudWatchClient
+from harness.local.metrics import local_client
 from harness.local.specs import AlarmSpec, MetricDimension
 from harness.waiting import wait_until
 
@@ -29,10 +31,19 @@ REGION = "us-east-1"
 T0 = datetime(2026, 11, 29, 8, 40, tzinfo=UTC)
 
 
+@pytest.fixture(params=["boto3", "in-process"])
+def evaluator_client(moto_url: str, request: pytest.FixtureRequest) -> Any:
+    """What the evaluator talks to CloudWatch through: boto3 at the moto server, or moto's
+    backend in this process (the local stack's way). Tests read back with boto3 either way."""
+    if request.param == "in-process":
+        return InProcessCloudWatchClient(REGION)
+    return local_client("cloudwatch", moto_url, REGION)
+
+
 @pytest.fixture
-def alarms(moto_url: str) -> Iterator[AlarmService]:
+def alarms(moto_url: str, evaluator_client: Any) -> Iterator[AlarmService]:
     # Evaluated explicitly by each test (evaluate_now), unless a test starts the thread.
-    with AlarmService(moto_url, REGION, start=False) as service:
+    with AlarmService(moto_url, REGION, start=False, cloudwatch_client=evaluator_client) as service:
         yield service
 
 
@@ -314,10 +325,12 @@ def test_state_is_set_only_on_change(alarms: AlarmService, moto_cloudwatch: Any)
 
 
 def test_background_evaluation_reaches_alarm_without_being_asked(
-    moto_url: str, moto_cloudwatch: Any
+    moto_url: str, moto_cloudwatch: Any, evaluator_client: Any
 ) -> None:
     spec = dlq_alarm(f"bg-{unique()}.fifo")
-    with AlarmService(moto_url, REGION, evaluation_interval_s=0.1) as service:
+    with AlarmService(
+        moto_url, REGION, evaluation_interval_s=0.1, cloudwatch_client=evaluator_client
+    ) as service:
         service.add_alarm(spec)
         put(moto_cloudwatch, spec, 1.0)
         wait_until(

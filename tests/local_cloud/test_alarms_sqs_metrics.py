@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from harness.local.alarms import ALARM, OK, AlarmService
-from harness.local.metrics import QueueDepth, QueueMetricsPublisher
+from harness.local.inprocess import InProcessCloudWatchClient
+from harness.local.metrics import QueueDepth, QueueMetricsPublisher, local_client
 from harness.waiting import wait_until
 
 from .conftest import dlq_alarm
@@ -21,6 +22,16 @@ METRICS = (
     "ApproximateNumberOfMessagesDelayed",
     "ApproximateAgeOfOldestMessage",
 )
+
+
+@pytest.fixture(params=["boto3", "in-process"])
+def service_client(moto_url: str, request: pytest.FixtureRequest) -> Any:
+    """What the publisher and the evaluator talk to CloudWatch through: boto3 at the moto
+    server, or moto's backend in this process (the local stack's way). Tests read back
+    with boto3 either way."""
+    if request.param == "in-process":
+        return InProcessCloudWatchClient(REGION)
+    return local_client("cloudwatch", moto_url, REGION)
 
 
 def latest(cloudwatch: Any, queue_name: str, metric: str) -> float | None:
@@ -49,7 +60,7 @@ def latest(cloudwatch: Any, queue_name: str, metric: str) -> float | None:
 
 
 def test_publishes_depths_from_get_queue_attributes(
-    moto_url: str, moto_sqs: Any, moto_cloudwatch: Any
+    moto_url: str, moto_sqs: Any, moto_cloudwatch: Any, service_client: Any
 ) -> None:
     name = f"work-{uuid.uuid4().hex[:8]}"
     url = moto_sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -59,19 +70,26 @@ def test_publishes_depths_from_get_queue_attributes(
     moto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)
     ages = {url: 12.5}
     with QueueMetricsPublisher(
-        moto_url, REGION, [url], age_of_oldest=ages.get, start=False
+        moto_url,
+        REGION,
+        [url],
+        age_of_oldest=ages.get,
+        start=False,
+        cloudwatch_client=service_client,
     ) as publisher:
         assert publisher.publish_once() == 4
     assert [latest(moto_cloudwatch, name, metric) for metric in METRICS] == [2.0, 1.0, 1.0, 12.5]
 
 
 def test_publishes_depths_from_a_callable_in_the_background(
-    moto_url: str, moto_cloudwatch: Any
+    moto_url: str, moto_cloudwatch: Any, service_client: Any
 ) -> None:
     url = f"http://127.0.0.1:1/123456789012/engine-{uuid.uuid4().hex[:8]}.fifo"
     name = url.rsplit("/", 1)[1]
     depth = {url: QueueDepth(visible=7, not_visible=3, delayed=0, age_of_oldest_s=None)}
-    with QueueMetricsPublisher(moto_url, REGION, lambda: depth, interval_s=0.1) as publisher:
+    with QueueMetricsPublisher(
+        moto_url, REGION, lambda: depth, interval_s=0.1, cloudwatch_client=service_client
+    ) as publisher:
         wait_until(
             lambda: latest(moto_cloudwatch, name, "ApproximateNumberOfMessagesVisible") == 7.0,
             timeout=10,
@@ -92,14 +110,18 @@ def test_add_queue_is_for_url_publishers_only(moto_url: str) -> None:
 
 
 def test_a_message_in_the_dlq_fires_the_dlq_alarm(
-    moto_url: str, moto_sqs: Any, moto_cloudwatch: Any
+    moto_url: str, moto_sqs: Any, moto_cloudwatch: Any, service_client: Any
 ) -> None:
     name = f"tasks-dlq-{uuid.uuid4().hex[:8]}.fifo"
     url = moto_sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true"})["QueueUrl"]
     spec = dlq_alarm(name)
     with (
-        QueueMetricsPublisher(moto_url, REGION, [url], interval_s=0.1),
-        AlarmService(moto_url, REGION, evaluation_interval_s=0.1) as alarms,
+        QueueMetricsPublisher(
+            moto_url, REGION, [url], interval_s=0.1, cloudwatch_client=service_client
+        ),
+        AlarmService(
+            moto_url, REGION, evaluation_interval_s=0.1, cloudwatch_client=service_client
+        ) as alarms,
     ):
         alarms.add_alarm(spec)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from harness.local.apigw import ApiGatewayService
+from harness.local.inprocess import InProcessCloudWatchClient, InProcessLogsClient
 from harness.local.metrics import local_client
 from harness.local.specs import ApiMethod, InvokeResult, RestApiSpec
 from harness.waiting import wait_until
@@ -48,6 +50,23 @@ def endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(params=["boto3", "in-process"])
+def clients(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """How the gateway ships logs and metrics: boto3 at the endpoint (its default) or into
+    moto's backends in this process (the local stack's way). Read back with boto3."""
+    if request.param == "boto3":
+        return {}
+    return {
+        "logs_client_factory": lambda: InProcessLogsClient(REGION),
+        "cloudwatch_client_factory": lambda: InProcessCloudWatchClient(REGION),
+    }
+
+
+def unique(name: str) -> str:
+    """An API id of its own per run: moto's state outlives a test within the process."""
+    return f"{name}{uuid.uuid4().hex[:6]}"
+
+
 def invoke(function_name: str, payload: bytes) -> InvokeResult:
     return InvokeResult(200, json.dumps({"statusCode": 201, "body": '{"ok": true}'}).encode())
 
@@ -78,12 +97,15 @@ def log_lines(endpoint: str, stream: str, count: int) -> list[dict[str, Any]]:
     )
 
 
-def test_access_log_lines_in_cdk_json_format_reach_cloudwatch_logs(endpoint: str) -> None:
-    with ApiGatewayService(invoke, endpoint_url=endpoint, region=REGION) as gateway:
-        url = gateway.add_rest_api(spec("jsonfmt", CDK_JSON_FORMAT))
+def test_access_log_lines_in_cdk_json_format_reach_cloudwatch_logs(
+    endpoint: str, clients: dict[str, Any]
+) -> None:
+    api_id = unique("jsonfmt")
+    with ApiGatewayService(invoke, endpoint_url=endpoint, region=REGION, **clients) as gateway:
+        url = gateway.add_rest_api(spec(api_id, CDK_JSON_FORMAT))
         created = requests.post(f"{url}tasks", json={"title": "x"}, timeout=10)
         missing = requests.get(f"{url}nowhere", timeout=10)
-        lines = log_lines(endpoint, "jsonfmt-prod", 2)
+        lines = log_lines(endpoint, f"{api_id}-prod", 2)
     assert created.status_code == 201
     assert missing.status_code == 403
     first, second = lines
@@ -104,14 +126,17 @@ def test_access_log_lines_in_cdk_json_format_reach_cloudwatch_logs(endpoint: str
     assert (second["status"], second["httpMethod"], second["resourcePath"]) == ("403", "GET", "-")
 
 
-def test_access_log_resolves_latency_error_and_identity_variables(endpoint: str) -> None:
-    with ApiGatewayService(invoke, endpoint_url=endpoint, region=REGION) as gateway:
-        url = gateway.add_rest_api(spec("extra", EXTRA_FORMAT))
+def test_access_log_resolves_latency_error_and_identity_variables(
+    endpoint: str, clients: dict[str, Any]
+) -> None:
+    api_id = unique("extra")
+    with ApiGatewayService(invoke, endpoint_url=endpoint, region=REGION, **clients) as gateway:
+        url = gateway.add_rest_api(spec(api_id, EXTRA_FORMAT))
         created = requests.post(
             f"{url}tasks", json={}, headers={"User-Agent": "probe/2"}, timeout=10
         )
         requests.delete(f"{url}tasks", timeout=10)
-        ok_line, error_line = log_lines(endpoint, "extra-prod", 2)
+        ok_line, error_line = log_lines(endpoint, f"{api_id}-prod", 2)
     assert ok_line["extendedRequestId"] == created.headers["x-amz-apigw-id"]
     assert ok_line["path"] == "/prod/tasks"
     assert ok_line["stage"] == "prod"
@@ -126,9 +151,10 @@ def test_access_log_resolves_latency_error_and_identity_variables(endpoint: str)
     assert error_line["integrationStatus"] == "-"
 
 
-def test_api_metrics_reach_cloudwatch(endpoint: str) -> None:
-    with ApiGatewayService(invoke, endpoint_url=endpoint, region=REGION) as gateway:
-        url = gateway.add_rest_api(spec("metrics", CDK_JSON_FORMAT))
+def test_api_metrics_reach_cloudwatch(endpoint: str, clients: dict[str, Any]) -> None:
+    api_id = unique("metrics")
+    with ApiGatewayService(invoke, endpoint_url=endpoint, region=REGION, **clients) as gateway:
+        url = gateway.add_rest_api(spec(api_id, CDK_JSON_FORMAT))
         for _ in range(3):
             requests.post(f"{url}tasks", json={}, timeout=10)
         requests.get(f"{url}nowhere", timeout=10)
@@ -141,7 +167,7 @@ def test_api_metrics_reach_cloudwatch(endpoint: str) -> None:
             Namespace="AWS/ApiGateway",
             MetricName=metric,
             Dimensions=[
-                {"Name": "ApiName", "Value": "TaskApi-metrics"},
+                {"Name": "ApiName", "Value": f"TaskApi-{api_id}"},
                 {"Name": "Stage", "Value": "prod"},
             ],
             StartTime=now - timedelta(minutes=5),

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from harness.local.inprocess import InProcessCloudWatchClient, InProcessLogsClient
 from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES, InProcessLogsClient
+from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES
 from harness.local.lambda_service.testing import (
     Endpoint,
     boto_client,
@@ -169,9 +170,15 @@ def test_timeout_and_crash_are_logged_like_lambda(
     )
 
 
-def test_lambda_metrics_reach_cloudwatch(endpoint: Endpoint) -> None:
+@pytest.mark.parametrize("path", ["boto3", "in-process"])
+def test_lambda_metrics_reach_cloudwatch(endpoint: Endpoint, path: str) -> None:
+    """Published through the endpoint or into moto in this process (the local stack's
+    way); read back with boto3 either way."""
     spec = make_spec(reserved_concurrency=1)
-    with LambdaService(endpoint.url, endpoint.region, metrics_interval=0.2) as service:
+    cloudwatch_client = InProcessCloudWatchClient(endpoint.region) if path == "in-process" else None
+    with LambdaService(
+        endpoint.url, endpoint.region, metrics_interval=0.2, cloudwatch_client=cloudwatch_client
+    ) as service:
         service.add_function(spec)
         for action in ("echo", "echo", "raise"):
             service.invoke(spec.function_name, json.dumps({"action": action}).encode())

@@ -212,9 +212,11 @@ class LambdaService(ClosesOnExit):
         metrics_interval: float = 1.0,
         init_timeout_s: float = INIT_TIMEOUT_S,
         logs_client: Any = None,
+        cloudwatch_client: Any = None,
     ) -> None:
-        """``logs_client`` ships the functions' logs instead of a boto3 client at the
-        endpoint (the local cloud passes its in-process :class:`InProcessLogsClient`)."""
+        """``logs_client`` ships the functions' logs and ``cloudwatch_client`` their metrics
+        instead of boto3 clients at the endpoint (the local cloud passes its in-process
+        clients, :mod:`harness.local.inprocess`)."""
         self.endpoint_url = endpoint_url
         self.region = region
         self._unreserved_limit = unreserved_concurrency_limit
@@ -228,13 +230,18 @@ class LambdaService(ClosesOnExit):
         def make_logs_client(service: str) -> Any:
             return logs_client if logs_client is not None else make_client(service)
 
+        def make_metrics_client(service: str) -> Any:
+            return cloudwatch_client if cloudwatch_client is not None else make_client(service)
+
         self._logs = (
             LogShipper(make_logs_client, flush_interval=log_flush_interval)
             if publish_logs
             else None
         )
         self._metrics = (
-            MetricsPublisher(make_client, interval=metrics_interval) if publish_metrics else None
+            MetricsPublisher(make_metrics_client, interval=metrics_interval)
+            if publish_metrics
+            else None
         )
         # Last line of defence against orphans if the owner forgets close() (e.g. Ctrl-C).
         self_ref = weakref.ref(self)

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
 from botocore.config import Config
+
+# Re-exported: the in-process client lived here first (harness.local.inprocess now).
+from harness.local.inprocess import InProcessLogsClient as InProcessLogsClient
 
 _LOG = logging.getLogger(__name__)
 
@@ -73,47 +74,6 @@ def log_stream_name(now: datetime | None = None, *, suffix: str) -> str:
     """Lambda's stream naming: ``2026/11/29/[$LATEST]<32 hex>`` (one per execution env)."""
     when = now or datetime.now(UTC)
     return f"{when:%Y/%m/%d}/[$LATEST]{suffix}"
-
-
-class InProcessLogsClient:
-    """The CloudWatch Logs calls :class:`LogShipper` makes, on moto's backend in this process.
-
-    For a local cloud whose endpoint serves moto in the same process: the events land
-    where ``logs`` clients at the endpoint read them, without a boto3 request, HTTP and
-    moto's web layer per batch (~2.7 ms of this process's CPU each; a busy stack ships
-    tens of batches a second). Same checks as ``PutLogEvents`` in moto (order, age).
-    """
-
-    def __init__(self, region: str, account_id: str | None = None) -> None:
-        from moto.iam.models import get_account_id_from
-        from moto.logs.exceptions import ResourceAlreadyExistsException, ResourceNotFoundException
-        from moto.logs.models import logs_backends
-
-        # The account moto gives the endpoint's "testing" credentials.
-        account = account_id or os.environ.get("MOTO_ACCOUNT_ID") or get_account_id_from("testing")
-        self._backend = logs_backends[account][region]
-        self.exceptions = SimpleNamespace(
-            ResourceAlreadyExistsException=ResourceAlreadyExistsException,
-            ResourceNotFoundException=ResourceNotFoundException,
-        )
-
-    def create_log_group(self, *, logGroupName: str) -> None:
-        """``CreateLogGroup``."""
-        self._backend.create_log_group(logGroupName, tags={})
-
-    def create_log_stream(self, *, logGroupName: str, logStreamName: str) -> None:
-        """``CreateLogStream``."""
-        self._backend.create_log_stream(logGroupName, logStreamName)
-
-    def put_log_events(
-        self,
-        *,
-        logGroupName: str,
-        logStreamName: str,
-        logEvents: list[dict[str, Any]],
-    ) -> None:
-        """``PutLogEvents``."""
-        self._backend.put_log_events(logGroupName, logStreamName, logEvents)
 
 
 class LogShipper:
