@@ -12,18 +12,20 @@ One run prints, against the targets for a 2-core machine:
   Lambda service (a real ``awslambdaric`` worker behind the loopback Runtime API) minus a
   direct in-process call of the same handler (decode event, call, encode result), medians;
   the same for the real API handler (``GET /tasks/{id}``, one DynamoDB read) for scale.
-- **API ingest**: ``--tasks`` concurrent ``POST /tasks`` from a thread pool through the
-  local API Gateway (keep-alive connections), after a warm-up. The processor's event
-  source mapping is DISABLED meanwhile, so the figure is the API path alone and the tasks
-  pile up in the queue, all in the one message group the stack uses.
+- **API ingest**: ``--tasks`` concurrent ``POST /tasks`` through the local API Gateway
+  from ``--threads`` keep-alive connections, after a warm-up. The load generator
+  (``post_tasks.py``) runs in its own process, as API clients are not in the cloud's.
+  The processor's event source mapping is DISABLED meanwhile, so the figure is the API
+  path alone and the tasks pile up in the queue, all in the one message group the
+  stack uses.
 - **single-group drain**: the mapping is then enabled and the clock runs until the queue
   is empty and every task is COMPLETED in the table: the processor side alone (ESM
   receive, one batch in flight for the one group, the processor's DynamoDB updates,
   deletes). Real task messages, written by the real API, in the real table.
 
-Both phases also split the CPU they used between the functions' workers (from ``/proc``)
-and this process (the local cloud, plus the load generator during ingest), and print the
-rate each split allows: a miss is then either the functions' own cost or the local cloud's.
+Both phases also split the CPU they used between the functions' workers (from ``/proc``),
+this process (the local cloud) and the load generator, and print the rate each split
+allows: a miss is then either the functions' own cost or the local cloud's.
 
 The assembly is synthesized with the stage throttle raised (``throttle_rate``/
 ``throttle_burst`` context): the stack's configured 100 requests/s would otherwise be
@@ -34,21 +36,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import importlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -213,41 +213,53 @@ def api_handler_overhead(stack: LocalStack, task_id: str, invokes: int) -> tuple
 # --- ingest and drain ---------------------------------------------------------------------
 
 
-class _Poster:
-    """One keep-alive HTTP connection per thread to the local API."""
+@dataclass
+class _Posted:
+    """What a load-generator run reports (``benchmarks/post_tasks.py``)."""
 
-    def __init__(self, api_url: str) -> None:
-        parts = urlsplit(api_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.path = parts.path.rstrip("/") + "/tasks"
-        self.local = threading.local()
+    elapsed_s: float
+    cpu_s: float
+    statuses: dict[int, int]
+    task_ids: list[str]
 
-    def post(self, index: int) -> tuple[int, str | None]:
-        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        body = json.dumps({"title": f"bench {index}", "description": "d", "priority": "low"})
+
+@contextlib.contextmanager
+def _load_generator(api_url: str, count: int, threads: int) -> Iterator[Callable[[], _Posted]]:
+    """Start ``post_tasks.py`` in its own process; yields a function that runs it.
+
+    The process is started (and its imports paid) before the caller reads its CPU
+    counters; calling the yielded function starts the posts and waits for the report.
+    """
+    script = Path(__file__).with_name("post_tasks.py")
+    with subprocess.Popen(
+        [sys.executable, str(script), api_url, str(count), str(threads)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        commands, replies = process.stdin, process.stdout
+        assert commands is not None
+        assert replies is not None
         try:
-            conn.request("POST", self.path, body, {"Content-Type": "application/json"})
-            reply = conn.getresponse()
-            data = reply.read()
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            self.local.conn = None
-            return 0, None
-        task_id = json.loads(data).get("task_id") if reply.status == 200 else None
-        return reply.status, task_id
+            if not replies.readline():
+                raise RuntimeError("the load generator exited before it was ready")
+
+            def go() -> _Posted:
+                commands.write("go\n")
+                commands.flush()
+                line = replies.readline()
+                if not line:
+                    raise RuntimeError("the load generator exited without a report")
+                report = json.loads(line)
+                statuses = {int(k): v for k, v in report["statuses"].items()}
+                return _Posted(report["elapsed_s"], report["cpu_s"], statuses, report["task_ids"])
+
+            yield go
+        finally:
+            process.kill()
 
 
-def _post_all(poster: _Poster, count: int, threads: int) -> tuple[list[str], dict[int, int]]:
-    statuses: dict[int, int] = {}
-    ids: list[str] = []
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for status, task_id in pool.map(poster.post, range(count)):
-            statuses[status] = statuses.get(status, 0) + 1
-            if task_id:
-                ids.append(task_id)
-    return ids, statuses
+def _post_tasks(stack: LocalStack, count: int, threads: int) -> _Posted:
+    with _load_generator(_flat(stack)[contract.API_URL], count, threads) as go:
+        return go()
 
 
 def _set_mapping(stack: LocalStack, enabled: bool) -> None:
@@ -307,12 +319,11 @@ def _cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 
 def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, Any]:
     """Ingest ``tasks`` with the mapping disabled, then time the single-group drain."""
-    poster = _Poster(_flat(stack)[contract.API_URL])
     # Warm-up (not timed): the API workers for every thread, and the processor.
-    warm_ids, warm_statuses = _post_all(poster, threads * 10, threads)
-    assert warm_statuses.get(200) == threads * 10, f"warm-up: {warm_statuses}"
+    warm = _post_tasks(stack, threads * 10, threads)
+    assert warm.statuses.get(200) == threads * 10, f"warm-up: {warm.statuses}"
     wait_until(
-        lambda: _completed(stack, warm_ids) == len(warm_ids),
+        lambda: _completed(stack, warm.task_ids) == len(warm.task_ids),
         timeout=120, interval=0.2, description="the warm-up tasks to complete",
     )  # fmt: skip
     _set_mapping(stack, enabled=False)
@@ -322,11 +333,11 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
         timeout=30, description="an empty task queue with the mapping disabled",
     )  # fmt: skip
 
-    cpu_before = _cpu_snapshot(stack)
-    began = time.perf_counter()
-    ids, statuses = _post_all(poster, tasks, threads)
-    ingest_s = time.perf_counter() - began
-    ingest_cpu = _cpu_used(cpu_before, _cpu_snapshot(stack))
+    with _load_generator(_flat(stack)[contract.API_URL], tasks, threads) as go:
+        cpu_before = _cpu_snapshot(stack)
+        posted = go()
+        ingest_cpu = _cpu_used(cpu_before, _cpu_snapshot(stack))
+    ids = posted.task_ids
     # A long poll issued before the mapping was disabled may still take one batch: wait
     # until nothing is in flight and the backlog holds still, and drain what is there.
     seen: list[tuple[int, int]] = []
@@ -352,9 +363,9 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
     completed = _completed(stack, ids)
     return {
         "accepted": len(ids),
-        "statuses": statuses,
-        "ingest_s": ingest_s,
-        "ingest_per_s": len(ids) / ingest_s,
+        "statuses": posted.statuses,
+        "ingest_s": posted.elapsed_s,
+        "ingest_per_s": len(ids) / posted.elapsed_s,
         "backlog": backlog,
         "drain_s": drain_s,
         "drain_per_s": backlog / drain_s,
@@ -362,6 +373,7 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
         "a_task_id": ids[0],
         "api_cpu_ms": 1000 * ingest_cpu[_flat(stack)[contract.API_FUNCTION_NAME]] / len(ids),
         "ingest_cloud_cpu_ms": 1000 * ingest_cpu["local cloud"] / len(ids),
+        "load_generator_cpu_ms": 1000 * posted.cpu_s / len(ids),
         "processor_cpu_ms": (
             1000 * drain_cpu[_flat(stack)[contract.PROCESSOR_FUNCTION_NAME]] / max(backlog, 1)
         ),
@@ -466,11 +478,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{drain_cloud_ms:.2f} ms; the function alone allows at most "
         f"{1000 / processor_ms:.0f} msg/s on one group"
     )
+    generator_ms = figures["load_generator_cpu_ms"]
     print(
-        f"ingest CPU per task: API function {api_ms:.2f} ms, local cloud and the load "
-        f"generator {ingest_cloud_ms:.2f} ms; {cores} cores allow at most "
-        f"{1000 * cores / (api_ms + ingest_cloud_ms):.0f} tasks/s, the function alone "
-        f"{1000 * cores / api_ms:.0f}"
+        f"ingest CPU per task: API function {api_ms:.2f} ms, local cloud "
+        f"{ingest_cloud_ms:.2f} ms, load generator {generator_ms:.2f} ms; {cores} cores "
+        f"allow at most {1000 * cores / (api_ms + ingest_cloud_ms + generator_ms):.0f} "
+        f"tasks/s, the function alone {1000 * cores / api_ms:.0f}"
     )
     return 0
 

@@ -1,5 +1,13 @@
 """boto3 clients with bounded timeouts, so a slow dependency fails fast instead of
-holding the API until API Gateway's 29 s integration timeout."""
+holding the API until API Gateway's 29 s integration timeout.
+
+Client-side parameter validation is off, as botocore documents for performance: the
+requests are built only by the typed adapters next to this module (checked by mypy
+against the boto3 stubs and exercised by the tests against moto and the local cloud),
+and DynamoDB and SQS validate every request themselves. It was 15 % of the processor's
+CPU per message (a 13-value conditional ``UpdateItem``) and ~9 % of the API's per task,
+and Lambda bills by duration.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ CLIENT_CONFIG: Final = Config(
     connect_timeout=2,
     read_timeout=5,
     retries={"mode": "standard", "max_attempts": 3},
+    parameter_validation=False,
 )
 
 
