@@ -17,7 +17,10 @@ One run prints, against the targets for a 2-core machine:
   (``post_tasks.py``) runs in its own process, as API clients are not in the cloud's.
   The processor's event source mapping is DISABLED meanwhile, so the figure is the API
   path alone and the tasks pile up in the queue, all in the one message group the
-  stack uses.
+  stack uses. For scale, the same number of tasks then go through the API handler
+  called directly in ``--threads`` processes (``post_tasks.py --direct``, the function's
+  environment, the same endpoint): the function's own ceiling on this machine, without
+  API Gateway and the Lambda runtime. Ingest is printed as a share of it.
 - **single-group drain**: the mapping is then enabled and the clock runs until the queue
   is empty and every task is COMPLETED in the table: the processor side alone (ESM
   receive, one batch in flight for the one group, the processor's DynamoDB updates,
@@ -53,6 +56,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.post_tasks import LambdaContext  # noqa: E402
 from cdk import contract  # noqa: E402 - after the repo root is importable
 from harness.local.cloud import LocalStack  # noqa: E402
 from harness.local.lambda_service.testing import function_spec  # noqa: E402
@@ -71,21 +75,6 @@ def handler(event, context):
     return {"ok": True, "id": event.get("id"), "request_id": context.aws_request_id}
 """
 TRIVIAL_PAYLOAD = json.dumps({"id": "task-1", "title": "benchmark", "body": "x" * 200}).encode()
-
-
-class _Context:
-    """The bits of a Lambda context the handlers touch, for the direct calls."""
-
-    aws_request_id = "direct"
-    function_name = "direct"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:direct"
-    log_group_name = "/aws/lambda/direct"
-    log_stream_name = "direct"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def _timed(call: Callable[[], object], n: int) -> list[float]:
@@ -132,7 +121,7 @@ def trivial_overhead(stack: LocalStack, code_dir: Path, invokes: int) -> tuple[f
     name = spec.function_name
     sys.path.insert(0, str(code_dir))
     module: Any = importlib.import_module("bench_trivial")
-    context = _Context()
+    context = LambdaContext()
 
     def direct() -> bytes:
         return json.dumps(module.handler(json.loads(TRIVIAL_PAYLOAD), context)).encode()
@@ -192,7 +181,7 @@ def api_handler_overhead(stack: LocalStack, task_id: str, invokes: int) -> tuple
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )
-    context = _Context()
+    context = LambdaContext()
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         # Powertools logs each request to stdout, as in the worker (whose output is shipped).
         api: Any = importlib.import_module("handlers.api")
@@ -223,43 +212,101 @@ class _Posted:
     task_ids: list[str]
 
 
+class _LoadGenerator:
+    """``post_tasks.py`` in its own process: started (imports paid) before the caller reads
+    CPU counters, then :meth:`go` starts the posts and :meth:`report` waits for them."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        script = Path(__file__).with_name("post_tasks.py")
+        self._process = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._commands, self._replies = self._process.stdin, self._process.stdout
+
+    def wait_ready(self) -> None:
+        if not self._replies.readline():
+            raise RuntimeError("the load generator exited before it was ready")
+
+    def go(self) -> None:
+        self._commands.write("go\n")
+        self._commands.flush()
+
+    def report(self) -> _Posted:
+        line = self._replies.readline()
+        if not line:
+            raise RuntimeError("the load generator exited without a report")
+        report = json.loads(line)
+        statuses = {int(k): v for k, v in report["statuses"].items()}
+        return _Posted(report["elapsed_s"], report["cpu_s"], statuses, report["task_ids"])
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        self._commands.close()
+        self._replies.close()
+
+
 @contextlib.contextmanager
-def _load_generator(api_url: str, count: int, threads: int) -> Iterator[Callable[[], _Posted]]:
-    """Start ``post_tasks.py`` in its own process; yields a function that runs it.
+def _load_generators(
+    args: list[list[str]], env: dict[str, str] | None = None
+) -> Iterator[Callable[[], list[_Posted]]]:
+    """Start one generator per argument list, all ready; yields a function that runs them
+    together and returns their reports. Every process is killed on the way out."""
+    generators: list[_LoadGenerator] = []
+    try:
+        for each in args:
+            generators.append(_LoadGenerator(each, env))
+        for generator in generators:
+            generator.wait_ready()
 
-    The process is started (and its imports paid) before the caller reads its CPU
-    counters; calling the yielded function starts the posts and waits for the report.
-    """
-    script = Path(__file__).with_name("post_tasks.py")
-    with subprocess.Popen(
-        [sys.executable, str(script), api_url, str(count), str(threads)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    ) as process:  # fmt: skip
-        commands, replies = process.stdin, process.stdout
-        assert commands is not None
-        assert replies is not None
-        try:
-            if not replies.readline():
-                raise RuntimeError("the load generator exited before it was ready")
+        def go() -> list[_Posted]:
+            for generator in generators:
+                generator.go()
+            return [generator.report() for generator in generators]
 
-            def go() -> _Posted:
-                commands.write("go\n")
-                commands.flush()
-                line = replies.readline()
-                if not line:
-                    raise RuntimeError("the load generator exited without a report")
-                report = json.loads(line)
-                statuses = {int(k): v for k, v in report["statuses"].items()}
-                return _Posted(report["elapsed_s"], report["cpu_s"], statuses, report["task_ids"])
-
-            yield go
-        finally:
-            process.kill()
+        yield go
+    finally:
+        for generator in generators:
+            generator.close()
 
 
 def _post_tasks(stack: LocalStack, count: int, threads: int) -> _Posted:
-    with _load_generator(_flat(stack)[contract.API_URL], count, threads) as go:
-        return go()
+    with _load_generators([[_flat(stack)[contract.API_URL], str(count), str(threads)]]) as go:
+        return go()[0]
+
+
+def direct_ceiling(stack: LocalStack, tasks: int, processes: int) -> dict[str, float]:
+    """The API handler called directly in ``processes`` processes, against the same endpoint.
+
+    No API Gateway and no Lambda runtime: the function's own work and the DynamoDB and SQS
+    calls it makes, served by the same local cloud. What ingest cannot exceed here.
+    """
+    spec = stack.lambdas.function_spec(_flat(stack)[contract.API_FUNCTION_NAME])
+    env = {
+        **os.environ,
+        **spec.environment,
+        "AWS_ENDPOINT_URL": stack.endpoint.url,
+        "AWS_REGION": stack.endpoint.region,
+        "AWS_DEFAULT_REGION": stack.endpoint.region,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    each = tasks // processes
+    with _load_generators([["--direct", str(each)]] * processes, env) as go:
+        cloud_cpu = time.process_time()
+        reports = go()
+        cloud_cpu = time.process_time() - cloud_cpu
+    done = sum(r.statuses.get(200, 0) for r in reports)
+    assert done == each * processes, [r.statuses for r in reports]
+    return {
+        "per_s": done / max(r.elapsed_s for r in reports),
+        "function_cpu_ms": 1000 * sum(r.cpu_s for r in reports) / done,
+        "cloud_cpu_ms": 1000 * cloud_cpu / done,
+    }
 
 
 def _set_mapping(stack: LocalStack, enabled: bool) -> None:
@@ -333,9 +380,9 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
         timeout=30, description="an empty task queue with the mapping disabled",
     )  # fmt: skip
 
-    with _load_generator(_flat(stack)[contract.API_URL], tasks, threads) as go:
+    with _load_generators([[_flat(stack)[contract.API_URL], str(tasks), str(threads)]]) as go:
         cpu_before = _cpu_snapshot(stack)
-        posted = go()
+        (posted,) = go()
         ingest_cpu = _cpu_used(cpu_before, _cpu_snapshot(stack))
     ids = posted.task_ids
     # A long poll issued before the mapping was disabled may still take one batch: wait
@@ -421,6 +468,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"drain: {figures['backlog']} queued messages in {figures['drain_s']:.2f}s, "
                 f"{figures['completed']} of the tasks COMPLETED"
             )
+            _set_mapping(stack, enabled=False)  # as during ingest
+            ceiling = direct_ceiling(stack, args.tasks, args.threads)
+            print(
+                f"API handler called directly in {args.threads} processes: "
+                f"{ceiling['per_s']:.0f} tasks/s, CPU per task: function "
+                f"{ceiling['function_cpu_ms']:.2f} ms, local cloud {ceiling['cloud_cpu_ms']:.2f} ms"
+            )
             api_warm, api_direct = api_handler_overhead(
                 stack, figures["a_task_id"], args.invokes // 2
             )
@@ -466,6 +520,14 @@ def main(argv: list[str] | None = None) -> int:
     ingest = figures["ingest_per_s"]
     print(_row("single-group drain", f"{drain:.0f} msg/s", ">= 300/s", drain >= TARGET_DRAIN_PER_S))
     print(_row("API ingest", f"{ingest:.0f} tasks/s", ">= 300/s", ingest >= TARGET_INGEST_PER_S))
+    print(
+        _row(
+            "  ceiling: API handler called directly",
+            f"{ceiling['per_s']:.0f} tasks/s ({ingest / ceiling['per_s']:.0%})",
+            "-",
+            True,
+        )
+    )
     # Where the CPU goes, so a miss can be told apart: the functions' own work, or the
     # local cloud's. One group drains one batch at a time, so the processor's CPU per
     # message bounds the drain; ingest runs on every core, so the sum bounds it.

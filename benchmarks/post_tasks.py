@@ -1,12 +1,19 @@
 """Load generator for the ingest benchmark: concurrent ``POST /tasks`` in its own process.
 
     python benchmarks/post_tasks.py API_URL COUNT THREADS
+    python benchmarks/post_tasks.py --direct COUNT
+
 
 Each thread holds one keep-alive connection and writes raw HTTP/1.1 (a request costs
 this process ~0.1 ms of CPU; ``http.client`` costs several times that, mostly parsing
 response headers with the ``email`` package). It runs outside the benchmark's process,
 which is the local cloud: API Gateway's clients are not in the cloud's process on AWS
 either, and here they would otherwise contend for its GIL.
+
+``--direct`` calls the API function's handler in this process instead (one caller; run
+several processes for concurrency), with the function's environment from the caller:
+the same DynamoDB and SQS calls against the same endpoint, without API Gateway and the
+Lambda runtime. It measures the ceiling the function itself sets on this machine.
 
 Protocol on stdin/stdout, one JSON line each, so the caller can read CPU counters
 around the timed part only: once started it prints ``{"ready": true}``; any line on
@@ -17,13 +24,19 @@ stdin starts the run; it then prints
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import itertools
 import json
+import os
 import socket
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
 _TIMEOUT_S = 60.0
@@ -50,8 +63,7 @@ class _Connection:
         return self._sock, self._file
 
     def post(self, index: int) -> tuple[int, str | None]:
-        body = json.dumps({"title": f"bench {index}", "description": "d", "priority": "low"})
-        payload = body.encode()
+        payload = _task_body(index).encode()
         try:
             sock, reader = self._connect()
             sock.sendall(self._head + str(len(payload)).encode() + b"\r\n\r\n" + payload)
@@ -86,51 +98,123 @@ class _Connection:
         self._sock = self._file = None
 
 
-def run(api_url: str, count: int, threads: int) -> None:
+class LambdaContext:
+    """The bits of a Lambda context the handlers touch, for direct calls."""
+
+    aws_request_id = "direct"
+    function_name = "direct"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:direct"
+    log_group_name = "/aws/lambda/direct"
+    log_stream_name = "direct"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def _task_body(index: int) -> str:
+    return json.dumps({"title": f"bench {index}", "description": "d", "priority": "low"})
+
+
+class _DirectCaller:
+    """Calls ``handlers.api.handler`` with a ``POST /tasks`` proxy event, in this process."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        api = importlib.import_module("handlers.api")
+        self._handler: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = api.handler
+        self._context = LambdaContext()
+
+    def post(self, index: int) -> tuple[int, str | None]:
+        headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
+        event = {
+            "resource": "/tasks",
+            "path": "/tasks",
+            "httpMethod": "POST",
+            "headers": headers,
+            "multiValueHeaders": {name: [value] for name, value in headers.items()},
+            "queryStringParameters": None,
+            "multiValueQueryStringParameters": None,
+            "pathParameters": None,
+            "stageVariables": None,
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "stage": "prod",
+                "resourcePath": "/tasks",
+                "httpMethod": "POST",
+                "path": "/prod/tasks",
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": _task_body(index),
+            "isBase64Encoded": False,
+        }
+        reply = self._handler(event, self._context)
+        status = int(reply["statusCode"])
+        return status, json.loads(reply["body"]).get("task_id") if status == 200 else None
+
+    def close(self) -> None:
+        pass
+
+
+class _Poster(Protocol):
+    def post(self, index: int) -> tuple[int, str | None]: ...
+
+    def close(self) -> None: ...
+
+
+def run(posters: list[_Poster], count: int, out: TextIO) -> None:
     """Report ready, wait for the go line, post ``count`` tasks, report the figures."""
-    parts = urlsplit(api_url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    path = parts.path.rstrip("/") + "/tasks"
-    connections = [_Connection(host, port, path) for _ in range(threads)]
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True}), file=out, flush=True)
     sys.stdin.readline()
 
     counter = itertools.count()
     lock = threading.Lock()
     results: list[tuple[int, str | None]] = []
 
-    def work(connection: _Connection) -> None:
+    def work(poster: _Poster) -> None:
         mine: list[tuple[int, str | None]] = []
         while (index := next(counter)) < count:
-            mine.append(connection.post(index))
+            mine.append(poster.post(index))
         with lock:
             results.extend(mine)
 
-    workers = [threading.Thread(target=work, args=(c,)) for c in connections]
+    workers = [threading.Thread(target=work, args=(p,)) for p in posters]
     cpu, began = time.process_time(), time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-    for connection in connections:
-        connection.close()
+    for poster in posters:
+        poster.close()
     statuses: dict[int, int] = {}
     for status, _ in results:
         statuses[status] = statuses.get(status, 0) + 1
     task_ids = [task_id for _, task_id in results if task_id]
     report = {"elapsed_s": elapsed, "cpu_s": cpu, "statuses": statuses, "task_ids": task_ids}
-    print(json.dumps(report), flush=True)
+    print(json.dumps(report), file=out, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("api_url")
-    parser.add_argument("count", type=int)
-    parser.add_argument("threads", type=int)
+    parser.add_argument("--direct", action="store_true", help="call the handler in-process")
+    parser.add_argument("target", nargs="+", help="API_URL COUNT THREADS, or COUNT with --direct")
     args = parser.parse_args(argv)
-    run(args.api_url, args.count, args.threads)
+    if args.direct:
+        (count,) = args.target
+        # The handler logs to stdout, as in a worker: keep stdout for the reports only.
+        out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), sys.stdout.fileno())
+        run([_DirectCaller()], int(count), out)
+        return 0
+    api_url, count, threads = args.target
+    parts = urlsplit(api_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    path = parts.path.rstrip("/") + "/tasks"
+    run([_Connection(host, port, path) for _ in range(int(threads))], int(count), sys.stdout)
     return 0
 
 

@@ -5,7 +5,7 @@ Client-side parameter validation is off, as botocore documents for performance: 
 requests are built only by the typed adapters next to this module (checked by mypy
 against the boto3 stubs and exercised by the tests against moto and the local cloud),
 and DynamoDB and SQS validate every request themselves. It was 15 % of the processor's
-CPU per message (a 13-value conditional ``UpdateItem``) and ~9 % of the API's per task,
+CPU per message (a 13-value conditional ``UpdateItem``) and ~10 % of the API's per task,
 and Lambda bills by duration.
 """
 
