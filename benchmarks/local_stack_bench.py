@@ -163,24 +163,26 @@ def _get_event(task_id: str) -> dict[str, Any]:
     }
 
 
+def _direct_call_env(stack: LocalStack) -> dict[str, str]:
+    """What a direct call of the API handler needs, as its worker gets it: the function's
+    environment, pointed at the same local endpoint."""
+    spec = stack.lambdas.function_spec(_flat(stack)[contract.API_FUNCTION_NAME])
+    return {
+        **spec.environment,
+        "AWS_ENDPOINT_URL": stack.endpoint.url,
+        "AWS_REGION": stack.endpoint.region,
+        "AWS_DEFAULT_REGION": stack.endpoint.region,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
 def api_handler_overhead(stack: LocalStack, task_id: str, invokes: int) -> tuple[float, float]:
     """Median ms of the real API handler: warm invoke vs a direct in-process call."""
     name = _flat(stack)[contract.API_FUNCTION_NAME]
-    spec = stack.lambdas.function_spec(name)
     payload = json.dumps(_get_event(task_id)).encode()
-    # The direct call needs what the worker gets: the function's environment, pointed at
-    # the same local endpoint, and its code importable.
-    os.environ.update(spec.environment)
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": stack.endpoint.url,
-            "AWS_REGION": stack.endpoint.region,
-            "AWS_DEFAULT_REGION": stack.endpoint.region,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
-    )
+    os.environ.update(_direct_call_env(stack))
     context = LambdaContext()
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         # Powertools logs each request to stdout, as in the worker (whose output is shipped).
@@ -284,17 +286,7 @@ def direct_ceiling(stack: LocalStack, tasks: int, processes: int) -> dict[str, f
     No API Gateway and no Lambda runtime: the function's own work and the DynamoDB and SQS
     calls it makes, served by the same local cloud. What ingest cannot exceed here.
     """
-    spec = stack.lambdas.function_spec(_flat(stack)[contract.API_FUNCTION_NAME])
-    env = {
-        **os.environ,
-        **spec.environment,
-        "AWS_ENDPOINT_URL": stack.endpoint.url,
-        "AWS_REGION": stack.endpoint.region,
-        "AWS_DEFAULT_REGION": stack.endpoint.region,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
+    env = {**os.environ, **_direct_call_env(stack)}
     each = tasks // processes
     with _load_generators([["--direct", str(each)]] * processes, env) as go:
         cloud_cpu = time.process_time()
