@@ -3,9 +3,8 @@
     python benchmarks/post_tasks.py API_URL COUNT THREADS
     python benchmarks/post_tasks.py --direct COUNT
 
-
 Each thread holds one keep-alive connection and writes raw HTTP/1.1 (a request costs
-this process ~0.1 ms of CPU; ``http.client`` costs several times that, mostly parsing
+this process ~0.15 ms of CPU; ``http.client`` costs several times that, mostly parsing
 response headers with the ``email`` package). It runs outside the benchmark's process,
 which is the local cloud: API Gateway's clients are not in the cloud's process on AWS
 either, and here they would otherwise contend for its GIL.
@@ -202,19 +201,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direct", action="store_true", help="call the handler in-process")
     parser.add_argument("target", nargs="+", help="API_URL COUNT THREADS, or COUNT with --direct")
     args = parser.parse_args(argv)
+    if len(args.target) != (1 if args.direct else 3):
+        parser.error("expected API_URL COUNT THREADS, or --direct COUNT")
+    numbers = args.target if args.direct else args.target[1:]
+    if not all(n.isdigit() and int(n) > 0 for n in numbers):
+        parser.error(f"COUNT and THREADS must be positive integers, got {numbers}")
     if args.direct:
-        (count,) = args.target
         # The handler logs to stdout, as in a worker: keep stdout for the reports only.
         out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
         with open(os.devnull, "w") as sink:
             os.dup2(sink.fileno(), sys.stdout.fileno())
-        run([_DirectCaller()], int(count), out)
+        run([_DirectCaller()], int(numbers[0]), out)
         return 0
-    api_url, count, threads = args.target
-    parts = urlsplit(api_url)
+    parts = urlsplit(args.target[0])
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path.rstrip("/") + "/tasks"
-    run([_Connection(host, port, path) for _ in range(int(threads))], int(count), sys.stdout)
+    count, threads = (int(n) for n in numbers)
+    run([_Connection(host, port, path) for _ in range(threads)], count, sys.stdout)
     return 0
 
 
