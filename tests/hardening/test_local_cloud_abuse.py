@@ -222,6 +222,16 @@ class _Held:
     def request_id(self) -> str:
         return str(self.report["request_id"])
 
+    def assert_returned(self) -> InvokeResult:
+        """The invocation ended with its handler's own answer; returns its result."""
+        assert self.result is not None
+        assert self.result.function_error is None, self.result.payload
+        assert json.loads(self.result.payload) == {
+            "request_id": self.request_id,
+            "answer": "returned",
+        }
+        return self.result
+
 
 def _accept_handler(listener: socket.socket, invoke: Future[InvokeResult]) -> socket.socket:
     """The handler's call-back connection; fails at once if the invoke ends without it."""
@@ -475,13 +485,7 @@ def test_malformed_runtime_api_requests_get_clear_4xx_and_the_invocation_is_unto
         assert _raw(held.api, _request("GET", "/"))[0] == 404
 
     # The invocation got its handler's own answer, once, whatever the stranger sent.
-    assert held.result is not None
-    assert held.result.function_error is None, held.result.payload
-    assert json.loads(held.result.payload) == {
-        "request_id": held.request_id,
-        "answer": "returned",
-    }
-    assert held.result.extra["RequestId"] == held.request_id
+    assert held.assert_returned().extra["RequestId"] == held.request_id
     probe.assert_serving()
 
 
@@ -498,11 +502,7 @@ def test_an_answer_for_another_invocations_id_is_refused(probe: _Probe) -> None:
                 )
 
     for held in (first, second):
-        assert held.result is not None
-        assert json.loads(held.result.payload) == {
-            "request_id": held.request_id,
-            "answer": "returned",
-        }
+        held.assert_returned()
     probe.assert_serving()
 
 
@@ -572,11 +572,7 @@ def test_a_truncated_answer_from_the_runtime_does_not_answer_the_invocation(
 
     assert answer["status"] == 400
     assert answer["body"]["errorType"] == "TruncatedHTTPRequest"
-    assert held.result is not None
-    assert json.loads(held.result.payload) == {
-        "request_id": held.request_id,
-        "answer": "returned",
-    }
+    held.assert_returned()
     probe.assert_serving()
 
 
