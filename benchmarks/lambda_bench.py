@@ -48,7 +48,8 @@ def _spec(code_dir: Path, name: str) -> FunctionSpec:
     return function_spec(code_dir, "bench_handler.handler", name=name, timeout_s=30)
 
 
-def _timed(fn: Callable[[], object], n: int) -> list[float]:
+def timed_ms(fn: Callable[[], object], n: int) -> list[float]:
+    """Wall milliseconds of each of ``n`` calls of ``fn``."""
     samples = []
     for _ in range(n):
         start = time.perf_counter()
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(200):  # warm up both paths
                 svc.invoke(name, PAYLOAD)
                 direct()
-            direct_ms = _timed(direct, args.invokes)
-            warm_ms = _timed(lambda: svc.invoke(name, PAYLOAD), args.invokes)
+            direct_ms = timed_ms(direct, args.invokes)
+            warm_ms = timed_ms(lambda: svc.invoke(name, PAYLOAD), args.invokes)
 
             cold_ms: list[float] = []
             init_ms: list[float] = []

@@ -56,6 +56,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.lambda_bench import HANDLER_SOURCE, PAYLOAD, timed_ms  # noqa: E402
 from benchmarks.post_tasks import LambdaContext  # noqa: E402
 from cdk import contract  # noqa: E402 - after the repo root is importable
 from harness.local.cloud import LocalStack  # noqa: E402
@@ -69,21 +70,6 @@ TARGET_OVERHEAD_MS = 2.0
 TARGET_DRAIN_PER_S = 300.0
 TARGET_INGEST_PER_S = 300.0
 BENCH_CONTEXT = {"stack_prefix": "local", "throttle_rate": "10000", "throttle_burst": "5000"}
-
-TRIVIAL_HANDLER = """
-def handler(event, context):
-    return {"ok": True, "id": event.get("id"), "request_id": context.aws_request_id}
-"""
-TRIVIAL_PAYLOAD = json.dumps({"id": "task-1", "title": "benchmark", "body": "x" * 200}).encode()
-
-
-def _timed(call: Callable[[], object], n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        began = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - began) * 1000)
-    return samples
 
 
 def _flat(stack: LocalStack) -> dict[str, str]:
@@ -115,7 +101,7 @@ def measure_starts(work: Path, starts: int) -> tuple[Path, list[dict[str, float]
 def trivial_overhead(stack: LocalStack, code_dir: Path, invokes: int) -> tuple[float, float]:
     """Median ms of a warm invoke and of a direct call of a trivial handler."""
     code_dir.mkdir(parents=True, exist_ok=True)
-    (code_dir / "bench_trivial.py").write_text(TRIVIAL_HANDLER)
+    (code_dir / "bench_trivial.py").write_text(HANDLER_SOURCE)
     spec = function_spec(code_dir, "bench_trivial.handler", prefix="bench", timeout_s=30)
     stack.lambdas.add_function(spec)
     name = spec.function_name
@@ -124,17 +110,15 @@ def trivial_overhead(stack: LocalStack, code_dir: Path, invokes: int) -> tuple[f
     context = LambdaContext()
 
     def direct() -> bytes:
-        return json.dumps(module.handler(json.loads(TRIVIAL_PAYLOAD), context)).encode()
+        return json.dumps(module.handler(json.loads(PAYLOAD), context)).encode()
 
-    first = stack.lambdas.invoke(name, TRIVIAL_PAYLOAD)
+    first = stack.lambdas.invoke(name, PAYLOAD)
     assert first.function_error is None, first.payload
     for _ in range(100):  # warm both paths
-        stack.lambdas.invoke(name, TRIVIAL_PAYLOAD)
+        stack.lambdas.invoke(name, PAYLOAD)
         direct()
-    direct_ms = statistics.median(_timed(direct, invokes))
-    warm_ms = statistics.median(
-        _timed(lambda: stack.lambdas.invoke(name, TRIVIAL_PAYLOAD), invokes)
-    )
+    direct_ms = statistics.median(timed_ms(direct, invokes))
+    warm_ms = statistics.median(timed_ms(lambda: stack.lambdas.invoke(name, PAYLOAD), invokes))
     return warm_ms, direct_ms
 
 
@@ -196,8 +180,8 @@ def api_handler_overhead(stack: LocalStack, task_id: str, invokes: int) -> tuple
         for _ in range(50):
             stack.lambdas.invoke(name, payload)
             direct()
-        direct_ms = statistics.median(_timed(direct, invokes))
-        warm_ms = statistics.median(_timed(lambda: stack.lambdas.invoke(name, payload), invokes))
+        direct_ms = statistics.median(timed_ms(direct, invokes))
+        warm_ms = statistics.median(timed_ms(lambda: stack.lambdas.invoke(name, payload), invokes))
     return warm_ms, direct_ms
 
 
