@@ -264,7 +264,7 @@ def _post_tasks(stack: LocalStack, count: int, threads: int) -> _Posted:
         return go()[0]
 
 
-def direct_ceiling(stack: LocalStack, tasks: int, processes: int) -> dict[str, float]:
+def direct_ceiling(stack: LocalStack, tasks: int, processes: int) -> dict[str, Any]:
     """The API handler called directly in ``processes`` processes, against the same endpoint.
 
     No API Gateway and no Lambda runtime: the function's own work and the DynamoDB and SQS
@@ -273,15 +273,17 @@ def direct_ceiling(stack: LocalStack, tasks: int, processes: int) -> dict[str, f
     env = {**os.environ, **_direct_call_env(stack)}
     each = tasks // processes
     with _load_generators([["--direct", str(each)]] * processes, env) as go:
-        cloud_cpu = time.process_time()
+        cloud_cpu, machine = time.process_time(), _machine_cpu_s()
         reports = go()
         cloud_cpu = time.process_time() - cloud_cpu
+        machine = _cpu_used(machine, _machine_cpu_s())
     done = sum(r.statuses.get(200, 0) for r in reports)
     assert done == each * processes, [r.statuses for r in reports]
     return {
         "per_s": done / max(r.elapsed_s for r in reports),
         "function_cpu_ms": 1000 * sum(r.cpu_s for r in reports) / done,
         "cloud_cpu_ms": 1000 * cloud_cpu / done,
+        "machine": _machine_shares(machine),
     }
 
 
@@ -328,9 +330,28 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
+def _machine_cpu_s() -> dict[str, float]:
+    """The whole machine's CPU seconds so far (all cores, from ``/proc/stat``): busy, idle,
+    and stolen by the hypervisor (other guests ran while this one wanted the core)."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) / _TICKS_PER_S for v in Path("/proc/stat").read_text().split()[1:9]
+    )
+    return {
+        "machine busy": user + nice + system + irq + softirq,
+        "machine idle": idle + iowait,
+        "machine stolen": steal,
+    }
+
+
+def _machine_shares(used: dict[str, float]) -> str:
+    total = sum(used[f"machine {k}"] for k in ("busy", "idle", "stolen")) or 1.0
+    return ", ".join(f"{used[f'machine {k}'] / total:.0%} {k}" for k in ("busy", "idle", "stolen"))
+
+
 def _cpu_snapshot(stack: LocalStack) -> dict[str, float]:
-    """CPU seconds so far: ``local cloud`` (this process) and each function's workers."""
-    snapshot = {"local cloud": time.process_time()}
+    """CPU seconds so far: ``local cloud`` (this process), each function's workers, and the
+    machine's (:func:`_machine_cpu_s`)."""
+    snapshot = {"local cloud": time.process_time(), **_machine_cpu_s()}
     for name in stack.lambdas.stats():
         snapshot[name] = sum(_process_cpu_s(pid) for pid in stack.lambdas.worker_pids(name))
     return snapshot
@@ -401,6 +422,8 @@ def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, A
             1000 * drain_cpu[_flat(stack)[contract.PROCESSOR_FUNCTION_NAME]] / max(backlog, 1)
         ),
         "drain_cloud_cpu_ms": 1000 * drain_cpu["local cloud"] / max(backlog, 1),
+        "ingest_machine": _machine_shares(ingest_cpu),
+        "drain_machine": _machine_shares(drain_cpu),
     }
 
 
@@ -449,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"API handler called directly in {args.threads} processes: "
                 f"{ceiling['per_s']:.0f} tasks/s, CPU per task: function "
-                f"{ceiling['function_cpu_ms']:.2f} ms, local cloud {ceiling['cloud_cpu_ms']:.2f} ms"
+                f"{ceiling['function_cpu_ms']:.2f} ms, local cloud "
+                f"{ceiling['cloud_cpu_ms']:.2f} ms; cores {ceiling['machine']}"
             )
             api_warm, api_direct = api_handler_overhead(
                 stack, figures["a_task_id"], args.invokes // 2
@@ -516,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{drain_cloud_ms:.2f} ms; the function alone allows at most "
         f"{1000 / processor_ms:.0f} msg/s on one group"
     )
+    print(f"  the machine's cores meanwhile: {figures['drain_machine']}")
     generator_ms = figures["load_generator_cpu_ms"]
     print(
         f"ingest CPU per task: API function {api_ms:.2f} ms, local cloud "
@@ -523,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         f"allow at most {1000 * cores / (api_ms + ingest_cloud_ms + generator_ms):.0f} "
         f"tasks/s, the function alone {1000 * cores / api_ms:.0f}"
     )
+    print(f"  the machine's cores meanwhile: {figures['ingest_machine']}")
     return 0
 
 
