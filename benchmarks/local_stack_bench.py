@@ -28,7 +28,9 @@ One run prints, against the targets for a 2-core machine:
 
 Both phases also split the CPU they used between the functions' workers (from ``/proc``),
 this process (the local cloud) and the load generator, and print the rate each split
-allows: a miss is then either the functions' own cost or the local cloud's.
+allows: a miss is then either the functions' own cost or the local cloud's. They print
+how busy the machine's cores were too (busy, idle, stolen by the hypervisor): idle cores
+mean the phase waited on something, ~100 % busy means it was CPU-bound.
 
 The assembly is synthesized with the stage throttle raised (``throttle_rate``/
 ``throttle_burst`` context): the stack's configured 100 requests/s would otherwise be
