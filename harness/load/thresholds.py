@@ -38,6 +38,10 @@ THRESHOLD_KEYS: Mapping[str, tuple[str, Comparison]] = {
     "max_e2e_p95_ms": ("e2e_p95_ms", "max"),
     "max_e2e_p99_ms": ("e2e_p99_ms", "max"),
     "min_drain_per_s": ("drain_per_s", "min"),
+    "min_drain_ratio": ("drain_ratio", "min"),
+    "max_calls_vs_quota": ("peak_calls_vs_quota", "max"),
+    "require_throttled_over_quota": ("throttled_over_quota", "require"),
+    "min_batch_factor": ("batch_factor", "min"),
 }
 _OVERRIDE_SECTIONS = ("local", "aws", "smoke", "step", "spike", "soak")
 
@@ -126,6 +130,7 @@ def run_figures(stats: LocustStats, ledger: Ledger | None = None) -> dict[str, F
             e2e_p95_ms=ledger.e2e_p95_ms,
             e2e_p99_ms=ledger.e2e_p99_ms,
             drain_per_s=ledger.drain_per_s,
+            drain_ratio=ledger.drain_ratio,
         )
     return figures
 
