@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,16 @@ def ip_address(text: str) -> str:
 # --------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def local_stack_outputs(
-    *, verbose: bool = False, fifo_quota: float | None = None
+    *,
+    verbose: bool = False,
+    fifo_quota: float | None = None,
+    on_started: Callable[[Any], None] | None = None,
 ) -> Iterator[Path]:
-    """Start the local stack for the duration of the run and yield its outputs file."""
+    """Start the local stack for the duration of the run and yield its outputs file.
+
+    ``on_started`` gets the running :class:`~harness.local.cloud.LocalStack` (tests use it
+    to reach the stack's services).
+    """
     try:
         from harness.local.cloud import LocalStack
         from harness.local.lifecycle import progress_printer, set_fifo_quota
@@ -92,6 +99,8 @@ def local_stack_outputs(
             )
         except Exception as error:  # a start-up failure is the stack's, not the run's
             raise LocalStackUnavailable(f"the local stack did not start: {error}") from error
+        if on_started is not None:
+            on_started(stack)
         yield Path(stack.outputs_file)
 
 
@@ -379,6 +388,12 @@ def run(args: argparse.Namespace) -> int:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = args.report_dir or Path("reports") / "load" / f"{scenario}-{shape_name}-{stamp}"
     set_quota, quota = _sqs_quota(args)
+    if set_quota is not None:
+        print(
+            f"[load] the local stack's SQS FIFO quota is lowered to {set_quota:g} calls/s per "
+            f"action (AWS: {FIFO_QUOTA_CALLS_PER_S:g}) so that this machine can offer more "
+            "than it; --sqs-quota changes it"
+        )
     # Imported here: the runner pulls in boto3, and every `harness` command builds this parser.
     from harness.load.runner import LoadOptions, run_load
 

@@ -186,6 +186,16 @@ def _quota_section(summary: Mapping[str, Any]) -> str:
         )
         + f"Batching factor (messages per call): {_num(quota.get('batch_factor'))}.</p>"
     )
+    knees = summary.get("call_knees") or {}
+    if knees:
+        statement += _table(
+            ("call", "knee", "offered calls/s there", "accepted calls/s there", "quota calls/s"),
+            [
+                (name, k["index"] if k else "none", k["offered_per_s"] if k else "-",
+                 k["achieved_per_s"] if k else "-", q)
+                for name, k in knees.items()
+            ],
+        )  # fmt: skip
     return statement + _table(
         ("call", "ok", "throttled", "errors", "calls/s", "peak accepted/s (5 s)",
          "peak attempted/s (5 s)", "messages/s", "messages/call"),

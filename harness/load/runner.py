@@ -77,7 +77,9 @@ from harness.load.sources import (
 from harness.load.target import Target, load_target
 from harness.load.thresholds import Verdict, evaluate, exit_code, load_thresholds, run_figures
 from harness.load.warmup import MAX_WARM_UP, warm_up
+from harness.waiting import wait_until
 
+METRIC_WAIT_S = 5.0  # for the stack's last metrics to arrive before they are read
 STOP_TIMEOUT_S = 10  # let users finish the request in hand, so accepted tasks get recorded
 EXIT_INTERRUPTED = 130
 
@@ -414,6 +416,7 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
     )
     step_rows: list[analysis.StepFigures] = []
     quota: dict[str, Any] | None = None
+    call_knees: dict[str, Any] = {}
     if options.scenario == "sqs_fifo_limits":
         quota = analysis.quota_figures(stats, options.sqs_quota)
         figures.update(
@@ -421,6 +424,16 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
             throttled_over_quota=quota["throttled_over_quota"],
             batch_factor=quota["batch_factor"],
         )
+        # One user class per sender/receiver call type; each gets an equal share of users.
+        offered = [e.name for e in stats.entries if e.name.startswith(("Send", "Receive"))
+                   and not e.name.endswith(THROTTLED_SUFFIX)]  # fmt: skip
+        for name in offered:
+            rows = analysis.steps(
+                stats, options.shape, t0=shape_t0, user_rate=options.rate / len(offered),
+                names=[name],
+            )  # fmt: skip
+            found = analysis.knee(rows)
+            call_knees[name] = found.to_json() if found else None
     else:
         names = [e.name for e in stats.entries if not e.name.endswith(THROTTLED_SUFFIX)]
         step_rows = analysis.steps(
@@ -509,6 +522,7 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
         "limits": {label: value for value, label in limits_drawn},
         "steps": [row.to_json() for row in step_rows],
         "knee": knee.to_json() if knee else None,
+        "call_knees": call_knees,
         "ledger": ledger.to_json() if ledger else None,
         "thresholds": {
             "file": str(options.thresholds),
@@ -559,11 +573,21 @@ def _failure_causes(
     Lambda throttles (``None`` when the metric could not be read)."""
     events = causes.read_failures(report / "failures.jsonl")
     throttles: dict[int, float] | None = None
+    gateway_500s = sum(1 for e in events if e.cause == causes.GATEWAY_500)
     if target.api_function_name and options.scenario != "sqs_fifo_limits":
+        function = target.api_function_name
+
+        def read() -> bool:
+            nonlocal throttles
+            throttles = lambda_metric(target, function, "Throttles", start=started, end=finished)
+            return sum(throttles.values()) >= gateway_500s
+
         try:
-            throttles = lambda_metric(
-                target, target.api_function_name, "Throttles", start=started, end=finished
-            )
+            # The stack publishes its metrics every second (AWS: within minutes): give the
+            # last second's throttles a moment to arrive before counting them.
+            wait_until(read, timeout=METRIC_WAIT_S, interval=0.5, description="Lambda Throttles")
+        except TimeoutError:
+            pass  # fewer throttles than gateway 500s: the rest keep the gateway's name
         except Exception as error:  # the report says "unknown" rather than failing the run
             options.echo(f"[load] could not read the API function's Throttles metric: {error}")
     if throttles:
@@ -596,6 +620,15 @@ def _print_verdicts(
             f"{knee['offered_per_s']:g}/s, achieved {knee['achieved_per_s']:g}/s"
             + "".join(f"; {label}" for label in summary.get("limits", {}))
         )
+    quota = (summary.get("sqs") or {}).get("quota") or {}
+    for name, found in summary.get("call_knees", {}).items():
+        where = (
+            f"knee at step {found['index']}: offered {found['offered_per_s']:g} calls/s, "
+            f"accepted {found['achieved_per_s']:g}"
+            if found
+            else "no knee"
+        )
+        echo(f"[load] {name:<32} {where}; quota {quota.get('quota_calls_per_s', 0):g} calls/s")
     for row in summary.get("sqs", {}).get("calls", []):
         echo(
             f"[load] {row['call']:<32} {row['messages_per_s']} msg/s, "
