@@ -239,8 +239,8 @@ def failures_chart(
             [m - t0 for m in moments],
             [lambda_throttles[m] for m in moments],
             color="black",
-            marker=".",
-            linewidth=1,
+            marker="o",
+            linestyle="none",  # published only in seconds that had throttles: no line between
             label=lambda_label,
         )
     if not seconds and not lambda_throttles:

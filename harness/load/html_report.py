@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.load.locust_stats import THROTTLED_SUFFIX
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
        color: #1d1d1f; line-height: 1.4; padding: 0 1rem; }
@@ -49,13 +51,14 @@ def _num(value: object) -> str:
 def _table(
     headers: Sequence[str], rows: Iterable[Sequence[object]], classes: Sequence[str] = ()
 ) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers) if any(headers) else ""
     body = []
     for index, row in enumerate(rows):
         css = f' class="{classes[index]}"' if index < len(classes) and classes[index] else ""
         cells = "".join(_cell(c) for c in row)
         body.append(f"<tr{css}>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    head_row = f"<tr>{head}</tr>" if head else ""
+    return f"<table>{head_row}{''.join(body)}</table>"
 
 
 class _Html(str):
@@ -235,13 +238,19 @@ def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
         verdict += " interrupted"
     total = summary["locust"]["total"]
     where = summary["target"].get("api_url") or summary["target"].get("aws_endpoint_url")
+    throttled = sum(
+        e["requests"]
+        for e in summary["locust"].get("entries", [])
+        if e["name"].endswith(THROTTLED_SUFFIX)
+    )
+    errors = total["failures"] - throttled
     pcts = " / ".join(f"{total[k]:g}" for k in ("p50_ms", "p95_ms", "p99_ms"))
     facts = [
         ("target", f"{summary['target']['kind']} ({where})"),
         ("shape", ", ".join(f"{k} {v}" for k, v in shape.items() if v)),
         ("per-user rate (req/s)", summary["user_rate_per_user"]),
         ("started / wall time", f"{summary['started_at']} / {summary['wall_time_s']:.1f} s"),
-        ("requests / failures", f"{total['requests']:,} / {total['failures']:,}"),
+        ("requests / failed / throttled", f"{total['requests']:,} / {errors:,} / {throttled:,}"),
         ("p50 / p95 / p99 (ms)", pcts),
         ("run id", summary["run_id"]),
     ]  # fmt: skip

@@ -383,8 +383,9 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
                 if interrupted:  # after a Ctrl-C, count what settles quickly, do not wait long
                     drain_timeout = min(drain_timeout, 10.0)
                 options.echo(
-                    f"[load] waiting up to {drain_timeout:g}s for {len(records)} "
-                    f"accepted tasks to settle (via the {source.name})"
+                    f"[load] waiting up to {drain_timeout:g}s for "
+                    f"{len({r.task_id for r in records})} accepted tasks to settle "
+                    f"(via the {source.name})"
                 )
                 states = settle(
                     source,
@@ -409,11 +410,10 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
     # The shape's clock starts with locust's first request; step boundaries follow it.
     shape_t0 = stats.total.start_time if stats.total.requests else started
     failures, api_throttles = _failure_causes(options, target, report, started, finished)
-    figures = run_figures(stats, ledger)
+    lambda_throttled = sum(1 for e in failures if e.cause == causes.LAMBDA_THROTTLE_500)
+    figures = run_figures(stats, ledger, lambda_throttled=lambda_throttled)
     figures["lambda_throttles"] = sum(api_throttles.values()) if api_throttles is not None else None
-    figures["lambda_throttled_500s"] = sum(
-        1 for e in failures if e.cause == causes.LAMBDA_THROTTLE_500
-    )
+    figures["lambda_throttled_500s"] = lambda_throttled
     step_rows: list[analysis.StepFigures] = []
     quota: dict[str, Any] | None = None
     call_knees: dict[str, Any] = {}

@@ -125,7 +125,14 @@ def test_a_throttled_api_function_is_named_as_such_in_the_report(
     assert causes.GATEWAY_500 not in by_cause, by_cause  # every 500 matched to a throttle
     assert result.summary["figures"]["lambda_throttles"] >= named
     assert result.summary["figures"]["lambda_throttled_500s"] == named
-    assert result.exit_code == 1  # the clients got 500s: the error ratio fails
+    # Counted as throttles, not errors, and held to their own limit (5 % locally).
+    assert result.exit_code == 1
+    checked = verdicts(result)
+    assert checked["max_error_ratio"], result.summary["thresholds"]["verdicts"]
+    assert not checked["max_lambda_throttle_ratio"]
+    assert (
+        result.summary["figures"]["throttle_ratio"] >= named / result.summary["figures"]["requests"]
+    )
     page = (result.report_dir / "index.html").read_text()
     assert causes.LAMBDA_THROTTLE_500 in page
     assert "failures.png" in result.summary["charts"]

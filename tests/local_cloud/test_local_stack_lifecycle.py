@@ -274,3 +274,29 @@ def test_one_process_can_run_local_stacks_one_after_another(assembly: Path) -> N
             api.close()
             assert accepted.status == 200, accepted.describe()
             TaskStore(target).wait_for_status(accepted.json["task_id"], {"COMPLETED"}, timeout=60)
+
+
+@pytest.mark.slow
+def test_load_keep_stack_leaves_a_detached_stack_to_inspect(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    run = _harness(
+        tmp_path, "load", "--scenario", "api_ingest", "--run-time", "2s", "--keep-stack",
+        "--report-dir", str(report), timeout=300,
+    )  # fmt: skip
+    pid_file = tmp_path / ".local-stack" / "pid"
+    try:
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+        assert "harness local down" in run.stdout
+        assert (report / "index.html").exists()
+        pid = int(pid_file.read_text())
+        assert _alive(pid)
+        status = _harness(tmp_path, "local", "status", timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert f"(pid {pid})" in status.stdout
+        # The run's tasks are still there to look at.
+        assert "local-tasks.fifo" in status.stdout
+    finally:
+        down = _harness(tmp_path, "local", "down", timeout=90)
+    assert down.returncode == 0, down.stdout + down.stderr
+    wait_until(lambda: not _alive(pid), timeout=30, description=f"local stack {pid} to exit")
+    assert not pid_file.exists()
