@@ -371,6 +371,8 @@ def run(args: argparse.Namespace) -> int:
 
     scenario = scenario_name(args.scenario)
     shape_name: ShapeName = args.shape
+    if args.target == "aws" and args.outputs is None:
+        return fail(PROG, "--target aws needs --outputs FILE (the file `cdk deploy` wrote)")
     if args.keep_stack and (args.outputs is not None or args.target != "local"):
         return fail(PROG, "--keep-stack keeps a local stack this command starts: drop --outputs")
     try:

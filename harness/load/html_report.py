@@ -157,6 +157,9 @@ def _knee_section(summary: Mapping[str, Any]) -> str:
                 rows,
                 classes,
             )
+            + "<p>Over each step less its first 2 s. throttled/s: the stage throttle's 429s "
+            "(SQS: ThrottlingException); failed/s: every other unexpected answer, the 500s "
+            "of a throttled API function included (see the causes below).</p>"
         )
     return "".join(parts)
 
@@ -238,7 +241,9 @@ def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
         verdict += " interrupted"
     total = summary["locust"]["total"]
     where = summary["target"].get("api_url") or summary["target"].get("aws_endpoint_url")
-    throttled = sum(
+    # Lambda-throttle 500s are failures to locust but throttles to this report.
+    lambda_throttled = int(summary.get("figures", {}).get("lambda_throttled_500s") or 0)
+    throttled = lambda_throttled + sum(
         e["requests"]
         for e in summary["locust"].get("entries", [])
         if e["name"].endswith(THROTTLED_SUFFIX)

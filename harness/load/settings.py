@@ -7,6 +7,7 @@ workers), and the locustfiles read them back with :func:`shape_params_from_env` 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -76,7 +77,6 @@ DEFAULT_SMOKE_USERS: Final[Mapping[str, int]] = {
     "end_to_end": 2,
     "sqs_fifo_limits": 6,
 }
-SQS_USER_CLASSES: Final = 6
 
 
 def default_user_rate(scenario: Scenario, shape: ShapeName) -> float:
@@ -206,7 +206,10 @@ def shape_params_from_env(
         try:
             value = parse_duration(raw) if name.endswith("_TIME") else float(raw)
         except ValueError:
-            raise ValueError(f"{name}={raw!r} is not a number") from None
+            kind = "a duration like 30s or 5m" if name.endswith("_TIME") else "a number"
+            raise ValueError(f"{name}={raw!r} is not {kind}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{name}={raw!r} is not a finite number")
         if value < 0:
             raise ValueError(f"{name}={raw!r} must not be negative")
         return value

@@ -343,8 +343,11 @@ def _terminate(pid: int) -> bool:
         )
         return True
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        # A detached stack leads its own process group (its workers are in it too); a
+        # foreground one started from a shell may not.
+        for kill in (os.killpg, os.kill):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(pid, signal.SIGKILL)
         return False
 
 
