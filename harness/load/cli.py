@@ -270,8 +270,9 @@ def register(subparsers: Any) -> None:
     more.add_argument(
         "--thresholds",
         type=existing_file,
-        default=DEFAULT_THRESHOLDS.relative_to(REPO_ROOT),
-        help="pass/fail thresholds (TOML)",
+        default=DEFAULT_THRESHOLDS,
+        help="pass/fail thresholds, TOML (default: the repository's "
+        f"{DEFAULT_THRESHOLDS.relative_to(REPO_ROOT)})",
     )
     more.add_argument(
         "--drain-timeout",
@@ -302,8 +303,8 @@ def register(subparsers: Any) -> None:
         metavar="CALLS_PER_S",
         help="sqs_fifo_limits: the FIFO quota per action per queue the run checks against; "
         "a local stack this command starts enforces it (default: "
-        f"{LOCAL_SQS_QUOTA} on a local stack started for the run, so that this machine can "
-        f"offer more than it; else AWS's {FIFO_QUOTA_CALLS_PER_S})",
+        f"{LOCAL_SQS_QUOTA:g} on a local stack started for the run, so that this machine can "
+        f"offer more than it; else AWS's {FIFO_QUOTA_CALLS_PER_S:g})",
     )
     more.add_argument(
         "--warm-up",

@@ -272,6 +272,7 @@ def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
         for name in files
         if name not in summary.get("charts", []) and name != "index.html"
     )
+    limits_html = _knee_section(summary) + _quota_section(summary)
     body = f"""
 <h1>{_e(title)}</h1>
 <p>{verdict}</p>
@@ -282,7 +283,7 @@ def render(summary: Mapping[str, Any], files: Sequence[str]) -> str:
 <h2 id="lost">Accepted, completed, lost</h2>{_ledger_section(summary)}
 <h2 id="thresholds">Thresholds ({_e(summary["thresholds"]["file"])})</h2>
 {_table(("threshold", "limit", "measured", "", "detail"), verdict_rows)}
-<h2 id="knee">Knee and limits</h2>{_knee_section(summary) or "<p>-</p>"}{_quota_section(summary)}
+<h2 id="knee">Knee and limits</h2>{limits_html or "<p>No step or limit in this run.</p>"}
 <h2 id="failures">Failed and throttled requests by cause</h2>{_causes_section(summary)}
 <h2 id="charts">Charts</h2>{charts}
 <h2 id="files">Files</h2><ul>{links}</ul>
