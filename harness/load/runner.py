@@ -109,6 +109,10 @@ class LoadOptions:
     warm_up: int | None = None
     echo: Callable[[str], None] = print
 
+    def __post_init__(self) -> None:
+        # Locust runs in the repository root: a relative folder would land there.
+        self.report_dir = self.report_dir.resolve()
+
     @property
     def rate(self) -> float:
         if self.user_rate is not None:
@@ -427,14 +431,14 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
         # One user class per sender/receiver call type; each gets an equal share of users.
         offered = [e.name for e in stats.entries if e.name.startswith(("Send", "Receive"))
                    and not e.name.endswith(THROTTLED_SUFFIX)]  # fmt: skip
-        for name in offered:
+        for name in offered if options.shape.shape == "step" else []:
             rows = analysis.steps(
                 stats, options.shape, t0=shape_t0, user_rate=options.rate / len(offered),
                 names=[name],
             )  # fmt: skip
             found = analysis.knee(rows)
             call_knees[name] = found.to_json() if found else None
-    else:
+    elif options.shape.shape == "step":
         names = [e.name for e in stats.entries if not e.name.endswith(THROTTLED_SUFFIX)]
         step_rows = analysis.steps(
             stats, options.shape, t0=shape_t0, user_rate=options.rate, names=names

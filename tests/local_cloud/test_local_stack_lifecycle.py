@@ -278,15 +278,18 @@ def test_one_process_can_run_local_stacks_one_after_another(assembly: Path) -> N
 
 @pytest.mark.slow
 def test_load_keep_stack_leaves_a_detached_stack_to_inspect(tmp_path: Path) -> None:
+    # Run from a directory of the user's: a relative report folder lands there, and the
+    # repository's thresholds are found.
     report = tmp_path / "report"
     run = _harness(
         tmp_path, "load", "--scenario", "api_ingest", "--run-time", "2s", "--keep-stack",
-        "--report-dir", str(report), timeout=300,
+        "--report-dir", "report", timeout=300,
     )  # fmt: skip
     pid_file = tmp_path / ".local-stack" / "pid"
     try:
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr
         assert "harness local down" in run.stdout
+        assert json.loads((report / "summary.json").read_text())["passed"], run.stdout[-3000:]
         assert (report / "index.html").exists()
         pid = int(pid_file.read_text())
         assert _alive(pid)
