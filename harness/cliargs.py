@@ -18,8 +18,6 @@ from typing import NoReturn
 
 from harness.load.settings import parse_duration
 
-ArgType = Callable[[str], object]
-
 
 class HarnessParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line: what was wrong and where to look."""
@@ -111,14 +109,6 @@ def positive_float(text: str) -> float:
     value = _number(text, integer=False)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A number >= 0."""
-    value = _number(text, integer=False)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
