@@ -28,7 +28,6 @@ import heapq
 import json
 import re
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -369,6 +368,10 @@ class Queue:
 
 
 class _MoveTask:
+    """A message move task. It makes progress whenever the engine runs, by its clock: a
+    task at N messages per second may have moved N messages after its start and N more
+    at each whole second after that (all at once without a rate)."""
+
     def __init__(
         self,
         *,
@@ -376,21 +379,32 @@ class _MoveTask:
         source_arn: str,
         destination_arn: str | None,
         rate: int | None,
-        started_ms: int,
+        started: float,
         to_move: list[int],
     ) -> None:
         self.handle = handle
         self.source_arn = source_arn
         self.destination_arn = destination_arn
         self.rate = rate
-        self.started_ms = started_ms
+        self.started = started
         self.to_move = deque(to_move)
         self.messages_to_move = len(to_move)
         self.moved = 0
         self.status = "RUNNING"
         self.failure_reason: str | None = None
-        self.cancel = threading.Event()
-        self.thread: threading.Thread | None = None
+
+    def allowed(self, now: float) -> int:
+        """How many messages the task may have moved by ``now``."""
+        if self.rate is None:
+            return self.messages_to_move
+        return self.rate * (int(now - self.started) + 1)
+
+    @property
+    def next_due(self) -> float:
+        """When the task may move its next message."""
+        if self.rate is None:
+            return self.started
+        return self.started + self.moved // self.rate
 
     def info(self) -> MoveTaskInfo:
         return MoveTaskInfo(
@@ -401,7 +415,7 @@ class _MoveTask:
             max_messages_per_second=self.rate,
             messages_moved=self.moved,
             messages_to_move=self.messages_to_move,
-            started_ms=self.started_ms,
+            started_ms=int(self.started * 1000),
             failure_reason=self.failure_reason,
         )
 
@@ -459,6 +473,7 @@ class SqsEngine:
         self._queues: dict[tuple[str, str], Queue] = {}
         self._by_arn: dict[str, Queue] = {}
         self._move_tasks: dict[str, _MoveTask] = {}
+        self._moves_running: list[_MoveTask] = []
         self._closed = False
         self._waiting = 0
 
@@ -470,16 +485,11 @@ class SqsEngine:
             self._closed = False
 
     def close(self) -> None:
-        """Wake every long poll (they return empty) and stop move tasks."""
+        """Wake every long poll (they return empty)."""
         with self._lock:
             self._closed = True
             for queue in self._queues.values():
                 queue.cond.notify_all()
-            tasks = list(self._move_tasks.values())
-        for task in tasks:
-            task.cancel.set()
-            if task.thread is not None:
-                task.thread.join(timeout=5)
 
     # -- lookups (also for the local cloud's metrics and event source mappings) ---------
 
@@ -1053,6 +1063,12 @@ class SqsEngine:
     # -- maintenance: what time has made due --------------------------------------------
 
     def _maintain(self, queue: Queue, now: float) -> None:
+        """Apply what time has made due to ``queue`` (and let move tasks progress)."""
+        if self._moves_running:
+            self._progress_moves(now)
+        self._maintain_queue(queue, now)
+
+    def _maintain_queue(self, queue: Queue, now: float) -> None:
         # Retention first, so an expired message is never delivered.
         heap = queue.retention_heap
         period = queue.retention_period
@@ -1166,8 +1182,7 @@ class SqsEngine:
             queue = self._require(queue_url)
             now = self.clock.time()
             self._throttle(queue, "ReceiveMessage", now)
-            wait = queue.wait_time_seconds if wait_time_s is None else wait_time_s
-            deadline = time.monotonic() + wait
+            remaining = float(queue.wait_time_seconds if wait_time_s is None else wait_time_s)
             while True:
                 now = self.clock.time()
                 self._maintain(queue, now)
@@ -1175,31 +1190,30 @@ class SqsEngine:
                     queue.visibility_timeout if visibility_timeout is None else visibility_timeout
                 )
                 taken = self._take(queue, max_messages, timeout, now)
-                if taken or wait <= 0 or self._closed or queue.deleted:
+                if taken or remaining <= 0 or self._closed or queue.deleted:
                     return [
                         self._view(queue, message, system_attribute_names, message_attribute_names)
                         for message in taken
                     ]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                # Wake by the next visibility or delay deadline even without a notify.
+                # Wake by the next visibility, delay or move deadline even without a notify.
+                step = remaining
                 due = self._next_due(queue)
                 if due is not None:
-                    remaining = min(remaining, max(0.005, due - now))
+                    step = min(step, max(0.005, due - now))
                 self._waiting += 1
                 try:
-                    queue.cond.wait(remaining)
+                    remaining -= self.clock.wait(queue.cond, step)
                 finally:
                     self._waiting -= 1
 
-    @staticmethod
-    def _next_due(queue: Queue) -> float | None:
+    def _next_due(self, queue: Queue) -> float | None:
         candidates = []
         if queue.inflight_heap:
             candidates.append(queue.inflight_heap[0][0])
         if queue.delayed_heap:
             candidates.append(queue.delayed_heap[0][0])
+        if self._moves_running:
+            candidates.extend(task.next_due for task in self._moves_running)
         return min(candidates) if candidates else None
 
     def _take(self, queue: Queue, limit: int, timeout: int, now: float) -> list[_Message]:
@@ -1449,6 +1463,8 @@ class SqsEngine:
                     "The resource that you specified for the DestinationArn parameter doesn't "
                     "exist."
                 )
+            now = self.clock.time()
+            self._maintain(source, now)
             if any(
                 t.source_arn == source_arn and t.status in ("RUNNING", "CANCELLING")
                 for t in self._move_tasks.values()
@@ -1457,75 +1473,70 @@ class SqsEngine:
                     "There is already a task running. Only one active task is allowed for a "
                     "source queue arn at a given time."
                 )
-            now = self.clock.time()
-            self._maintain(source, now)
             pending = [seq for seq, m in source.messages.items() if m.state == _READY]
+            task_id = str(uuid.uuid4())
             handle = base64.b64encode(
-                json.dumps({"taskId": uuid.uuid4().hex, "sourceArn": source_arn}).encode()
+                json.dumps(
+                    {"taskId": task_id, "sourceArn": source_arn}, separators=(",", ":")
+                ).encode()
             ).decode()
             task = _MoveTask(
                 handle=handle,
                 source_arn=source_arn,
                 destination_arn=destination_arn,
                 rate=max_messages_per_second,
-                started_ms=int(now * 1000),
+                started=now,
                 to_move=pending,
             )
             self._move_tasks[handle] = task
-        task.thread = threading.Thread(
-            target=self._run_move_task, args=(task,), name="sqs-move-task", daemon=True
-        )
-        task.thread.start()
-        return handle
+            self._moves_running.append(task)
+            self._progress_moves(now)
+            return handle
 
-    def _run_move_task(self, task: _MoveTask) -> None:
-        while not task.cancel.is_set():
-            chunk = task.rate or 500
-            with self._lock:
-                if self._closed:
-                    task.status = "CANCELLED"
-                    return
-                source = self._by_arn.get(task.source_arn)
-                if source is None:
-                    task.status, task.failure_reason = (
-                        "FAILED",
-                        "AWS.SimpleQueueService.NonExistentQueue",
-                    )
-                    return
-                now = self.clock.time()
-                self._maintain(source, now)
-                moved_now = 0
-                while task.to_move and moved_now < chunk:
-                    seq = task.to_move.popleft()
-                    message = source.messages.get(seq)
-                    if message is None or message.state != _READY:
-                        continue
-                    target_arn = task.destination_arn or message.dlq_source_arn
-                    target = self._by_arn.get(target_arn or "")
-                    if target is None:
-                        task.status = "FAILED"
-                        task.failure_reason = "AWS.SimpleQueueService.NonExistentQueue"
-                        return
-                    self._remove(source, message)
-                    copy = _clone(message)
-                    copy.receive_count = 0
-                    copy.first_receive_ms = None
-                    copy.dlq_source_arn = None
-                    copy.retention_base = copy.age_base = now
-                    self._enqueue(target, copy, now, 0)
-                    target.cond.notify()
-                    task.moved += 1
-                    moved_now += 1
-                if not task.to_move:
-                    task.status = "COMPLETED"
-                    return
-            # Pacing for MaxNumberOfMessagesPerSecond; the wait ends early on cancel.
-            task.cancel.wait(1.0 if task.rate else 0.0)
-        with self._lock:
-            task.status = "CANCELLED"
+    def _progress_moves(self, now: float) -> None:
+        """Move what each running task may have moved by ``now``."""
+        for task in list(self._moves_running):
+            if task.status == "RUNNING":
+                self._progress_move(task, now)
+            elif task.status == "CANCELLING":
+                task.status = "CANCELLED"
+            if task.status != "RUNNING":
+                self._moves_running.remove(task)
+
+    def _progress_move(self, task: _MoveTask, now: float) -> None:
+        source = self._by_arn.get(task.source_arn)
+        if source is None:
+            task.status, task.failure_reason = "FAILED", "AWS.SimpleQueueService.NonExistentQueue"
+            return
+        self._maintain_queue(source, now)
+        allowed = task.allowed(now)
+        while task.to_move and task.moved < allowed:
+            message = source.messages.get(task.to_move[0])
+            if message is None or message.state != _READY:
+                task.to_move.popleft()  # deleted, expired or received since the start
+                continue
+            target = self._by_arn.get(task.destination_arn or message.dlq_source_arn or "")
+            if target is None:
+                task.status = "FAILED"
+                task.failure_reason = "AWS.SimpleQueueService.NonExistentQueue"
+                return
+            task.to_move.popleft()
+            self._remove(source, message)
+            copy = _clone(message)
+            copy.receive_count = 0
+            copy.first_receive_ms = None
+            copy.dlq_source_arn = None
+            copy.retention_base = copy.age_base = now
+            self._maintain_queue(target, now)
+            self._enqueue(target, copy, now, 0)
+            target.cond.notify()
+            task.moved += 1
+        if not task.to_move:
+            task.status = "COMPLETED"
 
     def cancel_message_move_task(self, task_handle: str) -> int:
         with self._lock:
+            self._progress_moves(self.clock.time())
             task = self._move_tasks.get(task_handle)
             if task is None:
                 raise resource_not_found("Task does not exist.")
@@ -1535,8 +1546,8 @@ class SqsEngine:
                     "Only active tasks can be cancelled.",
                     shape="UnsupportedOperation",
                 )
+            # Cancelled at the task's next step, as AWS's CANCELLING -> CANCELLED.
             task.status = "CANCELLING"
-            task.cancel.set()
             return task.moved
 
     def list_message_move_tasks(self, source_arn: str, max_results: int = 1) -> list[MoveTaskInfo]:
@@ -1545,8 +1556,9 @@ class SqsEngine:
                 raise resource_not_found(
                     "The resource that you specified for the SourceArn parameter doesn't exist."
                 )
+            self._progress_moves(self.clock.time())
             tasks = [t for t in self._move_tasks.values() if t.source_arn == source_arn]
-            tasks.sort(key=lambda t: t.started_ms, reverse=True)
+            tasks.sort(key=lambda t: t.started, reverse=True)
             return [task.info() for task in tasks[: max(1, max_results)]]
 
 
