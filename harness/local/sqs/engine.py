@@ -10,11 +10,15 @@ sequence number; what is ready is a heap (per message group on FIFO queues, plus
 of groups that may deliver); in-flight, delayed and retention deadlines are heaps whose
 stale entries are skipped when popped and compacted when they outnumber live ones.
 
-FIFO rules (AWS's, see the SQS developer guide):
+FIFO rules (AWS's: the SQS developer guide, and AWS's recorded answers):
 - order within a message group, across redeliveries and partial deletes: a message that
   comes back from flight goes back to its place by sequence number;
-- a group is locked while any of its messages is in flight (a new send does not unlock it);
-- a receive takes as many messages of one group as it can before moving to the next group;
+- a group delivers only the messages before its first one in flight: while its oldest
+  message is in flight nothing of it is delivered (a new send does not change that), but a
+  message that comes back from flight (its visibility timeout ran out or was changed) is
+  delivered again even while later messages of its group are still in flight;
+- a receive takes as many messages of one group as it can before moving to the next
+  group, and groups take turns in the order they became deliverable;
 - deduplication within a 5-minute window that outlives the message (PurgeQueue clears it);
 - a SequenceNumber that increases with every send.
 """
@@ -57,6 +61,7 @@ from harness.local.sqs.errors import (
     message_not_inflight,
     missing_parameter,
     purge_in_progress,
+    queue_deleted_recently,
     queue_does_not_exist,
     queue_name_exists,
     receipt_handle_expired,
@@ -71,6 +76,8 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_SENDER_ID = "AIDAIT2UOQQY3AUEKVGXU"
 DEDUPLICATION_WINDOW_S = 300.0
 PURGE_INTERVAL_S = 60.0
+# How long a deleted queue's name stays taken (QueueDeletedRecently).
+RECREATE_DELAY_S = 60.0
 FIFO_TRANSACTIONS_PER_SECOND = 300.0
 MAX_BATCH_ENTRIES = 10
 MAX_RECEIVE_MESSAGES = 10
@@ -134,6 +141,9 @@ class SendEntry:
     system_attributes: Mapping[str, Mapping[str, Any]] | None = None
     deduplication_id: str | None = None
     group_id: str | None = None
+    # The request's X-Amzn-Trace-Id header: the AWSTraceHeader system attribute unless
+    # the entry sets that attribute itself.
+    trace_header: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,13 +265,23 @@ class _Message:
 
 
 class _Group:
-    __slots__ = ("group_id", "inflight", "listed", "ready", "ready_count", "version")
+    __slots__ = (
+        "group_id",
+        "inflight",
+        "inflight_seqs",
+        "listed",
+        "ready",
+        "ready_count",
+        "version",
+    )
 
     def __init__(self, group_id: str) -> None:
         self.group_id = group_id
         self.ready: list[tuple[int, int]] = []  # heap of (seq, receive_count)
         self.ready_count = 0
         self.inflight = 0
+        # heap of the sequence numbers of messages delivered (stale ones skipped at the top)
+        self.inflight_seqs: list[int] = []
         self.listed = False  # has a valid entry in the queue's group heap
         self.version = 0
 
@@ -317,7 +337,8 @@ class Queue:
         self.n_delayed = 0
         self.ready: list[tuple[int, int]] = []  # standard queues: heap of (seq, receive_count)
         self.groups: dict[str, _Group] = {}  # FIFO queues
-        self.group_heap: list[tuple[int, str, int]] = []  # (head seq, group id, version)
+        # groups that may deliver: (turn, group id, version), turns in listing order
+        self.group_heap: list[tuple[int, str, int]] = []
         self.group_version = 0
         self.inflight: dict[int, None] = {}
         self.inflight_heap: list[tuple[float, int, int]] = []  # (visible_at, seq, receive_count)
@@ -328,16 +349,26 @@ class Queue:
         self.dedup_order: deque[tuple[float, tuple[str | None, str]]] = deque()
         self.buckets: dict[str, _Bucket] = {}
         self.set_attributes(attributes, now)
+        # The deduplication scope the queue was created with: AWS kept applying it after
+        # SetQueueAttributes changed DeduplicationScope, both ways (recorded).
+        self.dedup_per_group = self._attributes.get("DeduplicationScope") == "messageGroup"
 
     # -- attributes ---------------------------------------------------------------------
 
     def set_attributes(self, attributes: Mapping[str, str], now: float) -> None:
         """Store normalised attributes and refresh the typed values the rules read."""
         for name, value in attributes.items():
-            if value == "" and name in ("Policy", "RedrivePolicy", "RedriveAllowPolicy"):
+            if value == "" and name in qa.CLEARED_BY_EMPTY:
                 self._attributes.pop(name, None)
             else:
                 self._attributes[name] = value
+        if "KmsMasterKeyId" in attributes:
+            if self._attributes.get("KmsMasterKeyId"):
+                # A KMS key replaces SQS-managed encryption (recorded).
+                self._attributes["SqsManagedSseEnabled"] = "false"
+            else:
+                # No key: its reuse period goes with it; SQS-managed SSE stays off (recorded).
+                self._attributes.pop("KmsDataKeyReusePeriodSeconds", None)
         self.last_modified = int(now)
         get = self._attributes.get
         self.visibility_timeout = int(get("VisibilityTimeout", "30"))
@@ -346,9 +377,9 @@ class Queue:
         self.maximum_message_size = int(get("MaximumMessageSize", str(qa.MAX_MESSAGE_BYTES)))
         self.wait_time_seconds = int(get("ReceiveMessageWaitTimeSeconds", "0"))
         self.content_based_dedup = get("ContentBasedDeduplication") == "true"
-        self.dedup_per_group = get("DeduplicationScope") == "messageGroup"
         self.high_throughput = (
-            get("FifoThroughputLimit") == "perMessageGroupId" and self.dedup_per_group
+            get("FifoThroughputLimit") == "perMessageGroupId"
+            and get("DeduplicationScope") == "messageGroup"
         )
         redrive = get("RedrivePolicy")
         if redrive:
@@ -474,6 +505,7 @@ class SqsEngine:
         self._by_arn: dict[str, Queue] = {}
         self._move_tasks: dict[str, _MoveTask] = {}
         self._moves_running: list[_MoveTask] = []
+        self._deleted: dict[tuple[str, str], float] = {}  # (account, name) -> deleted at
         self._closed = False
         self._waiting = 0
 
@@ -587,15 +619,17 @@ class SqsEngine:
                 "Can only include alphanumeric characters, hyphens, or underscores. "
                 "1 to 80 in length"
             )
-        if not fifo:
-            # FifoQueue=false is accepted on a standard queue but not stored.
-            attributes.pop("FifoQueue", None)
         normalized = qa.normalize_all(attributes, fifo=fifo)
         if tags is not None and len(tags) > MAX_TAGS:
             raise invalid_parameter_value(f"Too many tags added for queue {name}.")
         with self._lock:
             now = self.clock.time()
             existing = self._queues.get((self.account_id, name))
+            deleted_at = self._deleted.get((self.account_id, name))
+            if existing is None and deleted_at is not None:
+                if now - deleted_at < RECREATE_DELAY_S:
+                    raise queue_deleted_recently()
+                del self._deleted[(self.account_id, name)]
             if existing is not None:
                 current = existing.stored_attributes()
                 defaults = {**qa.DEFAULTS, **(qa.FIFO_DEFAULTS if existing.fifo else {})}
@@ -642,6 +676,11 @@ class SqsEngine:
             queue.deleted = True
             del self._queues[(queue.account_id, queue.name)]
             del self._by_arn[queue.arn]
+            now = self.clock.time()
+            for key, deleted_at in list(self._deleted.items()):
+                if now - deleted_at >= RECREATE_DELAY_S:
+                    del self._deleted[key]
+            self._deleted[(queue.account_id, queue.name)] = now
             queue.cond.notify_all()
 
     def get_queue_url(self, name: str, owner_account_id: str | None = None) -> str:
@@ -682,8 +721,10 @@ class SqsEngine:
                     "QueueArn": queue.arn,
                 }
             )
-            if "KmsMasterKeyId" in values:
+            if values.get("KmsMasterKeyId"):
                 values.setdefault("KmsDataKeyReusePeriodSeconds", "300")
+            else:
+                values.pop("KmsDataKeyReusePeriodSeconds", None)
             if "All" in names:
                 return values
             return {name: values[name] for name in names if name in values}
@@ -691,13 +732,10 @@ class SqsEngine:
     def set_queue_attributes(self, queue_url: str, attributes: Mapping[str, Any]) -> None:
         with self._lock:
             queue = self._require(queue_url)
-            if "FifoQueue" in attributes:
-                wanted = str(attributes["FifoQueue"]).lower()
-                if wanted != ("true" if queue.fifo else "false"):
-                    raise invalid_attribute_value(
-                        "FifoQueue", "Modifying queue type is not supported."
-                    )
-            rest = {key: value for key, value in attributes.items() if key != "FifoQueue"}
+            if queue.fifo and str(attributes.get("FifoQueue", "true")).lower() != "true":
+                raise invalid_attribute_value("FifoQueue", "Modifying queue type is not supported.")
+            # FifoQueue is unknown on a standard queue, so normalize_all refuses it there.
+            rest = {k: v for k, v in attributes.items() if k != "FifoQueue" or not queue.fifo}
             normalized = qa.normalize_all(rest, fifo=queue.fifo)
             if normalized.get("RedrivePolicy"):
                 self._check_redrive_target(normalized["RedrivePolicy"], fifo=queue.fifo)
@@ -772,7 +810,8 @@ class SqsEngine:
             policy: dict[str, Any] = json.loads(text)
             policy.setdefault("Statement", [])
             return policy
-        return {"Version": "2012-10-17", "Id": f"{queue.arn}/SQSDefaultPolicy", "Statement": []}
+        # The version and id AWS gives the policy AddPermission creates (recorded).
+        return {"Version": "2008-10-17", "Id": f"{queue.arn}/SQSDefaultPolicy", "Statement": []}
 
     def list_dead_letter_source_queues(self, queue_url: str) -> list[str]:
         with self._lock:
@@ -831,6 +870,7 @@ class SqsEngine:
         deduplication_id: str | None = None,
         group_id: str | None = None,
         sender_id: str = DEFAULT_SENDER_ID,
+        trace_header: str | None = None,
     ) -> SendResult:
         """Send one message; a FIFO duplicate within the window succeeds and is not delivered."""
         entry = SendEntry(
@@ -841,6 +881,7 @@ class SqsEngine:
             system_attributes=system_attributes,
             deduplication_id=deduplication_id,
             group_id=group_id,
+            trace_header=trace_header,
         )
         with self._lock:
             queue = self._require(queue_url)
@@ -867,15 +908,24 @@ class SqsEngine:
             if total > qa.MAX_MESSAGE_BYTES:
                 raise batch_request_too_long(qa.MAX_MESSAGE_BYTES, total)
             if queue.fifo:
+                # AWS rejects the whole batch for these (recorded), not the entry.
                 for entry in entries:
                     if not entry.group_id:
-                        raise missing_parameter("MessageGroupId")
+                        raise invalid_parameter_value(
+                            "The request must contain the parameter MessageGroupId."
+                        )
+                if not queue.content_based_dedup:
+                    for entry in entries:
+                        if entry.deduplication_id is None:
+                            raise _no_deduplication_id()
             self._maintain(queue, now)
             successes: list[tuple[str, SendResult]] = []
             failures: list[BatchError] = []
             for entry in entries:
                 try:
-                    successes.append((entry.id, self._send(queue, entry, now, sender_id)))
+                    successes.append(
+                        (entry.id, self._send(queue, entry, now, sender_id, in_batch=True))
+                    )
                 except SqsError as error:
                     failures.append(
                         BatchError(entry.id, error.code, error.message, error.sender_fault)
@@ -898,35 +948,44 @@ class SqsEngine:
                 raise batch_ids_not_distinct(entry_id)
             seen.add(entry_id)
 
-    def _send(self, queue: Queue, entry: SendEntry, now: float, sender_id: str) -> SendResult:
+    def _send(
+        self, queue: Queue, entry: SendEntry, now: float, sender_id: str, *, in_batch: bool = False
+    ) -> SendResult:
         body = entry.body
         if body is None or body == "":
             raise missing_parameter("MessageBody")
         attributes = {k: dict(v) for k, v in (entry.message_attributes or {}).items()}
         validate_message_attributes(attributes)
         system = self._system_attributes(entry.system_attributes)
+        if entry.trace_header and "AWSTraceHeader" not in system:
+            system["AWSTraceHeader"] = entry.trace_header
         body_bytes = body.encode()
         size = len(body_bytes) + attributes_size(attributes)
         if size > queue.maximum_message_size:
+            # A batch entry's wording differs from a single send's (both recorded).
+            verb = "cannot be validated" if in_batch else "are invalid"
             raise invalid_parameter_value(
-                "One or more parameters are invalid. Reason: Message must be shorter than "
+                f"One or more parameters {verb}. Reason: Message must be shorter than "
                 f"{queue.maximum_message_size} bytes."
             )
         if has_invalid_characters(body):
             raise invalid_message_contents()
         delay = queue.delay_seconds
         if entry.delay_seconds is not None:
-            delay = int(entry.delay_seconds)
-            if not 0 <= delay <= 900:
+            requested = int(entry.delay_seconds)
+            if not 0 <= requested <= 900:
                 raise invalid_parameter_value(
-                    f"Value {delay} for parameter DelaySeconds is invalid. "
+                    f"Value {requested} for parameter DelaySeconds is invalid. "
                     "Reason: DelaySeconds must be >= 0 and <= 900."
                 )
-            if queue.fifo and delay > 0:
+            if queue.fifo and requested > 0:
                 raise invalid_parameter_value(
-                    f"Value {delay} for parameter DelaySeconds is invalid. Reason: The request "
-                    "include parameter that is not valid for this queue type."
+                    f"Value {requested} for parameter DelaySeconds is invalid. Reason: The "
+                    "request include parameter that is not valid for this queue type."
                 )
+            if not queue.fifo:
+                # A FIFO queue's own delay applies even to DelaySeconds=0 (recorded).
+                delay = requested
         group_id = entry.group_id
         dedup_id = entry.deduplication_id
         if group_id is not None:
@@ -942,10 +1001,7 @@ class SqsEngine:
                 raise missing_parameter("MessageGroupId")
             if dedup_id is None:
                 if not queue.content_based_dedup:
-                    raise invalid_parameter_value(
-                        "The queue should either have ContentBasedDeduplication enabled or "
-                        "MessageDeduplicationId provided explicitly"
-                    )
+                    raise _no_deduplication_id()
                 dedup_id = hashlib.sha256(body_bytes).hexdigest()
             dedup_key = (group_id if queue.dedup_per_group else None, dedup_id)
             self._prune_dedup(queue, now)
@@ -1046,19 +1102,50 @@ class SqsEngine:
             group = queue.groups[group_id] = _Group(group_id)
         heapq.heappush(group.ready, entry)
         group.ready_count += 1
-        if group.inflight == 0:
-            self._list_group(queue, group)
+        self._list_group(queue, group)
 
     @staticmethod
-    def _list_group(queue: Queue, group: _Group) -> None:
-        """Make a group with ready messages and nothing in flight eligible to deliver."""
+    def _ready_head(queue: Queue, group: _Group) -> int | None:
+        """The sequence number of the group's first ready message (stale entries dropped)."""
+        heap = group.ready
+        while heap:
+            seq, count = heap[0]
+            message = queue.messages.get(seq)
+            if message is not None and message.state == _READY and message.receive_count == count:
+                return seq
+            heapq.heappop(heap)
+        return None
+
+    @staticmethod
+    def _first_inflight(queue: Queue, group: _Group) -> int | None:
+        """The sequence number of the group's first message in flight, if any."""
+        if not group.inflight:
+            group.inflight_seqs.clear()
+            return None
+        heap = group.inflight_seqs
+        while heap:
+            message = queue.messages.get(heap[0])
+            if message is not None and message.state == _INFLIGHT:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _list_group(self, queue: Queue, group: _Group) -> None:
+        """Give a group a turn to deliver if its first ready message precedes everything
+        of it in flight (see the FIFO rules in the module docstring)."""
         if group.listed:
+            return
+        head = self._ready_head(queue, group)
+        if head is None:
+            return
+        first_inflight = self._first_inflight(queue, group)
+        if first_inflight is not None and first_inflight < head:
             return
         queue.group_version += 1
         group.version = queue.group_version
         group.listed = True
-        head = group.ready[0][0] if group.ready else 0
-        heapq.heappush(queue.group_heap, (head, group.group_id, group.version))
+        heapq.heappush(queue.group_heap, (group.version, group.group_id, group.version))
+        queue.cond.notify()
 
     # -- maintenance: what time has made due --------------------------------------------
 
@@ -1140,9 +1227,7 @@ class SqsEngine:
             del queue.inflight[message.seq]
             if group is not None:
                 group.inflight -= 1
-                if group.inflight == 0 and group.ready_count:
-                    self._list_group(queue, group)
-                    queue.cond.notify()
+                self._list_group(queue, group)
         else:
             queue.n_delayed -= 1
         if group is not None and group.ready_count == 0 and group.inflight == 0:
@@ -1237,21 +1322,22 @@ class SqsEngine:
             if group is None or group.version != version or not group.listed:
                 continue
             group.listed = False
-            if group.inflight or not group.ready_count:
-                continue
-            # Fill from this group first, in order, before moving to the next group.
-            while len(taken) < limit and group.ready:
-                seq, count = heapq.heappop(group.ready)
-                message = queue.messages.get(seq)
-                if message is None or message.state != _READY or message.receive_count != count:
-                    continue
+            # Fill from this group first, in order, before moving to the next group, up to
+            # its first message that was already in flight.
+            first_inflight = self._first_inflight(queue, group)
+            while len(taken) < limit:
+                head = self._ready_head(queue, group)
+                if head is None or (first_inflight is not None and head > first_inflight):
+                    break
+                heapq.heappop(group.ready)
+                message = queue.messages[head]
                 if self._dead_letter(queue, message, now):
                     continue
                 self._deliver(queue, message, timeout, now, group)
                 taken.append(message)
             if group.ready_count == 0 and group.inflight == 0:
                 queue.groups.pop(group_id, None)
-            elif group.inflight == 0:
+            else:
                 self._list_group(queue, group)
         return taken
 
@@ -1263,6 +1349,16 @@ class SqsEngine:
         if group is not None:
             group.ready_count -= 1
             group.inflight += 1
+            heapq.heappush(group.inflight_seqs, message.seq)
+            if len(group.inflight_seqs) > 2 * group.inflight + 64:
+                # Drop the entries of messages no longer in flight (amortised O(1)).
+                live = [
+                    seq
+                    for seq in group.inflight_seqs
+                    if (m := queue.messages.get(seq)) is not None and m.state == _INFLIGHT
+                ]
+                heapq.heapify(live)
+                group.inflight_seqs = live
         message.state = _INFLIGHT
         message.receive_count += 1
         if message.first_receive_ms is None:
@@ -1416,6 +1512,8 @@ class SqsEngine:
                 "not exist or is not available for visibility timeout change."
             )
         if message.state != _INFLIGHT:
+            if not queue.fifo:
+                return  # AWS answers 200 for a standard queue's expired message (recorded)
             raise message_not_inflight()
         # Whole seconds since the receive, so extending to 12 h right after it is allowed.
         if int(now - message.received_at) + timeout > qa.MAX_VISIBILITY_TIMEOUT_S:
@@ -1535,8 +1633,18 @@ class SqsEngine:
             task.status = "COMPLETED"
 
     def cancel_message_move_task(self, task_handle: str) -> int:
+        try:
+            document = json.loads(base64.b64decode(task_handle, validate=True))
+            source_arn = str(document["sourceArn"])
+            str(document["taskId"])
+        except (ValueError, TypeError, KeyError, binascii.Error):
+            raise invalid_parameter_value("Value for parameter TaskHandle is invalid.") from None
         with self._lock:
             self._progress_moves(self.clock.time())
+            if source_arn not in self._by_arn:
+                raise resource_not_found(
+                    "The resource that you specified for the SourceArn parameter doesn't exist."
+                )
             task = self._move_tasks.get(task_handle)
             if task is None:
                 raise resource_not_found("Task does not exist.")
@@ -1560,6 +1668,13 @@ class SqsEngine:
             tasks = [t for t in self._move_tasks.values() if t.source_arn == source_arn]
             tasks.sort(key=lambda t: t.started, reverse=True)
             return [task.info() for task in tasks[: max(1, max_results)]]
+
+
+def _no_deduplication_id() -> SqsError:
+    return invalid_parameter_value(
+        "The queue should either have ContentBasedDeduplication enabled or "
+        "MessageDeduplicationId provided explicitly"
+    )
 
 
 def _check_fifo_id(value: str, parameter: str) -> None:
