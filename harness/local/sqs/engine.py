@@ -1133,7 +1133,7 @@ class SqsEngine:
     def _list_group(self, queue: Queue, group: _Group) -> None:
         """Give a group a turn to deliver if its first ready message precedes everything
         of it in flight (see the FIFO rules in the module docstring)."""
-        if group.listed:
+        if group.listed or not group.ready_count:
             return
         head = self._ready_head(queue, group)
         if head is None:
@@ -1325,12 +1325,15 @@ class SqsEngine:
             # Fill from this group first, in order, before moving to the next group, up to
             # its first message that was already in flight.
             first_inflight = self._first_inflight(queue, group)
-            while len(taken) < limit:
-                head = self._ready_head(queue, group)
-                if head is None or (first_inflight is not None and head > first_inflight):
-                    break
-                heapq.heappop(group.ready)
-                message = queue.messages[head]
+            ready = group.ready
+            while ready and len(taken) < limit:
+                head, count = ready[0]
+                if first_inflight is not None and head > first_inflight:
+                    break  # the rest of the group waits behind a message in flight
+                heapq.heappop(ready)
+                message = queue.messages.get(head)
+                if message is None or message.state != _READY or message.receive_count != count:
+                    continue
                 if self._dead_letter(queue, message, now):
                     continue
                 self._deliver(queue, message, timeout, now, group)
