@@ -108,7 +108,8 @@ def engine_backend() -> Iterator[_Backend]:
 
 @pytest.fixture(scope="session")
 def moto_backend() -> Iterator[_Backend]:
-    """Plain moto's server in this process, its SQS clock virtual too."""
+    """Plain moto's server in this process, with a virtual SQS clock (installed into moto
+    only while a case runs on it: moto's backends are process-global)."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -116,18 +117,17 @@ def moto_backend() -> Iterator[_Backend]:
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
     try:
-        with MotoClock().installed() as clock:
-            yield _Backend(url, client("sqs", url), query_client(url), clock)
+        yield _Backend(url, client("sqs", url), query_client(url), MotoClock())
     finally:
         server.stop()
 
 
 @pytest.fixture
-def sqs(request: pytest.FixtureRequest) -> Sqs:
+def sqs(request: pytest.FixtureRequest) -> Iterator[Sqs]:
     """One backend and protocol for one recorded case (see the module docstring)."""
     kind, protocol = request.param
     backend: _Backend = request.getfixturevalue(f"{kind}_backend")
-    return Sqs(
+    case = Sqs(
         kind=kind,
         protocol=protocol,
         url=backend.url,
@@ -136,6 +136,11 @@ def sqs(request: pytest.FixtureRequest) -> Sqs:
         clock=backend.clock,
         account=DEFAULT_ACCOUNT_ID,
     )
+    if kind == "moto":
+        with backend.clock.installed():
+            yield case
+    else:
+        yield case
 
 
 # -- the score ----------------------------------------------------------------------------
