@@ -27,6 +27,7 @@ from harness.local.sqs import DEFAULT_ACCOUNT_ID, FakeClock
 from harness.local.sqs.testing import client, query_client
 from tests.parity.backends import EngineTime, MotoClock, Sqs
 from tests.parity.deviations import DEVIATIONS
+from tests.parity.expect import LOCALSTACK, LOCALSTACK_COMMIT
 
 BACKENDS = ("engine", "moto")
 PROTOCOLS = ("json", "query")
@@ -209,5 +210,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     lines = score_lines(config.stash[_SCORE])
     if lines:
         terminalreporter.section("AWS parity (tests/parity, AWS-recorded answers)")
+        terminalreporter.write_line(
+            f"recordings: {LOCALSTACK}@{LOCALSTACK_COMMIT[:10]}, AWS-validated cases only; "
+            "deviations: docs/local-cloud/parity.md"
+        )
         for line in lines:
             terminalreporter.write_line(line)
