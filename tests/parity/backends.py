@@ -166,6 +166,18 @@ class Sqs:
         response = self.json.create_queue(QueueName=name, Attributes=attributes)
         return str(response["QueueUrl"])
 
+    def counts(self, queue_url: str) -> tuple[str, str, str]:
+        """ApproximateNumberOfMessages, ...NotVisible and ...Delayed (what the recordings read)."""
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        response = self.client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)
+        attributes = response["Attributes"]
+        assert set(attributes) == set(names), attributes
+        return attributes[names[0]], attributes[names[1]], attributes[names[2]]
+
     def arn(self, queue_url: str) -> str:
         response = self.json.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
         return str(response["Attributes"]["QueueArn"])
