@@ -159,10 +159,16 @@ def test_an_sqs_client_without_retries_surfaces_a_throttle_from_its_one_attempt(
     monkeypatch.setattr(engine, "FIFO_TRANSACTIONS_PER_SECOND", 1.0)
     target = load_target(sqs_outputs, "sqs_fifo_limits")
     assert target.task_queue_url
-    sqs = target.sqs(retries=False)
-    sqs.send_message(QueueUrl=target.task_queue_url, MessageBody="m0", MessageGroupId="g")
-    with pytest.raises(ClientError) as raised:  # the quota's one token is spent
-        sqs.send_message(QueueUrl=target.task_queue_url, MessageBody="m1", MessageGroupId="g")
+    sqs, queue_url = target.sqs(retries=False), target.task_queue_url
+
+    # Calls of a few ms against 1 call/s: one of the first few is throttled, however slow
+    # the machine (a retrying client would show it only when its retry was throttled too).
+    def send_twenty() -> None:
+        for n in range(20):
+            sqs.send_message(QueueUrl=queue_url, MessageBody=f"m{n}", MessageGroupId="g")
+
+    with pytest.raises(ClientError) as raised:
+        send_twenty()
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
     assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == 0
 
