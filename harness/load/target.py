@@ -60,7 +60,10 @@ class Target:
         from botocore.config import Config
 
         config = Config(
-            retries={"max_attempts": 3 if retries else 1, "mode": "standard"},
+            # ``total_max_attempts`` counts the first call. Client-config ``max_attempts``
+            # counts retries only: 1 there meant one retry after a back-off of up to 1 s,
+            # which hid throttles and stalled the sqs_fifo_limits users below their rate.
+            retries={"total_max_attempts": 4 if retries else 1, "mode": "standard"},
             max_pool_connections=100,  # one client is shared by all users of a process
         )
         return boto3.client("sqs", config=config, **self.boto3_kwargs())
