@@ -156,7 +156,7 @@ def eventually_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) ->
     task_id = tasks.accepted_ids()[-1]
     # COMPLETED only: a redriven task is FAILED until the processor gets it again.
     store.wait_for_status(
-        task_id, {"COMPLETED"}, timeout=budget.redelivery_budget_s(budget.max_receive_count)
+        task_id, {"COMPLETED"}, timeout=budget.redelivery_budget_s(budget.attempt_budget)
     )
 
 
@@ -166,7 +166,7 @@ def all_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     items = store.wait_all(
         ids,
         {"COMPLETED", "FAILED"},
-        timeout=budget.redelivery_budget_s(budget.max_receive_count) + 0.2 * len(ids),
+        timeout=budget.redelivery_budget_s(budget.attempt_budget) + 0.2 * len(ids),
     )
     failed = [item["task_id"] for item in items if item["status"] != "COMPLETED"]
     assert not failed, f"tasks ended FAILED instead of COMPLETED: {failed}"

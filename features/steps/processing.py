@@ -84,11 +84,11 @@ def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     item = store.wait_for_status(
         task_id,
         {"FAILED", "COMPLETED"},
-        timeout=budget.redelivery_budget_s(budget.max_receive_count),
+        timeout=budget.redelivery_budget_s(budget.attempt_budget),
     )
     assert item["status"] == "FAILED", f"the always-failing task ended {item['status']}"
-    assert int(item["attempts"]) == budget.max_receive_count == 3, item
-    assert item.get("last_error"), f"no error recorded on the failed task: {item}"
+    assert int(item["attempts"]) == budget.attempt_budget == 3, item
+    assert item.get("failure_code"), f"no failure code recorded on the failed task: {item}"
 
 
 @then("it is in the dead-letter queue after exactly 3 receives")
@@ -98,7 +98,7 @@ def in_dlq_after_three(tasks: ScenarioTasks, dead_letters: DeadLetters, budget: 
     entry = dead_letters.wait_for_task(task_id, timeout=budget.redelivery_budget_s(2))
     attributes = entry["attributes"]
     assert attributes.get("PoisonReason") == "attempts_exhausted", entry
-    assert attributes.get("SourceReceiveCount") == str(budget.max_receive_count) == "3", entry
+    assert attributes.get("SourceReceiveCount") == str(budget.attempt_budget) == "3", entry
 
 
 @then("the dead-letter alarm goes off")
