@@ -164,6 +164,7 @@ class ApiStack(Stack):
                 "TASKS_TABLE_NAME": tasks_table.table_name,
                 "IDEMPOTENCY_TABLE_NAME": idempotency_table.table_name,
                 "TASK_QUEUE_URL": task_queue.queue_url,
+                "PENDING_WINDOW_SECONDS": str(config.pending_window_s),
                 **powertools_environment(config, "task-api"),
             },
         )
@@ -175,7 +176,8 @@ class ApiStack(Stack):
             ),
             iam.PolicyStatement(
                 sid="TasksTable",
-                actions=["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+                # Store PENDING, confirm or cancel (UpdateItem), look up.
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                 resources=[tasks_table.table_arn],
             ),
             iam.PolicyStatement(

@@ -28,7 +28,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "processor_memory": 512,
         "reserved_concurrency": 10,
         "batch_size": 10,
-        "api_timeout": 10,
+        "api_timeout": 12,
+        "pending_window": 30,
         "api_memory": 256,
         "log_retention_days": 7,
         "pitr": True,
@@ -49,7 +50,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "processor_memory": 512,
         "reserved_concurrency": 10,
         "batch_size": 10,
-        "api_timeout": 10,
+        "api_timeout": 12,
+        "pending_window": 20,
         "api_memory": 256,
         "log_retention_days": 1,
         "pitr": False,
@@ -221,7 +223,9 @@ def test_queues_deny_requests_without_tls(synth: Synthesized) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "name", "ttl"), [("task_id", "tasks", None), ("id", "idempotency", "expiration")]
+    ("key", "name", "ttl"),
+    # Tasks never confirmed queued carry purge_at (docs/decisions/task-lifecycle.md).
+    [("task_id", "tasks", "purge_at"), ("id", "idempotency", "expiration")],
 )
 def test_tables(synth: Synthesized, key: str, name: str, ttl: str | None) -> None:
     logical_id = _table(synth, key)
@@ -294,6 +298,7 @@ def test_api_function(synth: Synthesized) -> None:
     assert synth.export_value(variables.pop("IDEMPOTENCY_TABLE_NAME")) == _ref(_table(synth, "id"))
     assert synth.export_value(variables.pop("TASK_QUEUE_URL")) == _ref(task)
     rest = {
+        "PENDING_WINDOW_SECONDS": str(expected["pending_window"]),
         "POWERTOOLS_SERVICE_NAME": "task-api",
         "POWERTOOLS_METRICS_NAMESPACE": "TaskApi",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -436,7 +441,7 @@ def test_api_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "TasksTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Resource": _arn(_table(synth, "task_id")),
         },
         {
