@@ -22,6 +22,7 @@ pytest_plugins = [
     "features.steps.submission",
     "features.steps.processing",
     "features.steps.observability",
+    "features.steps.configuration",
 ]
 
 

@@ -11,6 +11,15 @@ from harness.target import Target, TargetError
 
 # Tags that need a capability of the target.
 _FAULT_TAG = "fault_injection"
+# Feature tags (pytest markers; --strict-markers wants each declared).
+FEATURE_TAGS = {
+    "spec": "checks the spec's numbers as literals; also run on a production-profile stack",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for tag, meaning in FEATURE_TAGS.items():
+        config.addinivalue_line("markers", f"{tag}: {meaning}")
 
 
 @pytest.fixture(scope="session")

@@ -104,6 +104,19 @@ class TaskStore:
         ).get("Item")
         return _plain(item) if item else None
 
+    def find_by_title(self, title: str) -> list[dict[str, Any]]:
+        """Every stored task with exactly this (stored) title: a full, paginated scan."""
+        found: list[dict[str, Any]] = []
+        paginator = self._dynamodb.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table_name,
+            FilterExpression="title = :title",
+            ExpressionAttributeValues={":title": {"S": title}},
+            ConsistentRead=True,
+        ):
+            found.extend(_plain(item) for item in page.get("Items", []))
+        return found
+
     def wait_for_status(
         self, task_id: str, statuses: Iterable[str], *, timeout: float
     ) -> dict[str, Any]:

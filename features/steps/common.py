@@ -112,17 +112,38 @@ def budget(target: Target) -> Any:
 # --- steps ----------------------------------------------------------------------------
 
 
+# What API Gateway answers to the CORS preflight of POST /tasks (the stack's CORS options).
+PREFLIGHT_STATUS = 204
+PREFLIGHT_METHODS = {"GET", "POST", "OPTIONS"}
+PREFLIGHT_HEADERS = {"content-type", "idempotency-key"}
+
+
 @given("the Task API is available")
 def api_available(api: TaskApi) -> None:
-    response = api.request(
+    """The gateway answers the CORS preflight exactly, and the API function answers."""
+    preflight = api.request(
         "OPTIONS",
         "/tasks",
         headers={
             "Origin": "https://qa.example.com",
             "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type, Idempotency-Key",
         },
     )
-    assert response.status < 500, f"the API does not answer: {response.describe()}"
+    assert preflight.status == PREFLIGHT_STATUS, f"CORS preflight: {preflight.describe()}"
+    headers = {k.lower(): v for k, v in preflight.headers.items()}
+    assert headers.get("access-control-allow-origin") == "*", headers
+    methods = {m.strip() for m in headers.get("access-control-allow-methods", "").split(",")}
+    assert methods == PREFLIGHT_METHODS, f"preflight allows methods {methods}"
+    allowed = {
+        h.strip().lower() for h in headers.get("access-control-allow-headers", "").split(",")
+    }
+    assert allowed >= PREFLIGHT_HEADERS, f"preflight allows headers {allowed}"
+    # The function behind the gateway answers too: an unknown task is its 404, as JSON.
+    lookup = api.get(str(uuid.uuid4()))
+    assert lookup.status == 404, f"the API function does not answer: {lookup.describe()}"
+    assert isinstance(lookup.json, dict), lookup.describe()
+    assert lookup.json.get("error") == "not_found", lookup.describe()
 
 
 @when(parsers.parse('a client submits a valid task titled "{title}"'))
