@@ -41,6 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="outputs file of a running stack (cdk deploy --outputs-file shape)",
     )
     group.addoption(
+        "--assembly",
+        type=Path,
+        default=None,
+        help="local target: deploy this cloud assembly (e.g. the production profile's) "
+        "instead of synthesizing the ephemeral profile",
+    )
+    group.addoption(
         "--stack-prefix",
         default=None,
         help="AWS only: read the outputs of the deployed stacks <prefix>-*",

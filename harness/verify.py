@@ -72,20 +72,18 @@ def run_features(
 def run_spec_on_production(report_dir: Path, extra_args: list[str] | None = None) -> int:
     """The ``@spec`` scenarios against a fresh local stack of the production profile."""
     from cdk.synth import synthesize
-    from harness.local.cloud import LOCAL_STACK_PREFIX, LocalStack
+    from harness.local.cloud import LOCAL_STACK_PREFIX
 
     with tempfile.TemporaryDirectory(prefix="task-api-production-") as tmp:
         print("==> synthesizing the production profile for the @spec scenarios", flush=True)
         assembly = synthesize(
             "production", Path(tmp) / "cdk.out", {"stack_prefix": LOCAL_STACK_PREFIX}
         )
-        with LocalStack(work_dir=Path(tmp) / "stack", assembly_dir=assembly) as stack:
-            return run_features(
-                target="local",
-                report_dir=report_dir,
-                outputs=stack.outputs_file,
-                extra_args=[*(extra_args or []), "-m", SPEC_MARKER],
-            )
+        return run_features(
+            target="local",
+            report_dir=report_dir,
+            extra_args=[*(extra_args or []), "--assembly", str(assembly), "-m", SPEC_MARKER],
+        )
 
 
 def print_runs_summary(runs: list[tuple[str, Path, int]]) -> None:
