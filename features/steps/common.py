@@ -10,7 +10,14 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from harness.drivers import ApiResponse, DeadLetters, TaskApi, TaskStore, processing_order
+from harness.drivers import (
+    ApiResponse,
+    DeadLetters,
+    TaskApi,
+    TaskQueue,
+    TaskStore,
+    processing_order,
+)
 from harness.target import Target
 
 
@@ -21,6 +28,8 @@ class Submitted:
     label: str
     response: ApiResponse
     task_id: str | None
+    fault: str | None = None
+    """The fault directive it was submitted with (test-only fault injection)."""
 
 
 @dataclass
@@ -29,10 +38,10 @@ class ScenarioTasks:
 
     items: list[Submitted] = field(default_factory=list)
 
-    def add(self, label: str, response: ApiResponse) -> Submitted:
+    def add(self, label: str, response: ApiResponse, fault: str | None = None) -> Submitted:
         body = response.json
         task_id = body.get("task_id") if isinstance(body, dict) else None
-        submitted = Submitted(label, response, task_id)
+        submitted = Submitted(label, response, task_id, fault)
         self.items.append(submitted)
         return submitted
 
@@ -146,6 +155,12 @@ def api_available(api: TaskApi) -> None:
     assert lookup.json.get("error") == "not_found", lookup.describe()
 
 
+@given("the task queue is empty")
+def task_queue_empty(target: Target, budget: Any) -> None:
+    """Earlier scenarios' messages are gone: nothing of theirs can share this one's batches."""
+    TaskQueue(target).wait_until_empty(timeout=budget.redelivery_budget_s(budget.max_receive_count))
+
+
 @when(parsers.parse('a client submits a valid task titled "{title}"'))
 def submit_titled(api: TaskApi, tasks: ScenarioTasks, title: str) -> None:
     tasks.add(title, api.submit(valid_task(title)))
@@ -172,22 +187,25 @@ def accepted(tasks: ScenarioTasks) -> None:
     assert parsed.version == 4, f"task id {body['task_id']} is not a UUID4"
 
 
+def completion_budget_s(tasks: ScenarioTasks, budget: Any) -> float:
+    """How long this scenario's tasks may take: one delivery each when none was told to
+    fail (the queue before them may still hold one batch), every allowed one otherwise."""
+    faulty = any(item.fault for item in tasks.items)
+    return float(budget.redelivery_budget_s(budget.max_receive_count if faulty else 1))
+
+
 @then("the task is eventually COMPLETED")
 def eventually_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     task_id = tasks.accepted_ids()[-1]
     # COMPLETED only: a redriven task is FAILED until the processor gets it again.
-    store.wait_for_status(
-        task_id, {"COMPLETED"}, timeout=budget.redelivery_budget_s(budget.max_receive_count)
-    )
+    store.wait_for_status(task_id, {"COMPLETED"}, timeout=completion_budget_s(tasks, budget))
 
 
 @then("all submitted tasks are eventually COMPLETED")
 def all_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     ids = tasks.accepted_ids()
     items = store.wait_all(
-        ids,
-        {"COMPLETED", "FAILED"},
-        timeout=budget.redelivery_budget_s(budget.max_receive_count) + 0.2 * len(ids),
+        ids, {"COMPLETED", "FAILED"}, timeout=completion_budget_s(tasks, budget) + 0.2 * len(ids)
     )
     failed = [item["task_id"] for item in items if item["status"] != "COMPLETED"]
     assert not failed, f"tasks ended FAILED instead of COMPLETED: {failed}"
