@@ -77,7 +77,7 @@ class QueueStack(Stack):
             environment={
                 "TASKS_TABLE_NAME": tables.tasks.table_name,
                 "DEAD_LETTER_QUEUE_URL": queues.dead_letter_queue.queue_url,
-                "MAX_RECEIVE_COUNT": str(config.max_receive_count),
+                "ATTEMPT_BUDGET": str(config.attempt_budget),
                 **powertools_environment(config, "task-processor"),
             },
         )

@@ -9,6 +9,14 @@ Feature: The deployed stack has the spec's settings
   the other: `make verify` runs the features against an ephemeral local stack and then
   the @spec scenarios against a local stack deployed with the production profile.
 
+  The spec's "3 attempts, then the dead-letter queue" is the processor's attempt budget:
+  it tries a task at most 3 times and then forwards it to the dead-letter queue itself.
+  The queue's own redrive (maxReceiveCount) is only a safety net above that budget, set
+  to 31 receives = 10 tasks per batch x 3 attempts + 1: a healthy task handed back
+  untried behind failing ones is received again each time, and a lower count would move
+  it to the dead-letter queue before it had its attempts
+  (docs/decisions/attempt-budget-and-redrive.md).
+
   Background:
     Given the Task API is available
 
@@ -18,13 +26,13 @@ Feature: The deployed stack has the spec's settings
     Then the task queue is a FIFO queue with content-based deduplication
     And the task queue hides a received message for <visibility> seconds
     And the task queue keeps a message for <retention> days
-    And the task queue moves a message to the dead-letter queue once it has been received <receives> times
+    And the task queue moves a message to the dead-letter queue once it has been received <redrive receives> times
     And the dead-letter queue is a FIFO queue that keeps a message for <dlq retention> days
 
     Examples:
-      | profile    | visibility | retention | receives | dlq retention |
-      | production | 300        | 4         | 3        | 14            |
-      | ephemeral  | 4          | 4         | 3        | 14            |
+      | profile    | visibility | retention | redrive receives | dlq retention |
+      | production | 300        | 4         | 31               | 14            |
+      | ephemeral  | 4          | 4         | 31               | 14            |
 
   @spec
   Scenario Outline: The processor and its event source in the <profile> profile

@@ -48,26 +48,25 @@ class ProcessorSettings:
 
     tasks_table_name: str
     dead_letter_queue_url: str
-    max_receive_count: int
+    attempt_budget: int
     fault_injection_flag: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
-        """Read ``TASKS_TABLE_NAME``, ``DEAD_LETTER_QUEUE_URL``, ``MAX_RECEIVE_COUNT`` and
-        ``FAULT_INJECTION_ENABLED`` (optional)."""
+        """Read ``TASKS_TABLE_NAME``, ``DEAD_LETTER_QUEUE_URL``, ``ATTEMPT_BUDGET`` (how many
+        attempts a task gets before it is dead-lettered) and ``FAULT_INJECTION_ENABLED``
+        (optional)."""
         env = os.environ if environ is None else environ
-        raw_count = _required(env, "MAX_RECEIVE_COUNT")
+        raw_budget = _required(env, "ATTEMPT_BUDGET")
         try:
-            max_receive_count = int(raw_count)
+            attempt_budget = int(raw_budget)
         except ValueError:
-            raise SettingsError(
-                f"MAX_RECEIVE_COUNT must be an integer, got {raw_count!r}"
-            ) from None
-        if max_receive_count < 1:
-            raise SettingsError(f"MAX_RECEIVE_COUNT must be >= 1, got {max_receive_count}")
+            raise SettingsError(f"ATTEMPT_BUDGET must be an integer, got {raw_budget!r}") from None
+        if attempt_budget < 1:
+            raise SettingsError(f"ATTEMPT_BUDGET must be >= 1, got {attempt_budget}")
         return cls(
             tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
             dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
-            max_receive_count=max_receive_count,
+            attempt_budget=attempt_budget,
             fault_injection_flag=env.get(FAULT_INJECTION_ENV),
         )

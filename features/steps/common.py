@@ -158,7 +158,7 @@ def api_available(api: TaskApi) -> None:
 @given("the task queue is empty")
 def task_queue_empty(target: Target, budget: Any) -> None:
     """Earlier scenarios' messages are gone: nothing of theirs can share this one's batches."""
-    TaskQueue(target).wait_until_empty(timeout=budget.redelivery_budget_s(budget.max_receive_count))
+    TaskQueue(target).wait_until_empty(timeout=budget.redelivery_budget_s(budget.attempt_budget))
 
 
 @when(parsers.parse('a client submits a valid task titled "{title}"'))
@@ -191,7 +191,7 @@ def completion_budget_s(tasks: ScenarioTasks, budget: Any) -> float:
     """How long this scenario's tasks may take: one delivery each when none was told to
     fail (the queue before them may still hold one batch), every allowed one otherwise."""
     faulty = any(item.fault for item in tasks.items)
-    return float(budget.redelivery_budget_s(budget.max_receive_count if faulty else 1))
+    return float(budget.redelivery_budget_s(budget.attempt_budget if faulty else 1))
 
 
 @then("the task is eventually COMPLETED")

@@ -21,7 +21,7 @@ from harness.waiting import wait_until
 
 DAY_S = 24 * 60 * 60
 # The environment variable the processor reads its attempt budget from.
-ATTEMPTS_ENV = "MAX_RECEIVE_COUNT"
+ATTEMPTS_ENV = "ATTEMPT_BUDGET"
 
 
 def _queue(target: Target, key: str) -> dict[str, str]:
@@ -188,4 +188,5 @@ def _first_outcome(store: TaskStore, task_id: str) -> dict[str, Any] | None:
     if item is None:
         return None
     ended = item.get("status") in ("COMPLETED", "FAILED")
-    return item if ended or item.get("last_error") or item.get("failure_code") else None
+    failed = any(entry.get("event") == "failed" for entry in item.get("history", []))
+    return item if ended or failed else None

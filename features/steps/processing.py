@@ -94,11 +94,11 @@ def in_dlq_after_three(tasks: ScenarioTasks, dead_letters: DeadLetters, budget: 
     task_id = tasks.by_label("poison").task_id or ""
     # The processor forwards it on its last allowed receive, recording which one that was.
     entry = dead_letters.wait_for_task(
-        task_id, timeout=budget.redelivery_budget_s(budget.max_receive_count)
+        task_id, timeout=budget.redelivery_budget_s(budget.attempt_budget)
     )
     attributes = entry["attributes"]
     assert attributes.get("PoisonReason") == "attempts_exhausted", entry
-    assert attributes.get("SourceReceiveCount") == str(budget.max_receive_count) == "3", entry
+    assert attributes.get("SourceReceiveCount") == str(budget.attempt_budget) == "3", entry
 
 
 @then("it is marked FAILED after 3 attempts")
@@ -107,8 +107,8 @@ def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     # dead-letter queue, nothing about it may still change.
     item = stored(store, tasks.by_label("poison").task_id or "")
     assert item["status"] == "FAILED", f"the dead-lettered task is {item['status']}: {item}"
-    assert int(item["attempts"]) == budget.max_receive_count == 3, item
-    assert item.get("last_error"), f"no error recorded on the failed task: {item}"
+    assert int(item["attempts"]) == budget.attempt_budget == 3, item
+    assert item.get("failure_code"), f"no failure code recorded on the failed task: {item}"
 
 
 @given("the dead-letter queue is empty and its alarm is OK")

@@ -6,16 +6,18 @@ when the function's ``FAULT_INJECTION_ENABLED`` environment variable is exactly 
 ignored end to end: not validated, not stored, not sent, and the processor ignores any
 directive it finds.
 
-Grammar (lower case, surrounding whitespace ignored; ``N`` is an integer 1..1000)::
+Grammar (lower case, surrounding whitespace ignored; ``N`` is an integer 1..1000). An
+attempt is a real one, as the processor counts them (the task's ``attempts``): a delivery
+handed back untried behind another task's failure is not an attempt::
 
-    fail-attempts=N     raise while the message's ApproximateReceiveCount <= N
-    always-fail         raise on every attempt (the message ends in the dead-letter queue)
+    fail-attempts=N     raise on the task's attempts 1..N
+    always-fail         raise on every attempt (the task ends in the dead-letter queue)
     timeout             = timeout-attempts=1
-    timeout-attempts=N  while ApproximateReceiveCount <= N, sleep past the function's
-                        remaining time so Lambda times the invocation out
+    timeout-attempts=N  on attempts 1..N, sleep past the function's remaining time so
+                        Lambda times the invocation out
     crash               = crash-attempts=1
-    crash-attempts=N    while ApproximateReceiveCount <= N, end the process at once
-                        (``os._exit``), as a runtime crash does
+    crash-attempts=N    on attempts 1..N, end the process at once (``os._exit``), as a
+                        runtime crash does
 
 Anything else is rejected with 400 when fault injection is enabled. The API stores the
 canonical form (``str(directive)``) on the task as ``fault`` and puts it in the queue
@@ -53,9 +55,9 @@ class FaultDirective:
     kind: FaultKind
     attempts: int | None
 
-    def applies_to(self, receive_count: int) -> bool:
-        """Whether the attempt with this ``ApproximateReceiveCount`` must misbehave."""
-        return self.attempts is None or receive_count <= self.attempts
+    def applies_to(self, attempt: int) -> bool:
+        """Whether the task's attempt number ``attempt`` (1 for the first) must misbehave."""
+        return self.attempts is None or attempt <= self.attempts
 
     def __str__(self) -> str:
         if self.attempts is None:

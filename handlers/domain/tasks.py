@@ -237,16 +237,26 @@ class TaskView(BaseModel):
     due_date: str | None = None
     status: TaskStatus
     attempts: Annotated[
-        int, Field(ge=0, description="ApproximateReceiveCount of the latest processing attempt")
+        int,
+        Field(
+            ge=0,
+            description="How many times the processor attempted the task (a delivery handed "
+            "back untried behind another task's failure is not an attempt)",
+        ),
     ]
     created_at: str
     updated_at: str
     processed_at: Annotated[
         str | None, Field(description="When the processor completed the task (UTC, µs)")
     ] = None
-    last_error: Annotated[str | None, Field(description="Error of the latest failed attempt")] = (
-        None
-    )
+    failure_code: Annotated[
+        str | None,
+        Field(
+            description="Why a FAILED task failed, as a short code (e.g. injected_fault, "
+            "interrupted, throttled, dependency_unavailable); the full error is only in the "
+            "processor's log"
+        ),
+    ] = None
     duplicate_deliveries: Annotated[
         int, Field(ge=0, description="Deliveries that found the task already COMPLETED")
     ] = 0
@@ -306,6 +316,8 @@ def new_task_item(
         "updated_at": stamp,
         "attempts": 0,
         "duplicate_deliveries": 0,
+        # The processor's record of attempts, appended by every start, completion and failure.
+        "history": [],
     }
     if request.due_date is not None:
         item["due_date"] = request.due_date

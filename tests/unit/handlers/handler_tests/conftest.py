@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 TASKS_TABLE = "tasks"
 IDEMPOTENCY_TABLE = "idempotency"
-MAX_RECEIVE_COUNT = 3
+ATTEMPT_BUDGET = 3
+# The queue's redrive, a safety net above the budget (batch 10 x 3 attempts + 1).
+MAX_RECEIVE_COUNT = 31
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _mocked_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         **POWERTOOLS_ENVIRONMENT,
         "TASKS_TABLE_NAME": TASKS_TABLE,
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
-        "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+        "ATTEMPT_BUDGET": str(ATTEMPT_BUDGET),
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
