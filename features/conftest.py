@@ -14,6 +14,8 @@ _FAULT_TAG = "fault_injection"
 # Feature tags (pytest markers; --strict-markers wants each declared).
 FEATURE_TAGS = {
     "spec": "checks the spec's numbers as literals; also run on a production-profile stack",
+    "resilience": "feature tag",
+    "retry": "feature tag",
 }
 
 

@@ -160,6 +160,33 @@ class TaskStore:
         return items
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event the processor recorded on a task (see the task record's ``history``)."""
+
+    event: str  # started | completed | failed | dead_lettered | redriven
+    attempt: int
+    receive_count: int
+    invocation: str  # the Lambda request id of the invocation that wrote it
+    at: str
+    error_code: str | None = None
+
+
+def history_of(item: Mapping[str, Any]) -> list[HistoryEntry]:
+    """A stored task's history, oldest first (empty if the processor never started it)."""
+    return [
+        HistoryEntry(
+            event=str(entry["event"]),
+            attempt=int(entry["attempt"]),
+            receive_count=int(entry["receive_count"]),
+            invocation=str(entry["invocation"]),
+            at=str(entry["at"]),
+            error_code=None if entry.get("error_code") is None else str(entry["error_code"]),
+        )
+        for entry in item.get("history") or []
+    ]
+
+
 class TaskQueue:
     """The FIFO task queue: how many messages it holds, waiting or in flight."""
 
@@ -472,6 +499,23 @@ class FunctionMetrics:
     def __init__(self, target: Target, function_output_key: str) -> None:
         self._cloudwatch = target.client("cloudwatch")
         self.function_name = target.output(function_output_key)
+
+    def total(self, metric: str, *, start: datetime, end: datetime) -> float:
+        """The sum of ``metric`` over the fixed window ``start``..``end``.
+
+        Read twice over the same window, the difference is what happened in between: a
+        baseline that earlier scenarios' datapoints cannot move.
+        """
+        datapoints = self._cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName=metric,
+            Dimensions=[{"Name": "FunctionName", "Value": self.function_name}],
+            StartTime=start,
+            EndTime=end,
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        return float(sum(point["Sum"] for point in datapoints))
 
     def sum(self, metric: str, *, since: datetime) -> float:
         """The sum of ``metric`` (e.g. ``Errors``) from ``since`` until now."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from cdk import contract
 from harness.drivers import (
     ApiResponse,
     DeadLetters,
+    ProcessorEventSource,
     TaskApi,
     TaskQueue,
     TaskStore,
@@ -113,6 +115,15 @@ def dead_letters(target: Target) -> DeadLetters:
 
 
 @pytest.fixture
+def event_source(target: Target) -> Iterator[ProcessorEventSource]:
+    """The processor's event source mapping; left enabled whatever the scenario did."""
+    source = ProcessorEventSource(target)
+    yield source
+    if source.state() != "Enabled":
+        source.set_enabled(True)
+
+
+@pytest.fixture
 def budget(target: Target) -> Any:
     """Wait budgets derived from the running stack's own timings."""
     return target.settings
@@ -159,6 +170,18 @@ def api_available(api: TaskApi) -> None:
 def task_queue_empty(target: Target, budget: Any) -> None:
     """Earlier scenarios' messages are gone: nothing of theirs can share this one's batches."""
     TaskQueue(target).wait_until_empty(timeout=budget.redelivery_budget_s(budget.attempt_budget))
+
+
+@given("the processor's event source is paused")
+def pause_event_source(event_source: ProcessorEventSource) -> None:
+    """Disabled (and reported so): what is submitted now waits in the queue, to be received
+    together when the source is resumed."""
+    event_source.set_enabled(False)
+
+
+@when("the processor's event source is resumed")
+def resume_event_source(event_source: ProcessorEventSource) -> None:
+    event_source.set_enabled(True)
 
 
 @when(parsers.parse('a client submits a valid task titled "{title}"'))

@@ -88,6 +88,12 @@ def unchanged(store: TaskStore, completed_task: dict[str, Any]) -> None:
         f"{now['processed_at']}"
     )
     assert now["attempts"] == completed_task["attempts"], now
+    # Applied once, and the duplicate left no trace in the history (it only counts).
+    assert now.get("applied") == 1, f"the task was applied {now.get('applied')} times: {now}"
+    assert now.get("history") == completed_task.get("history"), (
+        f"the duplicate changed the history: {completed_task.get('history')} -> "
+        f"{now.get('history')}"
+    )
 
 
 @then("the identical message was not delivered to the processor again")

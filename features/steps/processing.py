@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_bdd import given, parsers, then, when
@@ -13,9 +14,12 @@ from harness.drivers import (
     Alarms,
     DeadLetter,
     DeadLetters,
+    FunctionMetrics,
+    HistoryEntry,
     TaskApi,
     TaskQueue,
     TaskStore,
+    history_of,
     processing_order,
 )
 from harness.target import Target
@@ -76,16 +80,6 @@ def completed_on_attempt(
     assert item["status"] == "COMPLETED", item
     assert int(item["attempts"]) == attempt, (
         f"task {label or task_id} completed on attempt {item['attempts']}, expected {attempt}"
-    )
-
-
-@then(parsers.parse("task {later} was not completed before task {earlier}"))
-def not_before(tasks: ScenarioTasks, store: TaskStore, later: str, earlier: str) -> None:
-    first = stored(store, tasks.by_label(earlier).task_id or "")
-    second = stored(store, tasks.by_label(later).task_id or "")
-    assert str(second["processed_at"]) > str(first["processed_at"]), (
-        f"task {later} completed at {second['processed_at']}, "
-        f"before task {earlier} at {first['processed_at']}"
     )
 
 
@@ -218,9 +212,173 @@ def clear_and_redrive(
     dead_letters.send_back(task_id)
 
 
-@then("each task was completed exactly once")
-def completed_once(tasks: ScenarioTasks, store: TaskStore) -> None:
+# --- evidence from the recorded history ---------------------------------------------
+
+
+def _record(
+    store: TaskStore, tasks: ScenarioTasks, label: str
+) -> tuple[dict[str, Any], list[HistoryEntry]]:
+    item = stored(store, tasks.by_label(label).task_id or "")
+    return item, history_of(item)
+
+
+def _events(history: list[HistoryEntry]) -> list[tuple[str, int]]:
+    return [(entry.event, entry.attempt) for entry in history]
+
+
+def _first_invocation(store: TaskStore, tasks: ScenarioTasks) -> str:
+    """The invocation of the first batch: where the first task submitted first started."""
+    _, history = _record(store, tasks, tasks.items[0].label)
+    assert history, f"task {tasks.items[0].label} has no recorded history"
+    return history[0].invocation
+
+
+@then(parsers.parse("task {label} completed on attempt 1 in the first batch"))
+def completed_in_first_batch(tasks: ScenarioTasks, store: TaskStore, label: str) -> None:
+    item, history = _record(store, tasks, label)
+    first = _first_invocation(store, tasks)
+    assert _events(history) == [("started", 1), ("completed", 1)], (label, history)
+    assert {entry.invocation for entry in history} == {first}, (label, history)
+    assert history[0].receive_count == 1, (label, history)
+    assert int(item["attempts"]) == 1, item
+
+
+@then(
+    parsers.parse(
+        "task {label} failed on attempt 1 in that same batch and completed on attempt 2 "
+        "in a later one"
+    )
+)
+def failed_then_completed(tasks: ScenarioTasks, store: TaskStore, label: str) -> None:
+    item, history = _record(store, tasks, label)
+    first = _first_invocation(store, tasks)
+    assert _events(history) == [("started", 1), ("failed", 1), ("started", 2), ("completed", 2)], (
+        f"task {label}: {history}"
+    )
+    assert history[0].invocation == history[1].invocation == first, (
+        f"task {label} did not fail in the first batch: {history}"
+    )
+    assert history[2].invocation == history[3].invocation != first, history
+    assert int(item["attempts"]) == 2, item
+
+
+@then(
+    parsers.parse(
+        "tasks {first} and {second} were handed back untried from the first batch and "
+        "completed on attempt 1 later"
+    )
+)
+def handed_back_untried(tasks: ScenarioTasks, store: TaskStore, first: str, second: str) -> None:
+    batch = _first_invocation(store, tasks)
+    for label in (first, second):
+        item, history = _record(store, tasks, label)
+        # Received in the first batch (its first start is on its second receive) but
+        # never started there: a record handed back untried is not an attempt.
+        assert _events(history) == [("started", 1), ("completed", 1)], (label, history)
+        assert batch not in {entry.invocation for entry in history}, (
+            f"task {label} was attempted in the batch where the task before it failed: {history}"
+        )
+        assert history[0].receive_count == 2, (
+            f"task {label} was not received in the first batch: {history}"
+        )
+        assert (int(item["attempts"]), int(item["receive_count"])) == (1, 2), item
+
+
+@then(
+    parsers.parse(
+        "they reached the processor in at least {batches:d} batches of at most {size:d}, "
+        "each completed in one attempt"
+    )
+)
+def in_batches(tasks: ScenarioTasks, store: TaskStore, batches: int, size: int) -> None:
+    by_invocation: dict[str, list[str]] = {}
+    for submitted in tasks.items:
+        item = stored(store, submitted.task_id or "")
+        history = history_of(item)
+        assert _events(history) == [("started", 1), ("completed", 1)], (submitted.label, history)
+        by_invocation.setdefault(history[0].invocation, []).append(submitted.label)
+    sizes = [len(labels) for labels in by_invocation.values()]
+    assert len(sizes) >= batches, f"fewer batches than {batches}: {list(by_invocation.values())}"
+    assert max(sizes) <= size, f"a batch larger than {size}: {list(by_invocation.values())}"
+    assert max(sizes) > 1, f"every task came alone, nothing was batched: {sizes}"
+
+
+@then(
+    parsers.parse(
+        "the task that made the processor {fault} started its first attempt in the first "
+        "batch and never finished it there"
+    )
+)
+def fault_interrupted(tasks: ScenarioTasks, store: TaskStore, fault: str) -> None:
+    item, history = _record(store, tasks, fault)
+    first = _first_invocation(store, tasks)
+    assert history, f"the {fault} task has no recorded history"
+    assert (history[0].event, history[0].attempt) == ("started", 1), history
+    assert history[0].invocation == first, f"the {fault} was not in the first batch: {history}"
+    ended_there = [e for e in history[1:] if e.invocation == first]
+    assert not ended_there, f"attempt 1 recorded an end, so nothing was interrupted: {history}"
+    assert _events(history)[-2:] == [("started", 2), ("completed", 2)], history
+    assert int(item["attempts"]) == 2, item
+
+
+@given("the processor's Lambda error count is noted", target_fixture="errors_baseline")
+def note_errors(target: Target) -> tuple[FunctionMetrics, datetime, datetime, float]:
+    metrics = FunctionMetrics(target, contract.PROCESSOR_FUNCTION_NAME)
+    # A fixed window around the scenario: read again later, only new datapoints change it.
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    return metrics, start, end, metrics.total("Errors", start=start, end=end)
+
+
+@then("the processor's Lambda errors went up by at least 1")
+def errors_went_up(
+    target: Target, errors_baseline: tuple[FunctionMetrics, datetime, datetime, float]
+) -> None:
+    metrics, start, end, before = errors_baseline
+    # CloudWatch metrics arrive with a delay on AWS (about a minute).
+    wait_until(
+        lambda: metrics.total("Errors", start=start, end=end) >= before + 1,
+        timeout=180.0 if target.name == "aws" else 30.0,
+        interval=1.0,
+        description=f"{metrics.function_name}'s Errors to rise above {before:g}",
+    )
+
+
+@then(
+    parsers.parse(
+        "the {count:d} tasks before it completed in the first batch, were delivered again "
+        "and counted as duplicates"
+    )
+)
+def before_fault_duplicates(tasks: ScenarioTasks, store: TaskStore, count: int) -> None:
+    first = _first_invocation(store, tasks)
+    for submitted in tasks.items[:count]:
+        item = stored(store, submitted.task_id or "")
+        history = history_of(item)
+        assert _events(history) == [("started", 1), ("completed", 1)], (submitted.label, history)
+        assert {entry.invocation for entry in history} == {first}, (submitted.label, history)
+        assert int(item.get("duplicate_deliveries", 0)) >= 1, (
+            f"task {submitted.label} was not delivered again (or not counted): {item}"
+        )
+
+
+@then("each task was applied exactly once")
+def applied_once(tasks: ScenarioTasks, store: TaskStore) -> None:
     for task_id in tasks.accepted_ids():
         item = stored(store, task_id)
         assert item["status"] == "COMPLETED", item
-        assert int(item.get("applied", 1)) == 1, f"task {task_id} was applied twice: {item}"
+        # A missing ``applied`` is a failure, not 1: the completing write always sets it.
+        assert "applied" in item, f"task {task_id} records no application: {item}"
+        assert int(item["applied"]) == 1, f"task {task_id} was applied {item['applied']} times"
+
+
+@then(parsers.parse("its history shows {failures:d} failed attempt(s), then the completed one"))
+def retry_history(tasks: ScenarioTasks, store: TaskStore, failures: int) -> None:
+    item = stored(store, tasks.accepted_ids()[-1])
+    history = history_of(item)
+    expected = [
+        event for n in range(1, failures + 1) for event in (("started", n), ("failed", n))
+    ] + [("started", failures + 1), ("completed", failures + 1)]
+    assert _events(history) == expected, f"history {history}"
+    assert all(entry.error_code for entry in history if entry.event == "failed"), history
+    assert int(item["applied"]) == 1, item
