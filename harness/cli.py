@@ -16,6 +16,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "harness.stack.cli",
     "harness.load.cli",
     "harness.local.cli",
+    "harness.mutate.cli",
 )
 
 

@@ -248,11 +248,13 @@ class EventSourceMappingService(ClosesOnExit):
             self._mappings[spec.uuid] = mapping
             self._start(mapping, pollers)
 
-    def update(self, spec: EventSourceMappingSpec) -> None:
+    def update(self, spec: EventSourceMappingSpec) -> threading.Event:
         """Apply a changed mapping (UpdateEventSourceMapping: enable, disable, batch size...).
 
         The current pollers finish the batch they hold (and delete it if it succeeded) and
-        stop; new pollers start from ``spec`` if it is enabled.
+        stop; new pollers start from ``spec`` if it is enabled. The change is asynchronous,
+        as on AWS: the returned event is set once every poller of the old settings has
+        stopped, so nothing is received under them any more (what ``Disabled`` means).
         """
         pollers = self._validate(spec)
         with self._lock:
@@ -270,6 +272,19 @@ class EventSourceMappingService(ClosesOnExit):
             mapping = _Mapping(spec, old.stats, old.lock)
             self._mappings[spec.uuid] = mapping
             self._start(mapping, pollers)
+        settled = threading.Event()
+
+        def wait_for_old_pollers() -> None:
+            # A poller ends its long poll (wait_time_s) or its invoke (the function's
+            # timeout), then sees the stop flag; no deadline is needed here.
+            for thread in old.threads:
+                thread.join()
+            settled.set()
+
+        threading.Thread(
+            target=wait_for_old_pollers, name=f"esm-settle-{spec.uuid[:8]}", daemon=True
+        ).start()
+        return settled
 
     def _validate(self, spec: EventSourceMappingSpec) -> int:
         """Check ``spec`` as AWS does; return how many pollers it gets."""
