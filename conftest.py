@@ -23,6 +23,7 @@ pytest_plugins = [
     "features.steps.processing",
     "features.steps.observability",
     "features.steps.configuration",
+    "features.steps.lifecycle",
 ]
 
 
