@@ -24,6 +24,7 @@ pytest_plugins = [
     "features.steps.observability",
     "features.steps.configuration",
     "features.steps.lifecycle",
+    "features.steps.monitoring",
 ]
 
 
