@@ -493,7 +493,6 @@ class Alarms:
                 f"{timeout:.0f}s; it is {last.get('StateValue')} ({last.get('StateReason')})"
             ) from None
 
-
     def window_value(self, output_key: str, *, start: datetime, end: datetime) -> float | None:
         """What the alarm's metric (or metric-math expression) amounts to over
         ``start``..``end``, with the alarm's own statistics; None when there is no data.
