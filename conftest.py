@@ -22,6 +22,9 @@ pytest_plugins = [
     "features.steps.submission",
     "features.steps.processing",
     "features.steps.observability",
+    "features.steps.configuration",
+    "features.steps.lifecycle",
+    "features.steps.monitoring",
 ]
 
 
@@ -38,6 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=Path,
         default=None,
         help="outputs file of a running stack (cdk deploy --outputs-file shape)",
+    )
+    group.addoption(
+        "--assembly",
+        type=Path,
+        default=None,
+        help="local target: deploy this cloud assembly (e.g. the production profile's) "
+        "instead of synthesizing the ephemeral profile",
     )
     group.addoption(
         "--stack-prefix",

@@ -36,12 +36,14 @@ TIMING_OVERRIDES: Final[Mapping[str, str]] = {
     "visibility_timeout": "visibility_timeout_s",
     "processor_timeout": "processor_timeout_s",
     "max_receive_count": "max_receive_count",
+    "attempt_budget": "attempt_budget",
     "batch_size": "batch_size",
     "reserved_concurrency": "processor_reserved_concurrency",
     "alarm_period": "alarm_period_s",
     "dlq_alarm_period": "dlq_alarm_period_s",
     "throttle_rate": "throttling_rate_limit",
     "throttle_burst": "throttling_burst_limit",
+    "pending_window": "pending_window_s",
 }
 
 
@@ -59,6 +61,10 @@ class StackConfig:
     visibility_timeout_s: int
     queue_retention_s: int
     dlq_retention_s: int
+    # The spec's "3 attempts": the processor dead-letters a task after this many real
+    # attempts. The queue's redrive count is only a safety net above it (see
+    # docs/decisions/attempt-budget-and-redrive.md and redrive_floor()).
+    attempt_budget: int
     max_receive_count: int
     # Processor Lambda and its SQS event source.
     processor_timeout_s: int
@@ -66,8 +72,12 @@ class StackConfig:
     processor_reserved_concurrency: int
     batch_size: int
     # API Lambda (the spec fixes none of these; sized for a validate-and-enqueue handler).
+    # The timeout covers the SDK's whole worst case on the longest request path (see
+    # handlers/adapters/aws.py); a stored task not confirmed queued within
+    # pending_window_s is cancelled by the deadline rule (docs/decisions/task-lifecycle.md).
     api_timeout_s: int
     api_memory_mb: int
+    pending_window_s: int
     # REST API stage.
     stage_name: str
     throttling_rate_limit: float
@@ -87,6 +97,13 @@ class StackConfig:
     apigw_cloudwatch_role: bool = True
     expires_at: str | None = None
     owner: str | None = None
+
+    def redrive_floor(self) -> int:
+        """The fewest receives that can never redrive a task the processor still owes an
+        attempt: each of the ``batch_size - 1`` tasks ahead of it in its first batch can
+        hold it back for up to ``attempt_budget`` receives, its own attempts take as many,
+        and one more delivery dead-letters a last attempt that crashed or timed out."""
+        return self.batch_size * self.attempt_budget + 1
 
     @property
     def is_ephemeral(self) -> bool:
@@ -111,13 +128,16 @@ PRODUCTION: Final = StackConfig(
     visibility_timeout_s=300,
     queue_retention_s=4 * DAY_S,
     dlq_retention_s=14 * DAY_S,
-    max_receive_count=3,
+    attempt_budget=3,
+    # batch 10 x 3 attempts + 1 (redrive_floor): see the decision record.
+    max_receive_count=31,
     processor_timeout_s=60,
     processor_memory_mb=512,
     processor_reserved_concurrency=10,
     batch_size=10,
-    api_timeout_s=10,
+    api_timeout_s=12,
     api_memory_mb=256,
+    pending_window_s=30,
     stage_name="prod",
     throttling_rate_limit=100.0,
     throttling_burst_limit=200,
@@ -132,8 +152,8 @@ PRODUCTION: Final = StackConfig(
     fault_injection=False,
 )
 
-# A message that always fails is received at about 0 s, 4 s and 8 s and moved to the DLQ on
-# the next receive at about 12 s (visibility 4 s x maxReceiveCount 3). AWS rejects an SQS
+# A task that always fails is attempted at about 0 s, 4 s and 8 s and dead-lettered by the
+# processor on its third attempt (visibility 4 s x attempt budget 3). AWS rejects an SQS
 # event source whose queue visibility timeout is shorter than the function timeout.
 EPHEMERAL_DEFAULTS: Final = replace(
     PRODUCTION,
@@ -141,6 +161,8 @@ EPHEMERAL_DEFAULTS: Final = replace(
     stack_prefix="ephemeral",
     visibility_timeout_s=4,
     processor_timeout_s=3,
+    # Short, so a scenario sees an abandoned submission cancelled by its deadline soon.
+    pending_window_s=20,
     log_retention_days=1,
     point_in_time_recovery=False,
     destroy_on_delete=True,
@@ -152,11 +174,13 @@ _INT_FIELDS: Final = frozenset(
         "visibility_timeout_s",
         "processor_timeout_s",
         "max_receive_count",
+        "attempt_budget",
         "batch_size",
         "processor_reserved_concurrency",
         "alarm_period_s",
         "dlq_alarm_period_s",
         "throttling_burst_limit",
+        "pending_window_s",
     }
 )
 
@@ -257,6 +281,22 @@ def _expires_at(expires_at: Any, ttl_hours: Any, now: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The API confirms a task only while its deadline is this far away (a copy of
+# handlers.domain.submission.CONFIRM_MARGIN_S, kept equal by a unit test), so a window must
+# outlast one whole API invocation by it.
+CONFIRM_MARGIN_S: Final = 3
+
+
+def check_pending_window(config: StackConfig) -> None:
+    """An API invocation that stores a task must be able to confirm it before its deadline."""
+    if config.pending_window_s < config.api_timeout_s + CONFIRM_MARGIN_S:
+        raise ConfigError(
+            f"pending_window_s={config.pending_window_s} must be >= api_timeout_s "
+            f"({config.api_timeout_s}) + {CONFIRM_MARGIN_S}: a task could be cancelled by its "
+            "deadline while the API is still confirming it"
+        )
+
+
 def _check_limits(config: StackConfig) -> None:
     if config.visibility_timeout_s < config.processor_timeout_s:
         raise ConfigError(
@@ -267,6 +307,7 @@ def _check_limits(config: StackConfig) -> None:
         "processor_timeout": (config.processor_timeout_s, 1, 900),
         "visibility_timeout": (config.visibility_timeout_s, 1, 43_200),
         "max_receive_count": (config.max_receive_count, 1, 1000),
+        "attempt_budget": (config.attempt_budget, 1, 100),
         "batch_size": (config.batch_size, 1, 10),  # the FIFO event-source maximum
         "reserved_concurrency": (config.processor_reserved_concurrency, 1, 1000),
         "throttle_burst": (config.throttling_burst_limit, 0, 5000),
@@ -274,6 +315,13 @@ def _check_limits(config: StackConfig) -> None:
     for name, (value, low, high) in limits.items():
         if not low <= value <= high:
             raise ConfigError(f"-c {name}={value} is outside {low}..{high}")
+    check_pending_window(config)
+    if config.max_receive_count < config.redrive_floor():
+        raise ConfigError(
+            f"-c max_receive_count={config.max_receive_count} is below "
+            f"batch_size x attempt_budget + 1 = {config.redrive_floor()}: the queue could "
+            "redrive a task behind failing ones to the DLQ before its attempts were made"
+        )
     for name, period in (
         ("alarm_period", config.alarm_period_s),
         ("dlq_alarm_period", config.dlq_alarm_period_s),

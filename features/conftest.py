@@ -11,17 +11,34 @@ from harness.target import Target, TargetError
 
 # Tags that need a capability of the target.
 _FAULT_TAG = "fault_injection"
+# Feature tags (pytest markers; --strict-markers wants each declared).
+FEATURE_TAGS = {
+    "spec": "checks the spec's numbers as literals; also run on a production-profile stack",
+    "resilience": "feature tag",
+    "retry": "feature tag",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for tag, meaning in FEATURE_TAGS.items():
+        config.addinivalue_line("markers", f"{tag}: {meaning}")
 
 
 @pytest.fixture(scope="session")
 def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
-    """The stack under test: a fresh local stack unless ``--outputs``/``--stack-prefix``."""
+    """The stack under test: a fresh local stack unless ``--outputs``/``--stack-prefix``.
+
+    The local stack synthesizes the ephemeral profile, or deploys ``--assembly``.
+    """
     name = request.config.getoption("target")
     outputs: Path | None = request.config.getoption("outputs")
     prefix: str | None = request.config.getoption("stack_prefix")
+    assembly: Path | None = request.config.getoption("assembly")
     try:
+        if assembly is not None and (outputs is not None or name == "aws"):
+            raise TargetError("--assembly only applies to a fresh local stack")
         if outputs is not None:
             yield Target.from_outputs_file(outputs, name)
         elif name == "aws":
@@ -35,7 +52,9 @@ def target(
         else:
             from harness.local.cloud import LocalStack
 
-            with LocalStack(work_dir=tmp_path_factory.mktemp("local-stack")) as stack:
+            with LocalStack(
+                work_dir=tmp_path_factory.mktemp("local-stack"), assembly_dir=assembly
+            ) as stack:
                 yield Target.from_outputs_file(stack.outputs_file, "local")
     except TargetError as exc:
         pytest.exit(f"cannot use the {name} target: {exc}", returncode=2)

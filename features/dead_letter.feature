@@ -3,25 +3,28 @@ Feature: Tasks that cannot be processed go to the dead-letter queue
   A task that keeps failing is moved to the dead-letter queue after exactly three
   receives, is marked FAILED and raises the dead-letter alarm; the tasks behind it then
   complete in order. A message that can never be processed (not a task at all) goes to
-  the dead-letter queue at once, without retries. An operator can send dead-lettered
-  tasks back once the cause is fixed.
+  the dead-letter queue at once, exactly once, without retries. An operator can send
+  dead-lettered tasks back once the cause is fixed.
 
   Background:
     Given the Task API is available
 
   @fault_injection
   Scenario: A task that always fails is dead-lettered after exactly 3 receives
+    Given the dead-letter queue is empty and its alarm is OK
     When a client submits a task that always fails
     And a client submits 2 valid tasks right after it
-    Then the failing task is marked FAILED after 3 attempts
-    And it is in the dead-letter queue after exactly 3 receives
+    Then the failing task is in the dead-letter queue after exactly 3 receives
+    And it is marked FAILED after 3 attempts
     And the dead-letter alarm goes off
     And the tasks behind it are COMPLETED afterwards, in submission order
 
-  Scenario: A malformed message is dead-lettered without retries
+  Scenario: A malformed message is dead-lettered at once, exactly once
+    Given the task queue is empty
     When a message that is not a task is put on the task queue
     Then that message is in the dead-letter queue with the reason it was rejected
-    And it was received only once
+    And the task queue no longer holds it before a visibility timeout has passed
+    And the dead-letter queue holds exactly one copy of it, forwarded on its first receive
 
   @fault_injection
   Scenario: A dead-lettered task completes after its fault is cleared and it is sent back

@@ -1,7 +1,7 @@
-@fault_injection
+@fault_injection @retry
 Feature: Failed tasks are retried
   A task whose processing fails goes back to the queue and is tried again, up to three
-  receives in all. A task that succeeds within those attempts completes normally and
+  attempts in all. A task that succeeds within those attempts completes normally and
   never reaches the dead-letter queue. Every attempt is recorded on the task.
 
   Background:
@@ -11,6 +11,7 @@ Feature: Failed tasks are retried
     When a client submits a task that fails its first <failures> attempts
     Then the task is eventually COMPLETED
     And it completed on attempt <attempt>
+    And its history shows <failures> failed attempt(s), then the completed one
     And it is not in the dead-letter queue
 
     Examples:

@@ -3,11 +3,19 @@
 Powertools' ``SqsFifoPartialProcessor`` handles the records of a batch in order and stops
 at the first failure: that record and every record after it are reported in
 ``batchItemFailures`` so the queue redelivers them, in order. What one record does is
-:func:`handlers.domain.processing.process_delivery`.
+:class:`handlers.domain.processing.Processor`.
 
-Metrics (EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE``): ``TasksProcessed``,
-``DuplicateDeliveries``, ``ProcessingFailures``, ``TasksFailed`` (given up on the last
-attempt) and ``PoisonMessages``.
+A batch whose every record failed is reported the same way (``batchItemFailures`` lists
+them all) instead of raising: the queue treats both alike, and the invocation is not a
+Lambda error, so the processor-errors alarm (Lambda ``Errors`` + ``ProcessingFailures``)
+counts each failed record once. Lambda ``Errors`` then counts only what this code cannot
+report itself: crashes, timeouts, initialization errors.
+
+Metrics (EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE``, dimension ``service``):
+``TasksProcessed``, ``DuplicateDeliveries``, ``ProcessingFailures`` (records that failed
+in this code: retried ones and last attempts), ``TasksFailed`` (dead-lettered tasks),
+``PoisonMessages``, ``UnknownTaskMessages`` and ``DroppedMessages`` (a CANCELLED task's
+message).
 """
 
 from __future__ import annotations
@@ -27,12 +35,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers.adapters.aws import dynamodb_client, sqs_client
+from handlers.adapters.aws import classify_aws_error, dynamodb_client, sqs_client
 from handlers.adapters.dynamodb import DynamoTaskTable
 from handlers.adapters.sqs import SqsDeadLetters
 from handlers.domain.clock import MonotonicUtcClock
 from handlers.domain.faults import fault_injection_enabled
-from handlers.domain.processing import Delivery, Outcome, process_delivery
+from handlers.domain.processing import AttemptFailedError, Delivery, Outcome, Processor, Result
 from handlers.settings import ProcessorSettings
 
 logger = Logger()
@@ -42,6 +50,8 @@ metrics = Metrics()
 # normal here; powertools would print a UserWarning into the function's log for each.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 batch = SqsFifoPartialProcessor()
+# Report an all-failed batch in batchItemFailures instead of raising (see the docstring).
+batch.raise_on_entire_batch_failure = False
 
 # Past the deadline, so Lambda (not this code) ends an invocation told to time out.
 _TIMEOUT_OVERSHOOT_S = 5.0
@@ -84,7 +94,9 @@ def _services() -> _Services:
     settings = ProcessorSettings.from_env()
     return _Services(
         settings=settings,
-        ledger=DynamoTaskTable(dynamodb_client(), settings.tasks_table_name),
+        ledger=DynamoTaskTable(
+            dynamodb_client(), settings.tasks_table_name, attempt_budget=settings.attempt_budget
+        ),
         dead_letters=SqsDeadLetters(sqs_client(), settings.dead_letter_queue_url),
         clock=MonotonicUtcClock(),
     )
@@ -95,8 +107,8 @@ def reset_dependencies() -> None:
     _services.cache_clear()
 
 
-def delivery_of(record: SQSRecord) -> Delivery:
-    """The domain's view of an SQS record."""
+def delivery_of(record: SQSRecord, invocation: str = "") -> Delivery:
+    """The domain's view of an SQS record, delivered to the invocation ``invocation``."""
     attributes = record.attributes
     return Delivery(
         message_id=record.message_id,
@@ -104,6 +116,7 @@ def delivery_of(record: SQSRecord) -> Delivery:
         receive_count=int(attributes.approximate_receive_count),
         sequence_number=attributes.sequence_number,
         message_group_id=attributes.message_group_id,
+        invocation=invocation,
     )
 
 
@@ -117,43 +130,70 @@ def _task_id_hint(body: str) -> str | None:
     return task_id if isinstance(task_id, str) else None
 
 
+_METRICS: dict[Outcome, tuple[str, ...]] = {
+    Outcome.COMPLETED: ("TasksProcessed",),
+    Outcome.DUPLICATE: ("DuplicateDeliveries",),
+    Outcome.POISON: ("PoisonMessages",),
+    # This attempt failed and was the last: a failed record, and a failed task.
+    Outcome.DEAD_LETTERED: ("ProcessingFailures", "TasksFailed"),
+    # The last attempt had ended without a result: already counted (Lambda Errors).
+    Outcome.EXHAUSTED: ("TasksFailed",),
+    Outcome.UNKNOWN_TASK: ("UnknownTaskMessages",),
+    Outcome.DROPPED: ("DroppedMessages",),
+}
+
+
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> Outcome:
     """Process one record; raising marks it (and the rest of the batch) failed."""
     services = _services()
     settings = services.settings
-    delivery = delivery_of(record)
+    invocation = lambda_context.aws_request_id if lambda_context is not None else ""
+    delivery = delivery_of(record, invocation)
     logger.set_correlation_id(_task_id_hint(delivery.body))
     logger.append_keys(message_id=delivery.message_id, receive_count=delivery.receive_count)
+    processor = Processor(
+        ledger=services.ledger,
+        dead_letters=services.dead_letters,
+        effects=LambdaFaultEffects(lambda_context),
+        clock=services.clock,
+        fault_injection=fault_injection_enabled(settings.fault_injection_flag),
+        attempt_budget=settings.attempt_budget,
+        classify=classify_aws_error,
+    )
     try:
-        outcome = process_delivery(
-            delivery,
-            ledger=services.ledger,
-            dead_letters=services.dead_letters,
-            effects=LambdaFaultEffects(lambda_context),
-            clock=services.clock,
-            fault_injection=fault_injection_enabled(settings.fault_injection_flag),
-            max_receive_count=settings.max_receive_count,
+        result: Result = processor.process(delivery)
+    except AttemptFailedError as failed:
+        metrics.add_metric(name="ProcessingFailures", unit=MetricUnit.Count, value=1)
+        # The full error goes to the log only; the task records the short code.
+        logger.error(
+            "attempt failed; the task will be retried",
+            extra={"error_code": failed.code},
+            exc_info=failed.cause,
         )
-    except Exception:
-        final = delivery.receive_count >= settings.max_receive_count
-        metrics.add_metric(name="ProcessingFailures", unit=MetricUnit.Count, value=1)
-        if final:
-            metrics.add_metric(name="TasksFailed", unit=MetricUnit.Count, value=1)
-        logger.exception("processing failed", extra={"final_attempt": final})
         raise
-    metric = {
-        Outcome.COMPLETED: "TasksProcessed",
-        Outcome.DUPLICATE: "DuplicateDeliveries",
-        Outcome.POISON: "PoisonMessages",
-        # Its last allowed attempt failed: the task is FAILED and in the DLQ.
-        Outcome.DEAD_LETTERED: "TasksFailed",
-    }[outcome]
-    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
-    if outcome is Outcome.DEAD_LETTERED:
+    except Exception:
+        # Before an attempt could start (e.g. the start write itself failed): the record
+        # failed all the same and is retried.
         metrics.add_metric(name="ProcessingFailures", unit=MetricUnit.Count, value=1)
-    logger.info("record handled", extra={"outcome": outcome.value})
-    return outcome
+        logger.exception("processing failed before an attempt started")
+        raise
+    for metric in _METRICS[result.outcome]:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    if result.error is not None:
+        logger.error(
+            "last attempt failed; the task is FAILED and in the dead-letter queue",
+            extra={"error_code": result.failure_code},
+            exc_info=result.error,
+        )
+    elif result.outcome is Outcome.EXHAUSTED:
+        logger.error(
+            "attempts exhausted by an attempt that never finished; the task is FAILED and in "
+            "the dead-letter queue",
+            extra={"error_code": result.failure_code},
+        )
+    logger.info("record handled", extra={"outcome": result.outcome.value})
+    return result.outcome
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "harness.stack.cli",
     "harness.load.cli",
     "harness.local.cli",
+    "harness.mutate.cli",
 )
 _PARSER_KEY = "_harness_parser"  # the deepest parser that parsed (for its error messages)
 

@@ -7,9 +7,11 @@ Every wait here is a bounded poll whose message says what was awaited and what w
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -103,6 +105,19 @@ class TaskStore:
         ).get("Item")
         return _plain(item) if item else None
 
+    def find_by_title(self, title: str) -> list[dict[str, Any]]:
+        """Every stored task with exactly this (stored) title: a full, paginated scan."""
+        found: list[dict[str, Any]] = []
+        paginator = self._dynamodb.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table_name,
+            FilterExpression="title = :title",
+            ExpressionAttributeValues={":title": {"S": title}},
+            ConsistentRead=True,
+        ):
+            found.extend(_plain(item) for item in page.get("Items", []))
+        return found
+
     def wait_for_status(
         self, task_id: str, statuses: Iterable[str], *, timeout: float
     ) -> dict[str, Any]:
@@ -146,6 +161,132 @@ class TaskStore:
         return items
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event the processor recorded on a task (see the task record's ``history``)."""
+
+    event: str  # started | completed | failed | dead_lettered | redriven
+    attempt: int
+    receive_count: int
+    invocation: str  # the Lambda request id of the invocation that wrote it
+    at: str
+    error_code: str | None = None
+
+
+def history_of(item: Mapping[str, Any]) -> list[HistoryEntry]:
+    """A stored task's history, oldest first (empty if the processor never started it)."""
+    return [
+        HistoryEntry(
+            event=str(entry["event"]),
+            attempt=int(entry["attempt"]),
+            receive_count=int(entry["receive_count"]),
+            invocation=str(entry["invocation"]),
+            at=str(entry["at"]),
+            error_code=None if entry.get("error_code") is None else str(entry["error_code"]),
+        )
+        for entry in item.get("history") or []
+    ]
+
+
+class TaskQueue:
+    """The FIFO task queue: how many messages it holds, waiting or in flight."""
+
+    def __init__(self, target: Target) -> None:
+        self._sqs = target.client("sqs")
+        self.url = target.output(contract.TASK_QUEUE_URL)
+
+    def depth(self) -> dict[str, int]:
+        """Messages waiting (``visible``), received and not yet deleted (``in_flight``),
+        and ``delayed``, as SQS counts them."""
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self.url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return {
+            "visible": int(attributes["ApproximateNumberOfMessages"]),
+            "in_flight": int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            "delayed": int(attributes["ApproximateNumberOfMessagesDelayed"]),
+        }
+
+    def wait_until_empty(self, *, timeout: float) -> None:
+        """Poll until nothing is waiting, in flight or delayed (earlier work is done)."""
+        last: dict[str, int] = {}
+
+        def probe() -> bool:
+            last.update(self.depth())
+            return not any(last.values())
+
+        try:
+            wait_until(probe, timeout=timeout, interval=0.2, description="the task queue to empty")
+        except TimeoutError:
+            raise TimeoutError(
+                f"the task queue still holds messages after {timeout:.0f}s: {last}"
+            ) from None
+
+
+class ProcessorEventSource:
+    """The processor's event source mapping on the task queue, paused and resumed.
+
+    ``UpdateEventSourceMapping`` is asynchronous on AWS (and on the local stack): it
+    answers ``Disabling``/``Enabling`` and the change lands later, so every change here
+    waits until the mapping reports the state it asked for.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self._lambda = target.client("lambda")
+        function = target.output(contract.PROCESSOR_FUNCTION_NAME)
+        queue_arn = target.output(contract.TASK_QUEUE_ARN)
+        mappings = self._lambda.list_event_source_mappings(
+            FunctionName=function, EventSourceArn=queue_arn
+        )["EventSourceMappings"]
+        if len(mappings) != 1:
+            raise AssertionError(
+                f"expected one event source mapping from the task queue to {function}, "
+                f"found {len(mappings)}"
+            )
+        self.uuid = str(mappings[0]["UUID"])
+        timeout_s = int(self._lambda.get_function_configuration(FunctionName=function)["Timeout"])
+        # A poller finishes the batch it holds before the mapping is Disabled; AWS takes
+        # its time on top of that.
+        self.settle_timeout_s = timeout_s + (15.0 if target.name == "local" else 180.0)
+
+    def state(self) -> str:
+        """``Enabled``, ``Disabled`` or a transition (``Enabling``, ``Disabling``, ...)."""
+        return str(self._lambda.get_event_source_mapping(UUID=self.uuid)["State"])
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Enable or disable the mapping and wait until it reports that state."""
+        wanted = "Enabled" if enabled else "Disabled"
+        last = {"state": ""}
+
+        def probe() -> bool:
+            last["state"] = self.state()
+            if last["state"] == wanted:
+                return True
+            if last["state"] in ("Enabled", "Disabled"):
+                # Another change still landing refuses this one: try again on the next poll.
+                with contextlib.suppress(self._lambda.exceptions.ResourceInUseException):
+                    self._lambda.update_event_source_mapping(UUID=self.uuid, Enabled=enabled)
+            return False
+
+        try:
+            wait_until(
+                probe,
+                timeout=self.settle_timeout_s,
+                interval=0.1,
+                description=f"the processor's event source mapping to be {wanted}",
+            )
+        except TimeoutError:
+            raise TimeoutError(
+                f"the processor's event source mapping {self.uuid} is {last['state']}, "
+                f"not {wanted}, after {self.settle_timeout_s:.0f}s"
+            ) from None
+
+
 def processing_order(items: Sequence[Mapping[str, Any]]) -> list[str]:
     """The task ids of completed ``items`` sorted by when the processor completed them."""
     completed = [item for item in items if item.get("processed_at")]
@@ -154,49 +295,55 @@ def processing_order(items: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message of the dead-letter queue, as a scenario reads it."""
+
+    message_id: str
+    task_id: str | None
+    body: str
+    attributes: Mapping[str, str]
+    """The message attributes the processor attached (``PoisonReason``, ...), as strings."""
+
+
 class DeadLetters:
-    """The dead-letter queue, inspected without taking messages away for good."""
+    """The dead-letter queue, read whole without losing or reordering anything.
+
+    The DLQ is FIFO with one message group, so a receive hides every message behind the
+    ones in flight: releasing them (visibility 0) only shows the same first ten again.
+    Seeing every message therefore takes a full rotation: each message received is sent
+    back to the end of its group (same body, group and attributes, a new deduplication
+    id) before the original is deleted, until the first of those copies comes round
+    again. The queue then holds the same messages in the same order (with new message
+    ids and sent times, so retention restarts). A crash mid-rotation can leave a message
+    twice, never lose one.
+    """
+
+    _RECEIVE_VISIBILITY_S = 30
 
     def __init__(self, target: Target) -> None:
         self._target = target
         self._sqs = target.client("sqs")
         self.url = target.output(contract.DEAD_LETTER_QUEUE_URL)
+        # AWS may answer a short poll empty while messages wait; the local queue does not.
+        self._wait_s = 0 if target.name == "local" else 1
+
+    def messages(self) -> list[DeadLetter]:
+        """Every message in the DLQ, oldest first, each once (however many there are)."""
+        return self._rotate(lambda letter, message: True)
 
     def task_ids(self) -> dict[str, dict[str, Any]]:
-        """Every task id in the DLQ with its message's attributes (peeks, then releases)."""
-        found: dict[str, dict[str, Any]] = {}
-        handles = []
-        for _ in range(20):  # bounded: the DLQ of a test stack holds few messages
-            messages = self._sqs.receive_message(
-                QueueUrl=self.url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=30,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
-            if not messages:
-                break
-            for message in messages:
-                handles.append(message["ReceiptHandle"])
-                task_id = _task_id_of(message["Body"]) or message["MessageId"]
-                found[task_id] = {
-                    "attributes": {
-                        key: value.get("StringValue")
-                        for key, value in message.get("MessageAttributes", {}).items()
-                    },
-                    "body": message["Body"],
-                }
-        for index in range(0, len(handles), 10):
-            chunk = handles[index : index + 10]
-            self._sqs.change_message_visibility_batch(
-                QueueUrl=self.url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                    for i, h in enumerate(chunk)
-                ],
-            )
-        return found
+        """Every task id in the DLQ with its message's attributes and body.
+
+        A message that is not a task is keyed by its message id.
+        """
+        return {
+            letter.task_id or letter.message_id: {
+                "attributes": dict(letter.attributes),
+                "body": letter.body,
+            }
+            for letter in self.messages()
+        }
 
     def wait_for_task(self, task_id: str, *, timeout: float) -> dict[str, Any]:
         """Poll until ``task_id`` is in the DLQ; returns what the DLQ holds for it."""
@@ -214,36 +361,100 @@ class DeadLetters:
         body and group) under a new deduplication id, so the queue does not drop it.
         """
         task_queue = self._target.output(contract.TASK_QUEUE_URL)
-        messages = self._sqs.receive_message(
+        sent: list[str] = []
+
+        def keep(letter: DeadLetter, message: Mapping[str, Any]) -> bool:
+            if letter.task_id != task_id or sent:
+                return True
+            self._sqs.send_message(
+                QueueUrl=task_queue,
+                MessageBody=letter.body,
+                MessageGroupId=_group_of(message),
+                MessageDeduplicationId=f"replay-{letter.message_id}",
+            )
+            sent.append(letter.message_id)
+            return False
+
+        self._rotate(keep)
+        if not sent:
+            raise AssertionError(f"task {task_id} is not in the dead-letter queue")
+
+    def drain(self) -> int:
+        """Delete every message (test stacks only); returns how many there were."""
+        return len(self._rotate(lambda letter, message: False))
+
+    def _rotate(self, keep: Callable[[DeadLetter, Mapping[str, Any]], bool]) -> list[DeadLetter]:
+        """One pass over the whole queue; a message ``keep`` says False to is deleted."""
+        copies: set[str] = set()
+        seen: list[DeadLetter] = []
+        while True:
+            batch = self._sqs.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=self._RECEIVE_VISIBILITY_S,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=self._wait_s,
+            ).get("Messages", [])
+            if not batch:
+                return seen
+            for index, message in enumerate(batch):
+                if message["MessageId"] in copies:
+                    # Full circle: this and everything behind it were seen already.
+                    self._release(batch[index:])
+                    return seen
+                letter = _dead_letter(message)
+                seen.append(letter)
+                if keep(letter, message):
+                    copies.add(self._requeue(message))
+                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _requeue(self, message: Mapping[str, Any]) -> str:
+        """Send a copy of ``message`` to the end of its group; returns the copy's id."""
+        attributes = {
+            name: {
+                k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        }
+        kwargs: dict[str, Any] = {}
+        if attributes:
+            kwargs["MessageAttributes"] = attributes
+        response = self._sqs.send_message(
             QueueUrl=self.url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=30,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            WaitTimeSeconds=1,
-        ).get("Messages", [])
-        mine = [m for m in messages if _task_id_of(m["Body"]) == task_id]
-        others = [m for m in messages if m not in mine]
-        if others:
+            MessageBody=message["Body"],
+            MessageGroupId=_group_of(message),
+            MessageDeduplicationId=f"view-{uuid.uuid4()}",
+            **kwargs,
+        )
+        return str(response["MessageId"])
+
+    def _release(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        for index in range(0, len(messages), 10):
+            chunk = messages[index : index + 10]
             self._sqs.change_message_visibility_batch(
                 QueueUrl=self.url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(others)
+                    for i, m in enumerate(chunk)
                 ],
             )
-        if not mine:
-            raise AssertionError(
-                f"task {task_id} is not among the first {len(messages)} dead-letter messages"
-            )
-        message = mine[0]
-        self._sqs.send_message(
-            QueueUrl=task_queue,
-            MessageBody=message["Body"],
-            MessageGroupId=message["Attributes"].get("MessageGroupId", contract.MESSAGE_GROUP_ID),
-            MessageDeduplicationId=f"replay-{message['MessageId']}",
-        )
-        self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _dead_letter(message: Mapping[str, Any]) -> DeadLetter:
+    return DeadLetter(
+        message_id=str(message["MessageId"]),
+        task_id=_task_id_of(message["Body"]),
+        body=str(message["Body"]),
+        attributes={
+            key: str(value.get("StringValue"))
+            for key, value in message.get("MessageAttributes", {}).items()
+        },
+    )
+
+
+def _group_of(message: Mapping[str, Any]) -> str:
+    return str(message.get("Attributes", {}).get("MessageGroupId", contract.MESSAGE_GROUP_ID))
 
 
 class Alarms:
@@ -282,6 +493,67 @@ class Alarms:
                 f"{timeout:.0f}s; it is {last.get('StateValue')} ({last.get('StateReason')})"
             ) from None
 
+    def window_value(self, output_key: str, *, start: datetime, end: datetime) -> float | None:
+        """What the alarm's metric (or metric-math expression) amounts to over
+        ``start``..``end``, with the alarm's own statistics; None when there is no data.
+
+        Over exactly the alarm's window this is the value the alarm compares with its
+        threshold; over a longer span, a bound of every window inside it.
+        """
+        described = self.describe(output_key)
+        queries = described.get("Metrics") or [
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": described["Namespace"],
+                        "MetricName": described["MetricName"],
+                        "Dimensions": described.get("Dimensions", []),
+                    },
+                    "Stat": described["Statistic"],
+                },
+                "ReturnData": True,
+            }
+        ]
+        values: dict[str, list[float | None]] = {}
+        for query in queries:
+            if "MetricStat" not in query:
+                continue
+            stat = query["MetricStat"]
+            statistic = str(stat["Stat"])
+            datapoints = self._cloudwatch.get_metric_statistics(
+                Namespace=stat["Metric"]["Namespace"],
+                MetricName=stat["Metric"]["MetricName"],
+                Dimensions=stat["Metric"].get("Dimensions", []),
+                StartTime=start,
+                EndTime=end,
+                Period=60,
+                Statistics=[statistic],
+            )["Datapoints"]
+            found = [float(point[statistic]) for point in datapoints]
+            combine = max if statistic == "Maximum" else sum
+            values[str(query["Id"])] = [combine(found) if found else None]
+        (returned,) = [q for q in queries if q.get("ReturnData", True)]
+        if "Expression" not in returned:
+            return values[str(returned["Id"])][0]
+        from harness.local.metric_math import evaluate
+
+        return evaluate(str(returned["Expression"]), values, 1)[0]
+
+    def stays_in_state(self, output_key: str, state: str, *, seconds: float) -> None:
+        """Watch the alarm for ``seconds`` (several evaluations): it must stay in ``state``
+        throughout. What "it does not go off" means for something evaluated periodically."""
+        deadline = time.monotonic() + seconds
+        while True:
+            described = self.describe(output_key)
+            assert described["StateValue"] == state, (
+                f"alarm {described['AlarmName']} left {state}: it is "
+                f"{described['StateValue']} ({described.get('StateReason')})"
+            )
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.5)  # pacing between looks at the alarm, not a wait for work
+
 
 class FunctionMetrics:
     """AWS/Lambda metrics of one function, as CloudWatch has them."""
@@ -289,6 +561,23 @@ class FunctionMetrics:
     def __init__(self, target: Target, function_output_key: str) -> None:
         self._cloudwatch = target.client("cloudwatch")
         self.function_name = target.output(function_output_key)
+
+    def total(self, metric: str, *, start: datetime, end: datetime) -> float:
+        """The sum of ``metric`` over the fixed window ``start``..``end``.
+
+        Read twice over the same window, the difference is what happened in between: a
+        baseline that earlier scenarios' datapoints cannot move.
+        """
+        datapoints = self._cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName=metric,
+            Dimensions=[{"Name": "FunctionName", "Value": self.function_name}],
+            StartTime=start,
+            EndTime=end,
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        return float(sum(point["Sum"] for point in datapoints))
 
     def sum(self, metric: str, *, since: datetime) -> float:
         """The sum of ``metric`` (e.g. ``Errors``) from ``since`` until now."""

@@ -34,6 +34,8 @@ class DeployedSettings:
     max_receive_count: int
     processor_timeout_s: int
     batch_size: int
+    # The processor's attempts per task (its ATTEMPT_BUDGET): the spec's "3 attempts".
+    attempt_budget: int
 
     def redelivery_budget_s(self, deliveries: int) -> float:
         """An upper bound for ``deliveries`` receives of one message to happen.
@@ -127,7 +129,8 @@ class Target:
 
     @cached_property
     def settings(self) -> DeployedSettings:
-        """The running stack's timings: queue visibility, redrive count, processor timeout."""
+        """The running stack's timings: queue visibility, redrive count, processor timeout,
+        batch size and attempt budget."""
         sqs = self.client("sqs")
         attributes = sqs.get_queue_attributes(
             QueueUrl=self.output(contract.TASK_QUEUE_URL),
@@ -145,4 +148,7 @@ class Target:
             max_receive_count=int(redrive.get("maxReceiveCount", 0)),
             processor_timeout_s=int(function["Timeout"]),
             batch_size=int(mappings[0]["BatchSize"]) if mappings else 0,
+            attempt_budget=int(
+                function.get("Environment", {}).get("Variables", {}).get("ATTEMPT_BUDGET", 0)
+            ),
         )

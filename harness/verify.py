@@ -3,15 +3,20 @@
 ``--target local`` (the default, what ``make verify`` runs) synthesizes the stack, brings
 up the local stack, runs every feature against it, prints the summary, writes the reports
 and tears down: the features' own session fixture owns the local stack, so a failure or
-Ctrl-C still stops everything. ``--target aws`` deploys an ephemeral stack, runs the same
-features and always destroys it (``harness.stack.verify``).
+Ctrl-C still stops everything. It then runs the ``@spec`` scenarios (the spec's numbers,
+as literals in the feature files) a second time, against a local stack deployed with the
+**production** profile, so the production values are checked on a running stack on
+every commit; the summary shows both runs. ``--target aws`` deploys an ephemeral stack,
+runs the same features and always destroys it (``harness.stack.verify``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,8 @@ from typing import Any
 from harness.node import env_with_node
 
 DEFAULT_REPORT_DIR = Path("reports/features")
+SPEC_MARKER = "spec"
+PRODUCTION_REPORT_SUBDIR = "production"
 
 
 def run_features(
@@ -62,17 +69,69 @@ def run_features(
     return code
 
 
+def run_spec_on_production(report_dir: Path, extra_args: list[str] | None = None) -> int:
+    """The ``@spec`` scenarios against a fresh local stack of the production profile."""
+    from cdk.synth import synthesize
+    from harness.local.cloud import LOCAL_STACK_PREFIX
+
+    with tempfile.TemporaryDirectory(prefix="task-api-production-") as tmp:
+        print("==> synthesizing the production profile for the @spec scenarios", flush=True)
+        assembly = synthesize(
+            "production", Path(tmp) / "cdk.out", {"stack_prefix": LOCAL_STACK_PREFIX}
+        )
+        return run_features(
+            target="local",
+            report_dir=report_dir,
+            extra_args=[*(extra_args or []), "--assembly", str(assembly), "-m", SPEC_MARKER],
+        )
+
+
+def print_runs_summary(runs: list[tuple[str, Path, int]]) -> None:
+    """One line per run: its scenarios' counts (from ``summary.json``) and exit code."""
+    print("==> summary", flush=True)
+    for name, report_dir, code in runs:
+        try:
+            summary = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print(f"    {name}: exit code {code}, no summary in {report_dir}")
+            continue
+        totals = summary["totals"]
+        verdict = "ok" if code == 0 else "FAILED"
+        print(
+            f"    {verdict:6} {name}: {totals['passed']} passed, {totals['failed']} failed, "
+            f"{totals['skipped']} skipped in {summary['wall_time_s']:.0f}s "
+            f"(report: {report_dir / 'features.html'})"
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.target == "aws":
         from harness.stack.verify import verify_aws
 
         return int(verify_aws(args))
-    return run_features(
-        target="local",
-        report_dir=args.report_dir,
-        outputs=args.outputs,
-        extra_args=args.pytest_args,
-    )
+    runs = [
+        (
+            "every feature, ephemeral profile",
+            args.report_dir,
+            run_features(
+                target="local",
+                report_dir=args.report_dir,
+                outputs=args.outputs,
+                extra_args=args.pytest_args,
+            ),
+        )
+    ]
+    if not args.skip_production:
+        production_dir = args.report_dir / PRODUCTION_REPORT_SUBDIR
+        runs.append(
+            (
+                "@spec scenarios, production profile",
+                production_dir,
+                run_spec_on_production(production_dir, args.pytest_args),
+            )
+        )
+    print_runs_summary(runs)
+    return next((code for _, _, code in runs if code != 0), 0)
 
 
 def register(subparsers: Any) -> None:
@@ -101,6 +160,11 @@ def register(subparsers: Any) -> None:
         default=None,
         help="local: use a running stack's outputs file instead of starting one; "
         "aws: where the deployed stack's outputs file is written",
+    )
+    parser.add_argument(
+        "--skip-production",
+        action="store_true",
+        help="local: do not run the @spec scenarios on a production-profile local stack",
     )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     try:

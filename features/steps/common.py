@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,15 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from harness.drivers import ApiResponse, DeadLetters, TaskApi, TaskStore, processing_order
+from harness.drivers import (
+    ApiResponse,
+    DeadLetters,
+    ProcessorEventSource,
+    TaskApi,
+    TaskQueue,
+    TaskStore,
+    processing_order,
+)
 from harness.target import Target
 
 
@@ -21,6 +30,8 @@ class Submitted:
     label: str
     response: ApiResponse
     task_id: str | None
+    fault: str | None = None
+    """The fault directive it was submitted with (test-only fault injection)."""
 
 
 @dataclass
@@ -29,10 +40,10 @@ class ScenarioTasks:
 
     items: list[Submitted] = field(default_factory=list)
 
-    def add(self, label: str, response: ApiResponse) -> Submitted:
+    def add(self, label: str, response: ApiResponse, fault: str | None = None) -> Submitted:
         body = response.json
         task_id = body.get("task_id") if isinstance(body, dict) else None
-        submitted = Submitted(label, response, task_id)
+        submitted = Submitted(label, response, task_id, fault)
         self.items.append(submitted)
         return submitted
 
@@ -104,6 +115,15 @@ def dead_letters(target: Target) -> DeadLetters:
 
 
 @pytest.fixture
+def event_source(target: Target) -> Iterator[ProcessorEventSource]:
+    """The processor's event source mapping; left enabled whatever the scenario did."""
+    source = ProcessorEventSource(target)
+    yield source
+    if source.state() != "Enabled":
+        source.set_enabled(True)
+
+
+@pytest.fixture
 def budget(target: Target) -> Any:
     """Wait budgets derived from the running stack's own timings."""
     return target.settings
@@ -112,17 +132,56 @@ def budget(target: Target) -> Any:
 # --- steps ----------------------------------------------------------------------------
 
 
+# What API Gateway answers to the CORS preflight of POST /tasks (the stack's CORS options).
+PREFLIGHT_STATUS = 204
+PREFLIGHT_METHODS = {"GET", "POST", "OPTIONS"}
+PREFLIGHT_HEADERS = {"content-type", "idempotency-key"}
+
+
 @given("the Task API is available")
 def api_available(api: TaskApi) -> None:
-    response = api.request(
+    """The gateway answers the CORS preflight exactly, and the API function answers."""
+    preflight = api.request(
         "OPTIONS",
         "/tasks",
         headers={
             "Origin": "https://qa.example.com",
             "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Content-Type, Idempotency-Key",
         },
     )
-    assert response.status < 500, f"the API does not answer: {response.describe()}"
+    assert preflight.status == PREFLIGHT_STATUS, f"CORS preflight: {preflight.describe()}"
+    headers = {k.lower(): v for k, v in preflight.headers.items()}
+    assert headers.get("access-control-allow-origin") == "*", headers
+    methods = {m.strip() for m in headers.get("access-control-allow-methods", "").split(",")}
+    assert methods == PREFLIGHT_METHODS, f"preflight allows methods {methods}"
+    allowed = {
+        h.strip().lower() for h in headers.get("access-control-allow-headers", "").split(",")
+    }
+    assert allowed >= PREFLIGHT_HEADERS, f"preflight allows headers {allowed}"
+    # The function behind the gateway answers too: an unknown task is its 404, as JSON.
+    lookup = api.get(str(uuid.uuid4()))
+    assert lookup.status == 404, f"the API function does not answer: {lookup.describe()}"
+    assert isinstance(lookup.json, dict), lookup.describe()
+    assert lookup.json.get("error") == "not_found", lookup.describe()
+
+
+@given("the task queue is empty")
+def task_queue_empty(target: Target, budget: Any) -> None:
+    """Earlier scenarios' messages are gone: nothing of theirs can share this one's batches."""
+    TaskQueue(target).wait_until_empty(timeout=budget.redelivery_budget_s(budget.attempt_budget))
+
+
+@given("the processor's event source is paused")
+def pause_event_source(event_source: ProcessorEventSource) -> None:
+    """Disabled (and reported so): what is submitted now waits in the queue, to be received
+    together when the source is resumed."""
+    event_source.set_enabled(False)
+
+
+@when("the processor's event source is resumed")
+def resume_event_source(event_source: ProcessorEventSource) -> None:
+    event_source.set_enabled(True)
 
 
 @when(parsers.parse('a client submits a valid task titled "{title}"'))
@@ -151,22 +210,25 @@ def accepted(tasks: ScenarioTasks) -> None:
     assert parsed.version == 4, f"task id {body['task_id']} is not a UUID4"
 
 
+def completion_budget_s(tasks: ScenarioTasks, budget: Any) -> float:
+    """How long this scenario's tasks may take: one delivery each when none was told to
+    fail (the queue before them may still hold one batch), every allowed one otherwise."""
+    faulty = any(item.fault for item in tasks.items)
+    return float(budget.redelivery_budget_s(budget.attempt_budget if faulty else 1))
+
+
 @then("the task is eventually COMPLETED")
 def eventually_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     task_id = tasks.accepted_ids()[-1]
     # COMPLETED only: a redriven task is FAILED until the processor gets it again.
-    store.wait_for_status(
-        task_id, {"COMPLETED"}, timeout=budget.redelivery_budget_s(budget.max_receive_count)
-    )
+    store.wait_for_status(task_id, {"COMPLETED"}, timeout=completion_budget_s(tasks, budget))
 
 
 @then("all submitted tasks are eventually COMPLETED")
 def all_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     ids = tasks.accepted_ids()
     items = store.wait_all(
-        ids,
-        {"COMPLETED", "FAILED"},
-        timeout=budget.redelivery_budget_s(budget.max_receive_count) + 0.2 * len(ids),
+        ids, {"COMPLETED", "FAILED"}, timeout=completion_budget_s(tasks, budget) + 0.2 * len(ids)
     )
     failed = [item["task_id"] for item in items if item["status"] != "COMPLETED"]
     assert not failed, f"tasks ended FAILED instead of COMPLETED: {failed}"

@@ -1,34 +1,16 @@
-"""Steps of the deduplication, monitoring and deployed-configuration features."""
+"""Steps of the deduplication feature (the monitoring steps are in features/steps/monitoring.py)."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
-from pytest_bdd import given, parsers, then, when
+from pytest_bdd import given, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
-from harness.drivers import Alarms, FunctionMetrics, TaskApi, TaskStore
+from features.steps.common import ScenarioTasks, stored, valid_task
+from harness.drivers import TaskApi, TaskStore
 from harness.target import Target
 from harness.waiting import wait_until
-
-ALARMS = {
-    "API errors": contract.API_ERRORS_ALARM_NAME,
-    "processor errors": contract.PROCESSOR_ERRORS_ALARM_NAME,
-    "dead-letter": contract.DLQ_ALARM_NAME,
-}
-COMPARISONS = {
-    "more than": "GreaterThanThreshold",
-    "greater than or equal to": "GreaterThanOrEqualToThreshold",
-}
-METRICS = {
-    "the API function's errors": ("AWS/Lambda", "Errors", "Sum"),
-    "the processor's errors": ("AWS/Lambda", "Errors", "Sum"),
-    "the dead-letter queue depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
-}
-
 
 # --- deduplication --------------------------------------------------------------------
 
@@ -89,6 +71,12 @@ def unchanged(store: TaskStore, completed_task: dict[str, Any]) -> None:
         f"{now['processed_at']}"
     )
     assert now["attempts"] == completed_task["attempts"], now
+    # Applied once, and the duplicate left no trace in the history (it only counts).
+    assert now.get("applied") == 1, f"the task was applied {now.get('applied')} times: {now}"
+    assert now.get("history") == completed_task.get("history"), (
+        f"the duplicate changed the history: {completed_task.get('history')} -> "
+        f"{now.get('history')}"
+    )
 
 
 @then("the identical message was not delivered to the processor again")
@@ -99,161 +87,3 @@ def processed_once_after_barrier(tasks: ScenarioTasks, store: TaskStore) -> None
     assert int(item.get("duplicate_deliveries", 0)) == 0, (
         f"the queue delivered the identical message again: {item}"
     )
-
-
-# --- monitoring -----------------------------------------------------------------------
-
-
-@then(
-    parsers.parse(
-        "the {alarm} alarm goes off when {metric} is {comparison} {threshold:d} "
-        "within {minutes:d} minute(s)"
-    )
-)
-def alarm_threshold(
-    target: Target, alarm: str, metric: str, comparison: str, threshold: int, minutes: int
-) -> None:
-    described = Alarms(target).describe(ALARMS[alarm])
-    namespace, metric_name, statistic = METRICS[metric]
-    seen = {
-        key: described.get(key)
-        for key in (
-            "Namespace",
-            "MetricName",
-            "Statistic",
-            "ComparisonOperator",
-            "Threshold",
-            "Period",
-            "EvaluationPeriods",
-        )
-    }
-    assert described["Namespace"] == namespace, seen
-    assert described["MetricName"] == metric_name, seen
-    assert described["Statistic"] == statistic, seen
-    assert described["ComparisonOperator"] == COMPARISONS[comparison], seen
-    assert float(described["Threshold"]) == threshold, seen
-    window = int(described["Period"]) * int(described["EvaluationPeriods"])
-    assert window == minutes * 60, f"the alarm looks at {window}s, expected {minutes} min: {seen}"
-
-
-@when("the processor crashes while handling a task", target_fixture="crash_started")
-def processor_crashes(
-    api: TaskApi, target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any
-) -> datetime:
-    started = datetime.now(UTC)
-    submitted = tasks.add(
-        "crash", api.submit(valid_task("Crash"), headers=fault_headers(target, "crash"))
-    )
-    assert submitted.response.status == 200, submitted.response.describe()
-    store.wait_for_status(
-        submitted.task_id or "", {"COMPLETED"}, timeout=budget.redelivery_budget_s(2)
-    )
-    return started
-
-
-@then("the processor's error metric counts the crash")
-def error_metric(target: Target, crash_started: datetime) -> None:
-    metrics = FunctionMetrics(target, contract.PROCESSOR_FUNCTION_NAME)
-    # CloudWatch metrics arrive with a delay on AWS (about a minute).
-    wait_until(
-        lambda: metrics.sum("Errors", since=crash_started) >= 1,
-        timeout=180.0 if target.name == "aws" else 30.0,
-        interval=1.0,
-        description=f"an Errors datapoint for {metrics.function_name}",
-    )
-
-
-# --- deployed configuration -----------------------------------------------------------
-
-
-def _expected(target: Target) -> Any:
-    from cdk.config import load_config
-
-    # The profile's own values (the local stack and CI deploy without timing overrides).
-    return load_config({"profile": target.profile, "stack_prefix": "expected"}.get)
-
-
-def _queue(target: Target, key: str) -> dict[str, str]:
-    return dict(
-        target.client("sqs").get_queue_attributes(
-            QueueUrl=target.output(key), AttributeNames=["All"]
-        )["Attributes"]
-    )
-
-
-@then("the task queue is a FIFO queue with content-based deduplication")
-def fifo_queue(target: Target) -> None:
-    attributes = _queue(target, contract.TASK_QUEUE_URL)
-    assert attributes.get("FifoQueue") == "true", attributes
-    assert attributes.get("ContentBasedDeduplication") == "true", attributes
-
-
-@then("the task queue has the profile's visibility timeout and retention period")
-def queue_timings(target: Target) -> None:
-    expected, attributes = _expected(target), _queue(target, contract.TASK_QUEUE_URL)
-    assert int(attributes["VisibilityTimeout"]) == expected.visibility_timeout_s, attributes
-    assert int(attributes["MessageRetentionPeriod"]) == expected.queue_retention_s, attributes
-
-
-@then(
-    "the task queue sends a message to the dead-letter queue after the profile's number of receives"
-)
-def redrive_policy(target: Target) -> None:
-    expected, attributes = _expected(target), _queue(target, contract.TASK_QUEUE_URL)
-    policy = json.loads(attributes["RedrivePolicy"])
-    dlq_arn = _queue(target, contract.DEAD_LETTER_QUEUE_URL)["QueueArn"]
-    assert policy["deadLetterTargetArn"] == dlq_arn, policy
-    assert int(policy["maxReceiveCount"]) == expected.max_receive_count, policy
-
-
-@then("the dead-letter queue is a FIFO queue with the profile's retention period")
-def dlq_settings(target: Target) -> None:
-    expected, attributes = _expected(target), _queue(target, contract.DEAD_LETTER_QUEUE_URL)
-    assert attributes.get("FifoQueue") == "true", attributes
-    assert int(attributes["MessageRetentionPeriod"]) == expected.dlq_retention_s, attributes
-
-
-@then("the processor runs Python 3.12 with the profile's timeout, memory and reserved concurrency")
-def processor_settings(target: Target) -> None:
-    expected = _expected(target)
-    lam = target.client("lambda")
-    name = target.output(contract.PROCESSOR_FUNCTION_NAME)
-    function = lam.get_function_configuration(FunctionName=name)
-    assert function["Runtime"] == "python3.12", function["Runtime"]
-    assert function["Timeout"] == expected.processor_timeout_s, function["Timeout"]
-    assert function["MemorySize"] == expected.processor_memory_mb, function["MemorySize"]
-    concurrency = lam.get_function_concurrency(FunctionName=name)
-    assert (
-        concurrency.get("ReservedConcurrentExecutions") == expected.processor_reserved_concurrency
-    )
-
-
-@then(
-    "the processor reads the task queue in batches of the profile's size "
-    "and reports partial failures"
-)
-def event_source(target: Target) -> None:
-    expected = _expected(target)
-    mappings = target.client("lambda").list_event_source_mappings(
-        FunctionName=target.output(contract.PROCESSOR_FUNCTION_NAME)
-    )["EventSourceMappings"]
-    queue_arn = _queue(target, contract.TASK_QUEUE_URL)["QueueArn"]
-    mine = [m for m in mappings if m["EventSourceArn"] == queue_arn]
-    assert len(mine) == 1, mappings
-    assert mine[0]["BatchSize"] == expected.batch_size, mine[0]
-    assert mine[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"], mine[0]
-
-
-@then("fault injection is switched on only if the profile allows it")
-def fault_injection_follows_profile(target: Target) -> None:
-    lam = target.client("lambda")
-    for key in (contract.API_FUNCTION_NAME, contract.PROCESSOR_FUNCTION_NAME):
-        env = (
-            lam.get_function_configuration(FunctionName=target.output(key))
-            .get("Environment", {})
-            .get("Variables", {})
-        )
-        enabled = env.get(contract.FAULT_INJECTION_ENV) == "true"
-        assert enabled == (target.profile == "ephemeral"), (
-            f"{key}: fault injection {'on' if enabled else 'off'} in the {target.profile} profile"
-        )

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
 from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
-from harness.drivers import Alarms, DeadLetters, TaskApi, TaskStore, processing_order
+from harness.drivers import (
+    Alarms,
+    DeadLetter,
+    DeadLetters,
+    FunctionMetrics,
+    HistoryEntry,
+    TaskApi,
+    TaskQueue,
+    TaskStore,
+    history_of,
+    processing_order,
+)
 from harness.target import Target
+from harness.waiting import wait_until
 
 BEHAVIOURS = {"succeeds": None, "fails once": "fail-attempts=1", "always fails": "always-fail"}
 FAULTS = {"crash": "crash", "time out": "timeout"}
@@ -20,7 +33,9 @@ def submit_with_fault(
     api: TaskApi, target: Target, tasks: ScenarioTasks, label: str, directive: str | None
 ) -> None:
     headers = fault_headers(target, directive) if directive else {}
-    submitted = tasks.add(label, api.submit(valid_task(f"Task {label}"), headers=headers))
+    submitted = tasks.add(
+        label, api.submit(valid_task(f"Task {label}"), headers=headers), fault=directive
+    )
     assert submitted.response.status == 200, submitted.response.describe()
 
 
@@ -68,37 +83,39 @@ def completed_on_attempt(
     )
 
 
-@then(parsers.parse("task {later} was not completed before task {earlier}"))
-def not_before(tasks: ScenarioTasks, store: TaskStore, later: str, earlier: str) -> None:
-    first = stored(store, tasks.by_label(earlier).task_id or "")
-    second = stored(store, tasks.by_label(later).task_id or "")
-    assert str(second["processed_at"]) > str(first["processed_at"]), (
-        f"task {later} completed at {second['processed_at']}, "
-        f"before task {earlier} at {first['processed_at']}"
-    )
-
-
-@then("the failing task is marked FAILED after 3 attempts")
-def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
-    task_id = tasks.by_label("poison").task_id or ""
-    item = store.wait_for_status(
-        task_id,
-        {"FAILED", "COMPLETED"},
-        timeout=budget.redelivery_budget_s(budget.max_receive_count),
-    )
-    assert item["status"] == "FAILED", f"the always-failing task ended {item['status']}"
-    assert int(item["attempts"]) == budget.max_receive_count == 3, item
-    assert item.get("last_error"), f"no error recorded on the failed task: {item}"
-
-
-@then("it is in the dead-letter queue after exactly 3 receives")
+@then("the failing task is in the dead-letter queue after exactly 3 receives")
 def in_dlq_after_three(tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any) -> None:
     task_id = tasks.by_label("poison").task_id or ""
     # The processor forwards it on its last allowed receive, recording which one that was.
-    entry = dead_letters.wait_for_task(task_id, timeout=budget.redelivery_budget_s(2))
+    entry = dead_letters.wait_for_task(
+        task_id, timeout=budget.redelivery_budget_s(budget.attempt_budget)
+    )
     attributes = entry["attributes"]
     assert attributes.get("PoisonReason") == "attempts_exhausted", entry
-    assert attributes.get("SourceReceiveCount") == str(budget.max_receive_count) == "3", entry
+    assert attributes.get("SourceReceiveCount") == str(budget.attempt_budget) == "3", entry
+
+
+@then("it is marked FAILED after 3 attempts")
+def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+    # The processor marks the task FAILED before it forwards it: once it is in the
+    # dead-letter queue, nothing about it may still change.
+    item = stored(store, tasks.by_label("poison").task_id or "")
+    assert item["status"] == "FAILED", f"the dead-lettered task is {item['status']}: {item}"
+    assert int(item["attempts"]) == budget.attempt_budget == 3, item
+    assert item.get("failure_code"), f"no failure code recorded on the failed task: {item}"
+
+
+@given("the dead-letter queue is empty and its alarm is OK")
+def dlq_empty_alarm_ok(target: Target, dead_letters: DeadLetters) -> None:
+    """Whatever earlier scenarios left in the DLQ goes, and the alarm is seen OK: so the
+    alarm this scenario expects can only come from its own task."""
+    dead_letters.drain()
+    alarms = Alarms(target)
+    alarm = alarms.describe(contract.DLQ_ALARM_NAME)
+    # The alarm looks back one period (plus CloudWatch's delay on AWS) before it is OK.
+    slack = 30.0 if target.name == "local" else 180.0
+    timeout = float(alarm["Period"]) * (int(alarm["EvaluationPeriods"]) + 1) + slack
+    alarms.wait_for_state(contract.DLQ_ALARM_NAME, "OK", timeout=timeout)
 
 
 @then("the dead-letter alarm goes off")
@@ -135,36 +152,36 @@ def put_malformed(target: Target) -> str:
     return marker
 
 
-@then(
-    "that message is in the dead-letter queue with the reason it was rejected",
-    target_fixture="malformed_entry",
-)
-def malformed_in_dlq(dead_letters: DeadLetters, malformed_id: str, budget: Any) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        return next(
-            (entry for entry in dead_letters.task_ids().values() if malformed_id in entry["body"]),
-            None,
-        )
-
-    from harness.waiting import wait_until
-
+@then("that message is in the dead-letter queue with the reason it was rejected")
+def malformed_in_dlq(dead_letters: DeadLetters, malformed_id: str, budget: Any) -> None:
     entry = wait_until(
-        find,
+        lambda: _copies(dead_letters, malformed_id),
         timeout=budget.redelivery_budget_s(1),
         interval=0.5,
         description="the malformed message to reach the dead-letter queue",
-    )
-    reason = entry["attributes"].get("PoisonReason")
+    )[0]
+    reason = entry.attributes.get("PoisonReason")
     assert reason == "malformed_json", f"the dead-lettered message carries no reason: {entry}"
-    return entry
 
 
-@then("it was received only once")
-def received_once(malformed_entry: dict[str, Any]) -> None:
-    # The processor forwards poison itself, recording how often the task queue had
-    # delivered it: once, not after the three receives of a redrive.
-    count = malformed_entry["attributes"].get("SourceReceiveCount")
-    assert count == "1", f"the malformed message was received {count} times: {malformed_entry}"
+@then("the task queue no longer holds it before a visibility timeout has passed")
+def malformed_deleted(target: Target, budget: Any) -> None:
+    # Deleted with its batch, not left to come back: a retried message would be in flight
+    # or visible again for at least one visibility timeout (then moved by the redrive).
+    TaskQueue(target).wait_until_empty(timeout=float(budget.visibility_timeout_s))
+
+
+@then("the dead-letter queue holds exactly one copy of it, forwarded on its first receive")
+def one_copy(dead_letters: DeadLetters, malformed_id: str) -> None:
+    copies = _copies(dead_letters, malformed_id)
+    assert len(copies) == 1, f"the dead-letter queue holds {len(copies)} copies: {copies}"
+    # The processor records how often the task queue had delivered it: once.
+    count = copies[0].attributes.get("SourceReceiveCount")
+    assert count == "1", f"the malformed message was received {count} times: {copies[0]}"
+
+
+def _copies(dead_letters: DeadLetters, marker: str) -> list[DeadLetter]:
+    return [letter for letter in dead_letters.messages() if marker in letter.body]
 
 
 @given("a task that always fails has been dead-lettered")
@@ -177,8 +194,8 @@ def poison_dead_lettered(
     budget: Any,
 ) -> None:
     submit_poison(api, target, tasks)
-    marked_failed(tasks, store, budget)
     in_dlq_after_three(tasks, dead_letters, budget)
+    marked_failed(tasks, store, budget)
 
 
 @when("its fault is cleared and it is sent back from the dead-letter queue")
@@ -195,9 +212,173 @@ def clear_and_redrive(
     dead_letters.send_back(task_id)
 
 
-@then("each task was completed exactly once")
-def completed_once(tasks: ScenarioTasks, store: TaskStore) -> None:
+# --- evidence from the recorded history ---------------------------------------------
+
+
+def _record(
+    store: TaskStore, tasks: ScenarioTasks, label: str
+) -> tuple[dict[str, Any], list[HistoryEntry]]:
+    item = stored(store, tasks.by_label(label).task_id or "")
+    return item, history_of(item)
+
+
+def _events(history: list[HistoryEntry]) -> list[tuple[str, int]]:
+    return [(entry.event, entry.attempt) for entry in history]
+
+
+def _first_invocation(store: TaskStore, tasks: ScenarioTasks) -> str:
+    """The invocation of the first batch: where the first task submitted first started."""
+    _, history = _record(store, tasks, tasks.items[0].label)
+    assert history, f"task {tasks.items[0].label} has no recorded history"
+    return history[0].invocation
+
+
+@then(parsers.parse("task {label} completed on attempt 1 in the first batch"))
+def completed_in_first_batch(tasks: ScenarioTasks, store: TaskStore, label: str) -> None:
+    item, history = _record(store, tasks, label)
+    first = _first_invocation(store, tasks)
+    assert _events(history) == [("started", 1), ("completed", 1)], (label, history)
+    assert {entry.invocation for entry in history} == {first}, (label, history)
+    assert history[0].receive_count == 1, (label, history)
+    assert int(item["attempts"]) == 1, item
+
+
+@then(
+    parsers.parse(
+        "task {label} failed on attempt 1 in that same batch and completed on attempt 2 "
+        "in a later one"
+    )
+)
+def failed_then_completed(tasks: ScenarioTasks, store: TaskStore, label: str) -> None:
+    item, history = _record(store, tasks, label)
+    first = _first_invocation(store, tasks)
+    assert _events(history) == [("started", 1), ("failed", 1), ("started", 2), ("completed", 2)], (
+        f"task {label}: {history}"
+    )
+    assert history[0].invocation == history[1].invocation == first, (
+        f"task {label} did not fail in the first batch: {history}"
+    )
+    assert history[2].invocation == history[3].invocation != first, history
+    assert int(item["attempts"]) == 2, item
+
+
+@then(
+    parsers.parse(
+        "tasks {first} and {second} were handed back untried from the first batch and "
+        "completed on attempt 1 later"
+    )
+)
+def handed_back_untried(tasks: ScenarioTasks, store: TaskStore, first: str, second: str) -> None:
+    batch = _first_invocation(store, tasks)
+    for label in (first, second):
+        item, history = _record(store, tasks, label)
+        # Received in the first batch (its first start is on its second receive) but
+        # never started there: a record handed back untried is not an attempt.
+        assert _events(history) == [("started", 1), ("completed", 1)], (label, history)
+        assert batch not in {entry.invocation for entry in history}, (
+            f"task {label} was attempted in the batch where the task before it failed: {history}"
+        )
+        assert history[0].receive_count == 2, (
+            f"task {label} was not received in the first batch: {history}"
+        )
+        assert (int(item["attempts"]), int(item["receive_count"])) == (1, 2), item
+
+
+@then(
+    parsers.parse(
+        "they reached the processor in at least {batches:d} batches of at most {size:d}, "
+        "each completed in one attempt"
+    )
+)
+def in_batches(tasks: ScenarioTasks, store: TaskStore, batches: int, size: int) -> None:
+    by_invocation: dict[str, list[str]] = {}
+    for submitted in tasks.items:
+        item = stored(store, submitted.task_id or "")
+        history = history_of(item)
+        assert _events(history) == [("started", 1), ("completed", 1)], (submitted.label, history)
+        by_invocation.setdefault(history[0].invocation, []).append(submitted.label)
+    sizes = [len(labels) for labels in by_invocation.values()]
+    assert len(sizes) >= batches, f"fewer batches than {batches}: {list(by_invocation.values())}"
+    assert max(sizes) <= size, f"a batch larger than {size}: {list(by_invocation.values())}"
+    assert max(sizes) > 1, f"every task came alone, nothing was batched: {sizes}"
+
+
+@then(
+    parsers.parse(
+        "the task that made the processor {fault} started its first attempt in the first "
+        "batch and never finished it there"
+    )
+)
+def fault_interrupted(tasks: ScenarioTasks, store: TaskStore, fault: str) -> None:
+    item, history = _record(store, tasks, fault)
+    first = _first_invocation(store, tasks)
+    assert history, f"the {fault} task has no recorded history"
+    assert (history[0].event, history[0].attempt) == ("started", 1), history
+    assert history[0].invocation == first, f"the {fault} was not in the first batch: {history}"
+    ended_there = [e for e in history[1:] if e.invocation == first]
+    assert not ended_there, f"attempt 1 recorded an end, so nothing was interrupted: {history}"
+    assert _events(history)[-2:] == [("started", 2), ("completed", 2)], history
+    assert int(item["attempts"]) == 2, item
+
+
+@given("the processor's Lambda error count is noted", target_fixture="errors_baseline")
+def note_errors(target: Target) -> tuple[FunctionMetrics, datetime, datetime, float]:
+    metrics = FunctionMetrics(target, contract.PROCESSOR_FUNCTION_NAME)
+    # A fixed window around the scenario: read again later, only new datapoints change it.
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    return metrics, start, end, metrics.total("Errors", start=start, end=end)
+
+
+@then("the processor's Lambda errors went up by at least 1")
+def errors_went_up(
+    target: Target, errors_baseline: tuple[FunctionMetrics, datetime, datetime, float]
+) -> None:
+    metrics, start, end, before = errors_baseline
+    # CloudWatch metrics arrive with a delay on AWS (about a minute).
+    wait_until(
+        lambda: metrics.total("Errors", start=start, end=end) >= before + 1,
+        timeout=180.0 if target.name == "aws" else 30.0,
+        interval=1.0,
+        description=f"{metrics.function_name}'s Errors to rise above {before:g}",
+    )
+
+
+@then(
+    parsers.parse(
+        "the {count:d} tasks before it completed in the first batch, were delivered again "
+        "and counted as duplicates"
+    )
+)
+def before_fault_duplicates(tasks: ScenarioTasks, store: TaskStore, count: int) -> None:
+    first = _first_invocation(store, tasks)
+    for submitted in tasks.items[:count]:
+        item = stored(store, submitted.task_id or "")
+        history = history_of(item)
+        assert _events(history) == [("started", 1), ("completed", 1)], (submitted.label, history)
+        assert {entry.invocation for entry in history} == {first}, (submitted.label, history)
+        assert int(item.get("duplicate_deliveries", 0)) >= 1, (
+            f"task {submitted.label} was not delivered again (or not counted): {item}"
+        )
+
+
+@then("each task was applied exactly once")
+def applied_once(tasks: ScenarioTasks, store: TaskStore) -> None:
     for task_id in tasks.accepted_ids():
         item = stored(store, task_id)
         assert item["status"] == "COMPLETED", item
-        assert int(item.get("applied", 1)) == 1, f"task {task_id} was applied twice: {item}"
+        # A missing ``applied`` is a failure, not 1: the completing write always sets it.
+        assert "applied" in item, f"task {task_id} records no application: {item}"
+        assert int(item["applied"]) == 1, f"task {task_id} was applied {item['applied']} times"
+
+
+@then(parsers.parse("its history shows {failures:d} failed attempt(s), then the completed one"))
+def retry_history(tasks: ScenarioTasks, store: TaskStore, failures: int) -> None:
+    item = stored(store, tasks.accepted_ids()[-1])
+    history = history_of(item)
+    expected = [
+        event for n in range(1, failures + 1) for event in (("started", n), ("failed", n))
+    ] + [("started", failures + 1), ("completed", failures + 1)]
+    assert _events(history) == expected, f"history {history}"
+    assert all(entry.error_code for entry in history if entry.event == "failed"), history
+    assert int(item["applied"]) == 1, item

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+import uuid
 from typing import Any
 
 from pytest_bdd import parsers, then, when
@@ -18,26 +19,49 @@ FIELDS = {
     "priority": "priority",
     "due date": "due_date",
 }
-_LENGTH = re.compile(r"^(\d+) characters? long( with spaces around)?$")
+_LENGTH = re.compile(
+    r"^(\d+) characters? long( with spaces around| with a bell character inside)?$"
+)
 MISSING = object()
+MAX_BODY_BYTES = 16384
+"""The spec's body limit (16 KiB), as the feature states it."""
 
 
 def field_value(description: str) -> Any:
     """Turn the plain-language value of an Examples row into the value to send."""
     if description == "missing":
         return MISSING
+    if description == "null":
+        return None
     if description == "only spaces":
         return "     "
     if match := _LENGTH.match(description):
         text = "x" * int(match.group(1))
-        return f"   {text}   " if match.group(2) else text
+        if match.group(2) == " with spaces around":
+            return f"   {text}   "
+        if match.group(2):
+            return f"{text[:100]}\x07{text[100:]}"
+        return text
     if description.startswith('"') and description.endswith('"'):
         return description[1:-1]
     raise ValueError(f"unknown value description {description!r}")
 
 
-@when(parsers.parse("a client submits a task whose {field_name} is {value}"))
-def submit_with_field(api: TaskApi, tasks: ScenarioTasks, field_name: str, value: str) -> None:
+def padded_body(size: int) -> str:
+    """A valid task as JSON, padded with insignificant spaces to exactly ``size`` bytes."""
+    text = json.dumps(valid_task("Padded task"))
+    padding = size - len(text.encode())
+    assert padding >= 0, f"a valid task is already {len(text.encode())} bytes"
+    return text[:-1] + " " * padding + "}"
+
+
+@when(
+    parsers.parse("a client submits a task whose {field_name} is {value}"),
+    target_fixture="sent_task",
+)
+def submit_with_field(
+    api: TaskApi, tasks: ScenarioTasks, field_name: str, value: str
+) -> dict[str, Any]:
     task = valid_task()
     key = FIELDS[field_name]
     converted = field_value(value)
@@ -46,6 +70,24 @@ def submit_with_field(api: TaskApi, tasks: ScenarioTasks, field_name: str, value
     else:
         task[key] = converted
     tasks.add(f"{field_name} {value}", api.submit(task))
+    return task
+
+
+@then(parsers.parse("its stored {field_name} is {expected}"))
+def stored_field(
+    tasks: ScenarioTasks,
+    store: TaskStore,
+    sent_task: dict[str, Any],
+    field_name: str,
+    expected: str,
+) -> None:
+    key = FIELDS[field_name]
+    item = stored(store, tasks.accepted_ids()[-1])
+    if expected == "absent":
+        assert key not in item, f"the task stored a {key} it was not given: {item.get(key)!r}"
+        return
+    wanted = sent_task[key] if expected == "as sent" else field_value(expected)
+    assert item.get(key) == wanted, f"stored {key} {item.get(key)!r}, expected {wanted!r}"
 
 
 @then("the submission is rejected as invalid")
@@ -104,6 +146,8 @@ def send_request(api: TaskApi, tasks: ScenarioTasks, request: str) -> None:
         response = api.submit(raw_body=json.dumps([task]))
     elif request == "a valid task labelled as plain text":
         response = api.submit(raw_body=json.dumps(task), content_type="text/plain")
+    elif request == f"a valid task padded to {MAX_BODY_BYTES + 1} bytes":
+        response = api.submit(raw_body=padded_body(MAX_BODY_BYTES + 1))
     elif request == "a task larger than the 16 KiB body limit":
         response = api.submit(valid_task(description="x" * 17 * 1024))
     elif request == "a task with a field the API does not know":
@@ -111,6 +155,13 @@ def send_request(api: TaskApi, tasks: ScenarioTasks, request: str) -> None:
     else:
         raise ValueError(f"unknown request {request!r}")
     tasks.add(request, response)
+
+
+@when(parsers.parse("a client submits a valid task padded to exactly {size:d} bytes"))
+def submit_padded(api: TaskApi, tasks: ScenarioTasks, size: int) -> None:
+    body = padded_body(size)
+    assert len(body.encode()) == size
+    tasks.add(f"{size} bytes", api.submit(raw_body=body))
 
 
 @when(
@@ -156,12 +207,40 @@ def retry_same(api: TaskApi, tasks: ScenarioTasks, idempotency_key: str) -> None
     )
 
 
-@when("the client submits a different task with the same key")
-def retry_different(api: TaskApi, tasks: ScenarioTasks, idempotency_key: str) -> None:
+@when("the client submits a different task with the same key", target_fixture="different_title")
+def retry_different(api: TaskApi, tasks: ScenarioTasks, idempotency_key: str) -> str:
+    title = f"Another task {uuid.uuid4()}"
     tasks.add(
         "different",
-        api.submit(valid_task("Another task"), headers={"Idempotency-Key": idempotency_key}),
+        api.submit(valid_task(title), headers={"Idempotency-Key": idempotency_key}),
     )
+    return title
+
+
+@then("no task was created for the different body")
+def nothing_created(store: TaskStore, different_title: str) -> None:
+    found = store.find_by_title(different_title)
+    assert not found, f"the refused request still stored a task: {found}"
+
+
+@when(
+    parsers.parse("a client submits a valid task with an idempotency key of {length:d} characters")
+)
+def submit_with_key_length(api: TaskApi, tasks: ScenarioTasks, length: int) -> None:
+    key = (new_idempotency_key() * 10)[:length]
+    assert len(key) == length
+    tasks.add(f"key of {length}", api.submit(valid_task(), headers={"Idempotency-Key": key}))
+
+
+@then(parsers.parse("the key is {verdict}"))
+def key_verdict(tasks: ScenarioTasks, verdict: str) -> None:
+    response = tasks.last.response
+    if verdict == "accepted":
+        assert response.status == 200, f"expected the key to be accepted: {response.describe()}"
+        return
+    assert response.status == 400, f"expected HTTP 400 for the key: {response.describe()}"
+    fields = [detail.get("field") for detail in response.json.get("details") or []]
+    assert fields == ["Idempotency-Key"], f"the error does not name the key: {response.json}"
 
 
 @then("both answers carry the same task id")

@@ -6,15 +6,22 @@ Implements :class:`~handlers.domain.submission.TaskRepository` for the API and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.domain.messages import TaskMessage
-from handlers.domain.processing import Attempt
+from handlers.domain.processing import (
+    STARTABLE,
+    Attempt,
+    HistoryEvent,
+    Started,
+    TaskState,
+    last_error_code,
+)
+from handlers.domain.submission import StoreUnavailableError
 from handlers.domain.tasks import TaskStatus
 
 if TYPE_CHECKING:
@@ -23,9 +30,6 @@ if TYPE_CHECKING:
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
-# Writes by the processor: the task must not be COMPLETED yet. A missing record is
-# accepted (the message carries the whole task) so a delivery is never lost.
-_NOT_COMPLETED = "attribute_not_exists(task_id) OR #status <> :completed"
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -46,35 +50,120 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class DynamoTaskTable:
-    """Tasks in DynamoDB, for the API (create, undo, read) and the processor (transitions)."""
+    """Tasks in DynamoDB, for the API (store, confirm, cancel, read) and the processor
+    (attempts and their outcomes)."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, attempt_budget: int = 1) -> None:
         self._client = client
         self._table = table_name
+        self._attempt_budget = attempt_budget  # what a task gets on its first start
 
     # --- API ---------------------------------------------------------------------------
 
-    def put_new(self, item: Mapping[str, Any]) -> None:
-        """Store a new task; fails if the id exists (UUID4 collisions do not happen)."""
-        self._client.put_item(
-            TableName=self._table,
-            Item=_to_attributes(item),
-            ConditionExpression="attribute_not_exists(task_id)",
-        )
-
-    def delete_if_queued(self, task_id: str) -> None:
-        """Remove the task only if still QUEUED: never undo work the processor did."""
+    def put_new(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Store a new task: None, or the task already stored under its id (a keyed
+        submission's id is derived from the key, so a retry finds its first try)."""
         try:
-            self._client.delete_item(
+            self._client.put_item(
                 TableName=self._table,
-                Key={"task_id": {"S": task_id}},
-                ConditionExpression="#status = :queued",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":queued": {"S": TaskStatus.QUEUED.value}},
+                Item=_to_attributes(item),
+                ConditionExpression="attribute_not_exists(task_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
+            if _is_condition_failure(exc):
+                return _old_item(exc)
+            raise StoreUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(type(exc).__name__) from exc
+        return None
+
+    def confirm(
+        self, task_id: str, *, acceptance: int, deadline_after: str, at: str
+    ) -> dict[str, Any] | None:
+        """PENDING -> QUEUED while the deadline is later than ``deadline_after``; the task
+        no longer needs its TTL."""
+        return self._settle(
+            task_id,
+            update="SET #status = :queued, updated_at = :at REMOVE purge_at",
+            condition=(
+                "#status = :pending AND acceptance = :acceptance AND pending_until > :after"
+            ),
+            values={
+                ":queued": TaskStatus.QUEUED.value,
+                ":pending": TaskStatus.PENDING.value,
+                ":acceptance": acceptance,
+                ":after": deadline_after,
+                ":at": at,
+            },
+        )
+
+    def cancel(self, task_id: str, *, acceptance: int, at: str) -> dict[str, Any] | None:
+        """PENDING -> CANCELLED (the processor will drop its message)."""
+        return self._settle(
+            task_id,
+            update="SET #status = :cancelled, updated_at = :at",
+            condition="#status = :pending AND acceptance = :acceptance",
+            values={
+                ":cancelled": TaskStatus.CANCELLED.value,
+                ":pending": TaskStatus.PENDING.value,
+                ":acceptance": acceptance,
+                ":at": at,
+            },
+        )
+
+    def reopen(
+        self,
+        task_id: str,
+        *,
+        status: str,
+        acceptance: int,
+        pending_until: str,
+        purge_at: int,
+        at: str,
+    ) -> bool:
+        """PENDING again with a new deadline and the next acceptance, if unchanged."""
+        refused = self._settle(
+            task_id,
+            update=(
+                "SET #status = :pending, pending_until = :until, acceptance = :next, "
+                "purge_at = :purge, updated_at = :at"
+            ),
+            condition="#status = :seen AND acceptance = :acceptance",
+            values={
+                ":pending": TaskStatus.PENDING.value,
+                ":seen": status,
+                ":until": pending_until,
+                ":acceptance": acceptance,
+                ":next": acceptance + 1,
+                ":purge": purge_at,
+                ":at": at,
+            },
+        )
+        return refused is None
+
+    def _settle(
+        self, task_id: str, *, update: str, condition: str, values: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """One conditional update: None, or the task as it is when the condition failed
+        (``{}`` if there is none). AWS errors become StoreUnavailableError."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_attributes(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return _old_item(exc) or {}
+            raise StoreUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(type(exc).__name__) from exc
+        return None
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         """The stored task (strongly consistent read), or None."""
@@ -85,120 +174,256 @@ class DynamoTaskTable:
 
     # --- processor ---------------------------------------------------------------------
 
-    def start(self, message: TaskMessage, attempt: Attempt) -> tuple[bool, str | None] | None:
-        """Mark PROCESSING; None if COMPLETED, else (record existed, its stored fault)."""
-        old = self._transition(
-            message,
-            attempt,
-            set_values={"status": TaskStatus.PROCESSING.value},
-            return_old=True,
-        )
-        if old is None:
-            return None
-        fault = old.get("fault")
-        return bool(old), None if fault is None else str(fault)
+    def start(
+        self, task_id: str, *, previous: int, limit: int | None, attempt: Attempt, read_fault: bool
+    ) -> Started | TaskState:
+        """The start write of attempt ``previous + 1`` (see :class:`TaskLedger`).
 
-    def complete(self, message: TaskMessage, attempt: Attempt) -> bool:
-        """Mark COMPLETED with ``processed_at``; False if it already was COMPLETED."""
-        result = self._transition(
-            message,
-            attempt,
-            set_values={"status": TaskStatus.COMPLETED.value, "processed_at": attempt.at},
-            add_values={"applied": 1},
+        ``limit`` None means the task was never started: it gets ``attempt_limit`` = the
+        budget now. The condition pins the attempt count, so two starts cannot both win.
+        """
+        number = previous + 1
+        delivery = attempt.delivery
+        values: dict[str, Any] = {
+            ":processing": TaskStatus.PROCESSING.value,
+            ":previous": previous,
+            ":number": number,
+            ":receive_count": delivery.receive_count,
+            ":message_id": delivery.message_id,
+            ":at": attempt.at,
+            ":entry": [attempt.entry(HistoryEvent.STARTED, number)],
+            ":pending": TaskStatus.PENDING.value,
+            **_status_values(STARTABLE, "startable"),
+        }
+        assignments = [
+            "#status = :processing",
+            "attempts = :number",
+            "receive_count = :receive_count",
+            "message_id = :message_id",
+            "updated_at = :at",
+            "history = list_append(history, :entry)",
+        ]
+        if delivery.sequence_number is not None:
+            values[":sequence_number"] = delivery.sequence_number
+            assignments.append("sequence_number = :sequence_number")
+        # A PENDING task may start before its deadline (the API has sent it and may not
+        # have confirmed it yet); after it, the deadline rule says it is CANCELLED.
+        condition = (
+            f"attempts = :previous AND (#status IN ({_placeholders(STARTABLE, 'startable')}) "
+            "OR (#status = :pending AND pending_until > :at))"
         )
-        return result is not None
+        if limit is None:
+            condition += " AND attribute_not_exists(attempt_limit)"
+            values[":budget"] = self._attempt_budget
+            assignments.append("attempt_limit = :budget")
+            limit = self._attempt_budget
+        else:
+            condition += " AND attempt_limit = :limit"
+            values[":limit"] = limit
+        if number > limit:
+            raise ValueError(f"attempt {number} of task {task_id} is past its limit {limit}")
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                # Started, the task is real: no TTL may remove it any more.
+                UpdateExpression="SET " + ", ".join(assignments) + " REMOVE purge_at",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_attributes(values),
+                ReturnValues="ALL_NEW" if read_fault else "NONE",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            return _refusal(exc)
+        fault = _plain(response["Attributes"]).get("fault") if read_fault else None
+        return Started(attempt=number, limit=limit, fault=None if fault is None else str(fault))
 
-    def record_failure(
-        self, message: TaskMessage, attempt: Attempt, error: str, *, final: bool
+    def complete(self, task_id: str, *, attempt_no: int, attempt: Attempt) -> TaskState | None:
+        """COMPLETED with ``processed_at`` and ``applied`` 1, by the attempt that started it."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                UpdateExpression=(
+                    "SET #status = :completed, processed_at = :at, updated_at = :at, "
+                    "history = list_append(history, :entry) ADD applied :one"
+                ),
+                ConditionExpression="#status = :processing AND attempts = :number",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_attributes(
+                    {
+                        ":completed": TaskStatus.COMPLETED.value,
+                        ":processing": TaskStatus.PROCESSING.value,
+                        ":number": attempt_no,
+                        ":at": attempt.at,
+                        ":one": 1,
+                        ":entry": [attempt.entry(HistoryEvent.COMPLETED, attempt_no)],
+                    }
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            return _refusal(exc)
+        return None
+
+    def record_failure(self, task_id: str, *, attempt_no: int, code: str, attempt: Attempt) -> None:
+        """A ``failed`` entry for the attempt that started it; the task stays PROCESSING."""
+        self._after_attempt(
+            task_id,
+            attempt_no=attempt_no,
+            attempt=attempt,
+            entries=[attempt.entry(HistoryEvent.FAILED, attempt_no, code)],
+        )
+
+    def fail(
+        self,
+        task_id: str,
+        *,
+        attempt_no: int,
+        code: str,
+        attempt: Attempt,
+        events: tuple[HistoryEvent, ...],
     ) -> None:
-        """Record ``last_error``; FAILED when ``final``, else PROCESSING (will be retried)."""
-        status = TaskStatus.FAILED if final else TaskStatus.PROCESSING
-        self._transition(message, attempt, set_values={"status": status.value, "last_error": error})
+        """FAILED with ``failure_code``, appending one entry per event."""
+        self._after_attempt(
+            task_id,
+            attempt_no=attempt_no,
+            attempt=attempt,
+            entries=[attempt.entry(event, attempt_no, code) for event in events],
+            failure_code=code,
+        )
+
+    def redrive(self, task_id: str, *, attempts: int, limit: int, attempt: Attempt) -> bool:
+        """A FAILED task sent back from the DLQ: QUEUED, ``attempt_limit`` = ``limit``."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                UpdateExpression=(
+                    "SET #status = :queued, attempt_limit = :limit, updated_at = :at, "
+                    "history = list_append(history, :entry) REMOVE failure_code"
+                ),
+                ConditionExpression="#status = :failed AND attempts = :attempts",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_attributes(
+                    {
+                        ":queued": TaskStatus.QUEUED.value,
+                        ":failed": TaskStatus.FAILED.value,
+                        ":attempts": attempts,
+                        ":limit": limit,
+                        ":at": attempt.at,
+                        ":entry": [attempt.entry(HistoryEvent.REDRIVEN, attempts)],
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def count_duplicate(self, task_id: str) -> None:
-        """``duplicate_deliveries += 1`` on a COMPLETED task; nothing else changes."""
+        """``duplicate_deliveries += 1`` on a finished task; nothing else changes."""
+        finished = (TaskStatus.COMPLETED, TaskStatus.FAILED)
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"task_id": {"S": task_id}},
                 UpdateExpression="ADD duplicate_deliveries :one",
-                ConditionExpression="#status = :completed",
+                ConditionExpression=f"#status IN ({_placeholders(finished, 'finished')})",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":completed": {"S": TaskStatus.COMPLETED.value},
-                },
+                ExpressionAttributeValues=_to_attributes(
+                    {":one": 1, **_status_values(finished, "finished")}
+                ),
             )
         except ClientError as exc:
             if not _is_condition_failure(exc):
                 raise
 
-    def _transition(
-        self,
-        message: TaskMessage,
-        attempt: Attempt,
-        *,
-        set_values: Mapping[str, Any],
-        add_values: Mapping[str, int] | None = None,
-        return_old: bool = False,
-    ) -> dict[str, Any] | None:
-        """One conditional update of a not-yet-COMPLETED task; None if it was COMPLETED.
-
-        Besides ``set_values`` it records the attempt (receive count, message id, sequence
-        number, ``updated_at``) and fills the task's own fields from the message when the
-        record is missing (``if_not_exists``), so the item is always complete.
-        """
-        delivery = attempt.delivery
-        values: dict[str, Any] = {
-            **set_values,
-            "attempts": delivery.receive_count,
-            "message_id": delivery.message_id,
-            "updated_at": attempt.at,
-        }
-        if delivery.sequence_number is not None:
-            values["sequence_number"] = delivery.sequence_number
-        task = message.task
-        defaults: dict[str, Any] = {
-            "title": task.title,
-            "description": task.description,
-            "priority": task.priority.value,
-            "created_at": task.created_at,
-            "duplicate_deliveries": 0,
-        }
-        if task.due_date is not None:
-            defaults["due_date"] = task.due_date
-
-        names = {"#status": "status"}
-        attribute_values: dict[str, Any] = {":completed": TaskStatus.COMPLETED.value}
-        assignments = []
-        for index, (name, value) in enumerate(values.items()):
-            names[f"#s{index}"] = name
-            attribute_values[f":s{index}"] = value
-            assignments.append(f"#s{index} = :s{index}")
-        for index, (name, value) in enumerate(defaults.items()):
-            names[f"#d{index}"] = name
-            attribute_values[f":d{index}"] = value
-            assignments.append(f"#d{index} = if_not_exists(#d{index}, :d{index})")
-        expression = "SET " + ", ".join(assignments)
-        if add_values:
-            additions = []
-            for index, (name, amount) in enumerate(add_values.items()):
-                names[f"#a{index}"] = name
-                attribute_values[f":a{index}"] = amount
-                additions.append(f"#a{index} :a{index}")
-            expression += " ADD " + ", ".join(additions)
+    def cancel_expired(self, task_id: str, *, pending_until: str, attempt: Attempt) -> None:
+        """CANCELLED, if still the PENDING task whose deadline passed (changes nothing else)."""
         try:
-            response = self._client.update_item(
+            self._client.update_item(
                 TableName=self._table,
-                Key={"task_id": {"S": message.task_id}},
-                UpdateExpression=expression,
-                ConditionExpression=_NOT_COMPLETED,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_attributes(attribute_values),
-                ReturnValues="ALL_OLD" if return_old else "NONE",
+                Key={"task_id": {"S": task_id}},
+                UpdateExpression="SET #status = :cancelled, updated_at = :at",
+                ConditionExpression="#status = :pending AND pending_until = :until",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_attributes(
+                    {
+                        ":cancelled": TaskStatus.CANCELLED.value,
+                        ":pending": TaskStatus.PENDING.value,
+                        ":until": pending_until,
+                        ":at": attempt.at,
+                    }
+                ),
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
-                return None
-            raise
-        return _plain(response.get("Attributes", {}))
+            if not _is_condition_failure(exc):
+                raise
+
+    def _after_attempt(
+        self,
+        task_id: str,
+        *,
+        attempt_no: int,
+        attempt: Attempt,
+        entries: list[dict[str, Any]],
+        failure_code: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            ":processing": TaskStatus.PROCESSING.value,
+            ":number": attempt_no,
+            ":at": attempt.at,
+            ":entries": entries,
+        }
+        expression = "SET updated_at = :at, history = list_append(history, :entries)"
+        if failure_code is not None:
+            expression += ", #status = :failed, failure_code = :code"
+            values.update({":failed": TaskStatus.FAILED.value, ":code": failure_code})
+        self._client.update_item(
+            TableName=self._table,
+            Key={"task_id": {"S": task_id}},
+            UpdateExpression=expression,
+            ConditionExpression="#status = :processing AND attempts = :number",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_to_attributes(values),
+        )
+
+
+def _placeholders(statuses: Iterable[TaskStatus], prefix: str) -> str:
+    return ", ".join(f":{prefix}{index}" for index, _ in enumerate(sorted(statuses)))
+
+
+def _status_values(statuses: Iterable[TaskStatus], prefix: str) -> dict[str, str]:
+    return {f":{prefix}{index}": status.value for index, status in enumerate(sorted(statuses))}
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+
+
+def _old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item a failed condition returned (``ReturnValuesOnConditionCheckFailure``)."""
+    raw: Mapping[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+    return _plain(raw) if raw else None
+
+
+def _refusal(exc: ClientError) -> TaskState:
+    """The task's state from a failed condition's ``ALL_OLD``; other errors re-raised."""
+    if not _is_condition_failure(exc):
+        raise exc
+    item = _old_item(exc)
+    if item is None:
+        return TaskState(exists=False)
+    limit = item.get("attempt_limit")
+    return TaskState(
+        exists=True,
+        status=str(item.get("status")),
+        attempts=int(item.get("attempts", 0)),
+        attempt_limit=None if limit is None else int(limit),
+        message_id=None if item.get("message_id") is None else str(item["message_id"]),
+        last_error_code=last_error_code(item.get("history")),
+        pending_until=None if item.get("pending_until") is None else str(item["pending_until"]),
+    )

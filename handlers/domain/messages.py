@@ -36,6 +36,8 @@ class PoisonReason(StrEnum):
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     # Not poison by content: a task that failed every allowed attempt.
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+    # A readable task message whose task is not in the tasks table: never recreated.
+    UNKNOWN_TASK = "unknown_task"
 
 
 class PoisonMessageError(Exception):

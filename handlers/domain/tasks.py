@@ -30,12 +30,16 @@ from handlers.domain.sanitize import EDGE_CLASS, clean_text, finish_text, text_p
 
 
 class TaskStatus(StrEnum):
-    """Life cycle of a task: QUEUED -> (PROCESSING) -> COMPLETED, or FAILED when given up."""
+    """Life cycle of a task: PENDING (stored, not yet confirmed queued) -> QUEUED ->
+    PROCESSING -> COMPLETED, or FAILED when given up; PENDING -> CANCELLED when it could
+    not be queued (or its deadline passed): a CANCELLED task is never processed."""
 
+    PENDING = "PENDING"
     QUEUED = "QUEUED"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
 class Priority(StrEnum):
@@ -237,16 +241,26 @@ class TaskView(BaseModel):
     due_date: str | None = None
     status: TaskStatus
     attempts: Annotated[
-        int, Field(ge=0, description="ApproximateReceiveCount of the latest processing attempt")
+        int,
+        Field(
+            ge=0,
+            description="How many times the processor attempted the task (a delivery handed "
+            "back untried behind another task's failure is not an attempt)",
+        ),
     ]
     created_at: str
     updated_at: str
     processed_at: Annotated[
         str | None, Field(description="When the processor completed the task (UTC, µs)")
     ] = None
-    last_error: Annotated[str | None, Field(description="Error of the latest failed attempt")] = (
-        None
-    )
+    failure_code: Annotated[
+        str | None,
+        Field(
+            description="Why a FAILED task failed, as a short code (e.g. injected_fault, "
+            "interrupted, throttled, dependency_unavailable); the full error is only in the "
+            "processor's log"
+        ),
+    ] = None
     duplicate_deliveries: Annotated[
         int, Field(ge=0, description="Deliveries that found the task already COMPLETED")
     ] = 0
@@ -279,6 +293,13 @@ class ErrorResponse(BaseModel):
     request_id: Annotated[
         str | None, Field(description="API Gateway request id (500), for support")
     ] = None
+    task_id: Annotated[
+        str | None,
+        Field(
+            description="The task whose outcome is unknown (500 outcome_unknown): look it up, "
+            "or retry with the same Idempotency-Key, which resumes it"
+        ),
+    ] = None
 
 
 def is_task_id(value: str) -> bool:
@@ -291,21 +312,42 @@ def utc_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def effective_status(item: Mapping[str, Any], now: datetime) -> TaskStatus:
+    """The task's status under the deadline rule: a PENDING task past ``pending_until`` is
+    CANCELLED (the processor drops its message; nobody may confirm it any more)."""
+    status = TaskStatus(str(item["status"]))
+    if status is TaskStatus.PENDING and str(item.get("pending_until", "")) <= utc_timestamp(now):
+        return TaskStatus.CANCELLED
+    return status
+
+
 def new_task_item(
-    request: CreateTaskRequest, *, task_id: str, now: datetime, fault: str | None
+    request: CreateTaskRequest,
+    *,
+    task_id: str,
+    now: datetime,
+    fault: str | None,
+    pending_until: str,
+    purge_at: int,
 ) -> dict[str, Any]:
-    """The item stored for a freshly accepted task (status QUEUED)."""
+    """The item stored for a task being accepted: PENDING until confirmed queued, with its
+    deadline, and ``purge_at`` (DynamoDB TTL) until then."""
     stamp = utc_timestamp(now)
     item: dict[str, Any] = {
         "task_id": task_id,
         "title": request.title,
         "description": request.description,
         "priority": request.priority.value,
-        "status": TaskStatus.QUEUED.value,
+        "status": TaskStatus.PENDING.value,
+        "pending_until": pending_until,
+        "acceptance": 1,
+        "purge_at": purge_at,
         "created_at": stamp,
         "updated_at": stamp,
         "attempts": 0,
         "duplicate_deliveries": 0,
+        # The processor's record of attempts, appended by every start, completion and failure.
+        "history": [],
     }
     if request.due_date is not None:
         item["due_date"] = request.due_date

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.local.closing import ClosesOnExit
+from harness.local.identity import AccessLog
 from harness.local.lambda_service import LambdaService, LambdaServiceClosedError
 from harness.local.lambda_service.telemetry import client_factory
 from harness.local.specs import EventSourceMappingSpec, InvokeResult
@@ -228,9 +229,12 @@ class EventSourceMappingService(ClosesOnExit):
         unbounded_pollers: int = DEFAULT_POLLERS,
         error_backoff_s: float = 0.5,
         sqs_client: Any = None,
+        access: AccessLog | None = None,
     ) -> None:
         """``sqs_client`` replaces the boto3 client the pollers use (the local cloud passes
-        its engine's :class:`~harness.local.sqs.protocol.InProcessSqsClient`)."""
+        its engine's :class:`~harness.local.sqs.protocol.InProcessSqsClient`); ``access``
+        records the SQS calls the pollers make with the function's role, as AWS's do."""
+        self._access = access
         self._lambda = lambda_service
         self._region = region
         # One thread-safe client for all pollers, its pool big enough for every long poll.
@@ -259,11 +263,13 @@ class EventSourceMappingService(ClosesOnExit):
             self._mappings[spec.uuid] = mapping
             self._start(mapping, pollers)
 
-    def update(self, spec: EventSourceMappingSpec) -> None:
+    def update(self, spec: EventSourceMappingSpec) -> threading.Event:
         """Apply a changed mapping (UpdateEventSourceMapping: enable, disable, batch size...).
 
         The current pollers finish the batch they hold (and delete it if it succeeded) and
-        stop; new pollers start from ``spec`` if it is enabled.
+        stop; new pollers start from ``spec`` if it is enabled. The change is asynchronous,
+        as on AWS: the returned event is set once every poller of the old settings has
+        stopped, so nothing is received under them any more (what ``Disabled`` means).
         """
         pollers = self._validate(spec)
         with self._lock:
@@ -281,6 +287,19 @@ class EventSourceMappingService(ClosesOnExit):
             mapping = _Mapping(spec, old.stats, old.lock)
             self._mappings[spec.uuid] = mapping
             self._start(mapping, pollers)
+        settled = threading.Event()
+
+        def wait_for_old_pollers() -> None:
+            # A poller ends its long poll (wait_time_s) or its invoke (the function's
+            # timeout), then sees the stop flag; no deadline is needed here.
+            for thread in old.threads:
+                thread.join()
+            settled.set()
+
+        threading.Thread(
+            target=wait_for_old_pollers, name=f"esm-settle-{spec.uuid[:8]}", daemon=True
+        ).start()
+        return settled
 
     def _validate(self, spec: EventSourceMappingSpec) -> int:
         """Check ``spec`` as AWS does; return how many pollers it gets."""
@@ -289,6 +308,7 @@ class EventSourceMappingService(ClosesOnExit):
         except KeyError:
             raise ResourceNotFoundError(f"Function not found: {spec.function_name}") from None
         client = self._sqs()
+        self._record(spec, "sqs:GetQueueAttributes")
         attributes = client.get_queue_attributes(
             QueueUrl=spec.queue_url, AttributeNames=["VisibilityTimeout", "FifoQueue"]
         )["Attributes"]
@@ -319,6 +339,13 @@ class EventSourceMappingService(ClosesOnExit):
         if spec.maximum_concurrency is not None:
             pollers = min(pollers, spec.maximum_concurrency)
         return pollers
+
+    def _record(self, spec: EventSourceMappingSpec, action: str) -> None:
+        """A call the mapping makes with its function's role (a deduplicated set add)."""
+        if self._access is not None:
+            function = self._lambda.function_spec(spec.function_name)
+            principal = self._lambda.principal_of(function)
+            self._access.check(principal, action, spec.event_source_arn)
 
     def _sqs(self) -> Any:
         with self._client_lock:
@@ -360,6 +387,7 @@ class EventSourceMappingService(ClosesOnExit):
                 if not messages
                 else max(0, min(int(remaining), self._wait_time_s))
             )
+            self._record(spec, "sqs:ReceiveMessage")
             response = client.receive_message(
                 QueueUrl=spec.queue_url,
                 MaxNumberOfMessages=wanted,
@@ -438,6 +466,7 @@ class EventSourceMappingService(ClosesOnExit):
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
             ]
+            self._record(mapping.spec, "sqs:DeleteMessage")
             try:
                 response = client.delete_message_batch(
                     QueueUrl=mapping.spec.queue_url, Entries=entries

@@ -4,6 +4,13 @@ The functions themselves run in :mod:`harness.local.lambda_service`; this serves
 user or a feature reads about them through ``AwsEndpointUrl``: function configuration,
 reserved concurrency, event source mappings, plus ``Invoke`` and enabling or disabling a
 mapping. Everything comes from the resolved specs, i.e. from the template.
+
+Updating a mapping is asynchronous, as on AWS: ``UpdateEventSourceMapping`` answers 202
+with ``State`` ``Enabling``, ``Disabling`` or ``Updating``, and the mapping reaches
+``Enabled``/``Disabled`` later, once the pollers of the old settings have stopped (and at
+least ``transition_s`` after the call, so a client that does not wait for the state it
+needs is caught here too). Another update meanwhile is refused with AWS's
+``ResourceInUseException``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import base64
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +28,11 @@ from urllib.parse import parse_qs, unquote
 from harness.local.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
 
 Invoke = Callable[[str, bytes], InvokeResult]
+MappingUpdated = Callable[[EventSourceMappingSpec], "threading.Event | None"]
+"""Applies a changed mapping; the event (if any) is set once the change has taken effect."""
+ENABLED, DISABLED = "Enabled", "Disabled"
+_SETTLED_STATES = frozenset({ENABLED, DISABLED})
+DEFAULT_TRANSITION_S = 0.5
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/2015-03-31/functions/?$"), "list_functions"),
     ("GET", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/?$"), "get_function"),
@@ -66,9 +79,12 @@ class LambdaControlPlane:
     """Registry of the local cloud's functions and mappings, served as the Lambda API."""
 
     invoke_function: Invoke
-    on_mapping_enabled: Callable[[EventSourceMappingSpec], None] = lambda spec: None
+    on_mapping_enabled: MappingUpdated = lambda spec: None
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     mappings: dict[str, EventSourceMappingSpec] = field(default_factory=dict)
+    transition_s: float = DEFAULT_TRANSITION_S
+    """Shortest time a mapping spends in Enabling/Disabling/Updating."""
+    states: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_function(self, spec: FunctionSpec) -> None:
@@ -78,6 +94,7 @@ class LambdaControlPlane:
     def add_event_source_mapping(self, spec: EventSourceMappingSpec) -> None:
         with self._lock:
             self.mappings[spec.uuid] = spec
+            self.states[spec.uuid] = ENABLED if spec.enabled else DISABLED
 
     # --- WSGI -------------------------------------------------------------------------
 
@@ -230,10 +247,48 @@ class LambdaControlPlane:
         if "BatchSize" in request:
             changes["batch_size"] = int(request["BatchSize"])
         updated = replace(spec, **changes)
+        if updated.enabled != spec.enabled:
+            transition = "Enabling" if updated.enabled else "Disabling"
+        else:
+            transition = "Updating"
         with self._lock:
+            if self.states.get(spec.uuid) not in _SETTLED_STATES:
+                raise LambdaApiError(
+                    400,
+                    "ResourceInUseException",
+                    "Cannot update the event source mapping because it is in use.",
+                )
             self.mappings[spec.uuid] = updated
-        self.on_mapping_enabled(updated)
-        return 202, _json(self._mapping(updated)), []
+            self.states[spec.uuid] = transition
+        try:
+            applied = self.on_mapping_enabled(updated)
+        except Exception:
+            with self._lock:
+                self.mappings[spec.uuid] = spec
+                self.states[spec.uuid] = ENABLED if spec.enabled else DISABLED
+            raise
+        answer = self._mapping(updated)
+        threading.Thread(
+            target=self._settle,
+            args=(updated, applied),
+            name=f"esm-state-{spec.uuid[:8]}",
+            daemon=True,
+        ).start()
+        return 202, _json(answer), []
+
+    def _settle(self, spec: EventSourceMappingSpec, applied: threading.Event | None) -> None:
+        """Reach the final state once the change took effect and ``transition_s`` passed."""
+        # Waiting on the change itself (a poller may be inside an invoke) and on the
+        # shortest transition: both are the modelled duration, not a poll.
+        done_at = time.monotonic() + self.transition_s
+        if applied is not None:
+            applied.wait()
+        remaining = done_at - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+        with self._lock:
+            if self.mappings.get(spec.uuid) == spec:
+                self.states[spec.uuid] = ENABLED if spec.enabled else DISABLED
 
     def _mapping_spec(self, uuid: str) -> EventSourceMappingSpec:
         with self._lock:
@@ -254,7 +309,7 @@ class LambdaControlPlane:
             "MaximumBatchingWindowInSeconds": spec.maximum_batching_window_s,
             "EventSourceArn": spec.event_source_arn,
             "FunctionArn": function.arn if function else spec.function_name,
-            "State": "Enabled" if spec.enabled else "Disabled",
+            "State": self.states.get(spec.uuid, ENABLED if spec.enabled else DISABLED),
             "StateTransitionReason": "USER_INITIATED",
             "FunctionResponseTypes": list(spec.function_response_types),
         }

@@ -77,6 +77,17 @@ class ApiMethod:
 
 
 @dataclass(frozen=True)
+class GatewayResponse:
+    """An ``AWS::ApiGateway::GatewayResponse``: how the API answers its own errors of one
+    response type (``DEFAULT_4XX``, ``THROTTLED``, ...)."""
+
+    response_type: str
+    status_code: int | None = None  # None: the response type's own status
+    headers: Mapping[str, str] = field(default_factory=dict)  # name -> static value
+    template: str | None = None  # the application/json body template
+
+
+@dataclass(frozen=True)
 class RestApiSpec:
     """An ``AWS::ApiGateway::RestApi`` with its resources, methods and deployed stage."""
 
@@ -90,6 +101,7 @@ class RestApiSpec:
     access_log_format: str | None = None
     api_keys: tuple[str, ...] = ()  # key values, if the template declares any
     minimum_compression_size: int | None = None
+    gateway_responses: tuple[GatewayResponse, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,8 +111,26 @@ class MetricDimension:
 
 
 @dataclass(frozen=True)
+class MetricQuery:
+    """One entry of a metric-math alarm's ``Metrics``: a metric (``MetricStat``) or an
+    ``expression`` over the other entries' ids."""
+
+    id: str
+    expression: str | None = None
+    namespace: str = ""
+    metric_name: str = ""
+    dimensions: tuple[MetricDimension, ...] = ()
+    statistic: str = ""
+    period_s: int = 0
+    return_data: bool = False
+
+
+@dataclass(frozen=True)
 class AlarmSpec:
-    """An ``AWS::CloudWatch::Alarm`` on a single metric (what this stack uses)."""
+    """An ``AWS::CloudWatch::Alarm``: on a single metric, or (``metrics`` not empty) on the
+    one entry of a metric-math ``Metrics`` list that returns data; ``namespace``,
+    ``metric_name``, ``dimensions`` and ``statistic`` are then empty, and ``period_s`` is
+    the queries' period."""
 
     alarm_name: str
     namespace: str
@@ -114,6 +144,7 @@ class AlarmSpec:
     comparison_operator: str  # "GreaterThanThreshold", ...
     treat_missing_data: str = "missing"
     actions_enabled: bool = True
+    metrics: tuple[MetricQuery, ...] = ()
 
 
 class LocalServices(Protocol):

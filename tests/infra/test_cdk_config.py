@@ -13,6 +13,7 @@ from cdk.config import (
     PRODUCTION,
     ConfigError,
     StackConfig,
+    check_pending_window,
     default_ephemeral_prefix,
     load_config,
 )
@@ -30,7 +31,12 @@ def test_production_is_the_default_and_exactly_the_spec() -> None:
     assert (config.profile, config.stack_prefix) == ("production", "TaskApi")
     assert config.visibility_timeout_s == 300
     assert (config.queue_retention_s, config.dlq_retention_s) == (4 * 86400, 14 * 86400)
-    assert config.max_receive_count == 3
+    # The spec's "3 attempts" is the processor's budget; the queue's redrive is a safety
+    # net above it (docs/decisions/attempt-budget-and-redrive.md).
+    assert config.attempt_budget == 3
+    assert config.max_receive_count == 31 == config.redrive_floor()
+    assert (config.api_timeout_s, config.pending_window_s) == (12, 30)
+    check_pending_window(config)
     assert (config.processor_timeout_s, config.processor_memory_mb) == (60, 512)
     assert (config.processor_reserved_concurrency, config.batch_size) == (10, 10)
     assert (config.api_errors_threshold, config.processor_errors_threshold) == (5, 10)
@@ -57,8 +63,9 @@ def test_ephemeral_defaults_reach_the_dlq_within_twenty_seconds() -> None:
     assert config.fault_injection is True
     assert config.destroy_on_delete is True
     assert (config.visibility_timeout_s, config.processor_timeout_s) == (4, 3)
-    assert config.max_receive_count == 3
-    assert config.visibility_timeout_s * config.max_receive_count <= 20
+    assert (config.attempt_budget, config.max_receive_count) == (3, 31)
+    # A failing task is dead-lettered by the processor on its last attempt.
+    assert config.visibility_timeout_s * config.attempt_budget <= 20
     # Everything but the timings, lifecycle and naming matches production.
     differing = {k for k, v in asdict(config).items() if asdict(PRODUCTION)[k] != v}
     assert differing == {
@@ -66,6 +73,7 @@ def test_ephemeral_defaults_reach_the_dlq_within_twenty_seconds() -> None:
         "stack_prefix",
         "visibility_timeout_s",
         "processor_timeout_s",
+        "pending_window_s",
         "log_retention_days",
         "point_in_time_recovery",
         "destroy_on_delete",
@@ -81,13 +89,14 @@ def test_ephemeral_overrides_from_context() -> None:
             "profile": "ephemeral",
             "visibility_timeout": "12",
             "processor_timeout": 10,
-            "max_receive_count": "2",
+            "attempt_budget": "2",
+            "max_receive_count": "25",
             "alarm_period": "120",
             "throttle_rate": "50.5",
         }
     )
     assert (config.visibility_timeout_s, config.processor_timeout_s) == (12, 10)
-    assert config.max_receive_count == 2
+    assert (config.attempt_budget, config.max_receive_count) == (2, 25)
     assert config.alarm_period_s == 120
     assert config.throttling_rate_limit == 50.5
 
@@ -103,6 +112,12 @@ def test_ephemeral_overrides_from_context() -> None:
         ({"processor_timeout": "abc"}, r"processor_timeout='abc' is not a valid number"),
         ({"processor_timeout": "-1"}, r"must be positive"),
         ({"max_receive_count": "1.5"}, r"whole number"),
+        (
+            {"max_receive_count": "30"},
+            r"max_receive_count=30 is below batch_size x attempt_budget \+ 1 = 31",
+        ),
+        ({"attempt_budget": "4"}, r"max_receive_count=31 is below .* = 41"),
+        ({"pending_window": "14"}, r"pending_window_s=14 must be >= api_timeout_s \(12\) \+ 3"),
         ({"alarm_period": "45"}, r"10, 20, 30 or a multiple of 60"),
         ({"expires_at": "tomorrow"}, r"not an ISO 8601 time"),
         ({"expires_at": "2030-01-31T18:00:00"}, r"needs a timezone"),

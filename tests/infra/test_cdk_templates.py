@@ -22,12 +22,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "visibility_timeout": 300,
         "retention": 4 * DAY,
         "dlq_retention": 14 * DAY,
-        "max_receive_count": 3,
+        "attempt_budget": 3,
+        "max_receive_count": 31,
         "processor_timeout": 60,
         "processor_memory": 512,
         "reserved_concurrency": 10,
         "batch_size": 10,
-        "api_timeout": 10,
+        "api_timeout": 12,
+        "pending_window": 30,
         "api_memory": 256,
         "log_retention_days": 7,
         "pitr": True,
@@ -42,12 +44,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "visibility_timeout": 4,
         "retention": 4 * DAY,
         "dlq_retention": 14 * DAY,
-        "max_receive_count": 3,
+        "attempt_budget": 3,
+        "max_receive_count": 31,
         "processor_timeout": 3,
         "processor_memory": 512,
         "reserved_concurrency": 10,
         "batch_size": 10,
-        "api_timeout": 10,
+        "api_timeout": 12,
+        "pending_window": 20,
         "api_memory": 256,
         "log_retention_days": 1,
         "pitr": False,
@@ -74,6 +78,7 @@ RESOURCE_TYPES = {
     "Api": {
         "AWS::ApiGateway::Account",
         "AWS::ApiGateway::Deployment",
+        "AWS::ApiGateway::GatewayResponse",
         "AWS::ApiGateway::Method",
         "AWS::ApiGateway::Resource",
         "AWS::ApiGateway::RestApi",
@@ -219,7 +224,9 @@ def test_queues_deny_requests_without_tls(synth: Synthesized) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "name", "ttl"), [("task_id", "tasks", None), ("id", "idempotency", "expiration")]
+    ("key", "name", "ttl"),
+    # Tasks never confirmed queued carry purge_at (docs/decisions/task-lifecycle.md).
+    [("task_id", "tasks", "purge_at"), ("id", "idempotency", "expiration")],
 )
 def test_tables(synth: Synthesized, key: str, name: str, ttl: str | None) -> None:
     logical_id = _table(synth, key)
@@ -263,7 +270,7 @@ def test_processor_function(synth: Synthesized) -> None:
     environment = {
         "TASKS_TABLE_NAME": _ref(_table(synth, "task_id")),
         "DEAD_LETTER_QUEUE_URL": _ref(dlq),
-        "MAX_RECEIVE_COUNT": str(expected["max_receive_count"]),
+        "ATTEMPT_BUDGET": str(expected["attempt_budget"]),
         "POWERTOOLS_SERVICE_NAME": "task-processor",
         "POWERTOOLS_METRICS_NAMESPACE": "TaskApi",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -292,6 +299,7 @@ def test_api_function(synth: Synthesized) -> None:
     assert synth.export_value(variables.pop("IDEMPOTENCY_TABLE_NAME")) == _ref(_table(synth, "id"))
     assert synth.export_value(variables.pop("TASK_QUEUE_URL")) == _ref(task)
     rest = {
+        "PENDING_WINDOW_SECONDS": str(expected["pending_window"]),
         "POWERTOOLS_SERVICE_NAME": "task-api",
         "POWERTOOLS_METRICS_NAMESPACE": "TaskApi",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -393,12 +401,7 @@ def test_processor_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "ConsumeTaskQueue",
             "Effect": "Allow",
-            "Action": [
-                "sqs:ChangeMessageVisibility",
-                "sqs:DeleteMessage",
-                "sqs:GetQueueAttributes",
-                "sqs:ReceiveMessage",
-            ],
+            "Action": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
             "Resource": _arn(task),
         },
         {
@@ -410,7 +413,7 @@ def test_processor_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "WriteTasksTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Action": "dynamodb:UpdateItem",
             "Resource": _arn(_table(synth, "task_id")),
         },
     ]
@@ -434,18 +437,13 @@ def test_api_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "TasksTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Resource": _arn(_table(synth, "task_id")),
         },
         {
             "Sid": "IdempotencyTable",
             "Effect": "Allow",
-            "Action": [
-                "dynamodb:DeleteItem",
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-            ],
+            "Action": ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Resource": _arn(_table(synth, "id")),
         },
     ]
@@ -502,6 +500,27 @@ def _resource_paths(synth: Synthesized) -> dict[str, str]:
     for logical_id in resources:
         path_of(logical_id)
     return paths
+
+
+def test_the_gateways_own_errors_carry_cors_headers(synth: Synthesized) -> None:
+    # 403 unknown route, 429 throttled, 502/504 integration errors, 413...: every 4xx/5xx
+    # response type inherits DEFAULT_4XX/DEFAULT_5XX, so a browser sees the real status.
+    (api_id,) = synth.resources("Api", "AWS::ApiGateway::RestApi")
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synth.resources("Api", "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for properties in responses.values():
+        assert properties["RestApiId"] == {"Ref": api_id}
+        headers = properties["ResponseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+        allowed = headers["gatewayresponse.header.Access-Control-Allow-Headers"]
+        assert "Idempotency-Key" in allowed.strip("'").split(",")
+        assert headers["gatewayresponse.header.Access-Control-Allow-Methods"] == (
+            "'GET,POST,OPTIONS'"
+        )
+        assert "StatusCode" not in properties  # each error keeps its own status
 
 
 def test_api_routes_are_lambda_proxies_with_cors_preflight(synth: Synthesized) -> None:
@@ -617,73 +636,78 @@ def _alarm(synth: Synthesized, name_suffix: str) -> dict[str, Any]:
     return found[0]
 
 
-@pytest.mark.parametrize(
-    ("name", "metric", "namespace", "statistic", "threshold", "comparison", "period_key", "target"),
-    [
-        (
-            "api-errors",
-            "Errors",
-            "AWS/Lambda",
-            "Sum",
-            5,
-            "GreaterThanThreshold",
-            "error_alarm_period",
-            "api",
-        ),
-        (
-            "processor-errors",
-            "Errors",
-            "AWS/Lambda",
-            "Sum",
-            10,
-            "GreaterThanThreshold",
-            "error_alarm_period",
-            "processor",
-        ),
-        (
-            "dlq-messages",
-            "ApproximateNumberOfMessagesVisible",
-            "AWS/SQS",
-            "Maximum",
-            1,
-            "GreaterThanOrEqualToThreshold",
-            "dlq_alarm_period",
-            "dlq",
-        ),
-    ],
-)
-def test_alarms(
-    synth: Synthesized,
-    name: str,
-    metric: str,
-    namespace: str,
-    statistic: str,
-    threshold: int,
-    comparison: str,
-    period_key: str,
-    target: str,
-) -> None:
-    alarm = _alarm(synth, name)
-    assert alarm["MetricName"] == metric
-    assert alarm["Namespace"] == namespace
-    assert alarm["Statistic"] == statistic
+def _alarm_basics(alarm: dict[str, Any], threshold: int, comparison: str) -> None:
     assert alarm["Threshold"] == threshold
     assert alarm["ComparisonOperator"] == comparison
-    assert alarm["Period"] == EXPECTED[synth.profile][period_key]
     assert alarm["EvaluationPeriods"] == 1
     assert alarm["DatapointsToAlarm"] == 1
     assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_api_alarm_counts_every_request_answered_with_a_5xx(synth: Synthesized) -> None:
+    # API Gateway's 5XXError of the stage: the function's own 500/503 answers, its
+    # crashes and timeouts (502/504) and the gateway's own 5xx (alarm-metrics.md).
+    alarm = _alarm(synth, "api-errors")
+    _alarm_basics(alarm, 5, "GreaterThanThreshold")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/ApiGateway",
+        "5XXError",
+        "Sum",
+    )
+    assert alarm["Period"] == EXPECTED[synth.profile]["error_alarm_period"]
+    (api,) = synth.resources("Api", "AWS::ApiGateway::RestApi").values()
+    (stage,) = synth.resources("Api", "AWS::ApiGateway::Stage").values()
+    assert alarm["Dimensions"] == [
+        {"Name": "ApiName", "Value": api["Properties"]["Name"]},
+        {"Name": "Stage", "Value": stage["Properties"]["StageName"]},
+    ]
+
+
+def test_the_processor_alarm_counts_failed_invocations_and_failed_records(
+    synth: Synthesized,
+) -> None:
+    alarm = _alarm(synth, "processor-errors")
+    _alarm_basics(alarm, 10, "GreaterThanThreshold")
+    assert "MetricName" not in alarm
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    total = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    assert len(total) == 1
+    assert total[0]["Expression"] == "FILL(errors, 0) + FILL(failures, 0)"
+    period = EXPECTED[synth.profile]["error_alarm_period"]
+    errors = queries["errors"]["MetricStat"]
+    assert (errors["Metric"]["Namespace"], errors["Metric"]["MetricName"]) == (
+        "AWS/Lambda",
+        "Errors",
+    )
+    (dimension,) = errors["Metric"]["Dimensions"]
+    function_id, _ = _function(synth, "Queue")
+    assert dimension["Name"] == "FunctionName"
+    assert synth.export_value(dimension["Value"]) == _ref(function_id)
+    failures = queries["failures"]["MetricStat"]
+    assert failures["Metric"] == {
+        "Namespace": "TaskApi",
+        "MetricName": "ProcessingFailures",
+        "Dimensions": [{"Name": "service", "Value": "task-processor"}],
+    }
+    for stat in (errors, failures):
+        assert (stat["Stat"], stat["Period"]) == ("Sum", period)
+    assert queries["errors"]["ReturnData"] is False
+    assert queries["failures"]["ReturnData"] is False
+
+
+def test_the_dlq_alarm_watches_the_dead_letter_queue_depth(synth: Synthesized) -> None:
+    alarm = _alarm(synth, "dlq-messages")
+    _alarm_basics(alarm, 1, "GreaterThanOrEqualToThreshold")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+    )
+    assert alarm["Period"] == EXPECTED[synth.profile]["dlq_alarm_period"]
     (dimension,) = alarm["Dimensions"]
-    exported = synth.export_value(dimension["Value"])
-    if target == "dlq":
-        _, dlq = _queues(synth)
-        assert dimension["Name"] == "QueueName"
-        assert exported == {"Fn::GetAtt": [dlq, "QueueName"]}
-    else:
-        suffix = "Api" if target == "api" else "Queue"
-        function_id, _ = _function(synth, suffix)
-        assert dimension["Name"] == "FunctionName"
-        assert exported == _ref(function_id)
+    _, dlq = _queues(synth)
+    assert dimension["Name"] == "QueueName"
+    assert synth.export_value(dimension["Value"]) == {"Fn::GetAtt": [dlq, "QueueName"]}
 
 
 def _strings(value: Any) -> list[str]:
@@ -709,9 +733,18 @@ def test_dashboard_shows_the_key_metrics(synth: Synthesized) -> None:
         '"ApproximateNumberOfMessagesVisible"',
         '"ApproximateNumberOfMessagesDelayed"',
         '"ApproximateAgeOfOldestMessage"',
+        '"5XXError"',
+        '"ProcessingFailures"',
     ):
         assert metric in body, metric
-    for title in ("API Lambda errors", "Processor Lambda errors", "Dead-letter queue", "Alarms"):
+    for title in (
+        "API Lambda errors",
+        "API 5xx answers",
+        "Processor Lambda errors",
+        "Processor errors and failed records",
+        "Dead-letter queue",
+        "Alarms",
+    ):
         assert title in body, title
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from harness.local.esm import EventSourceMappingService, InvalidParameterValueError, MappingStats
+from harness.local.lambda_api import LambdaControlPlane
 from harness.local.lambda_service import LambdaService
 from harness.local.lambda_service.testing import (
     Endpoint,
@@ -508,3 +509,49 @@ def test_disable_and_enable_through_update(rig: Rig) -> None:
     rig.mappings.update(replace(mapping, enabled=True))
 
     wait_processed(rig, spec, [mid])
+
+
+def test_disabled_through_the_api_only_once_the_batch_in_flight_is_done(rig: Rig) -> None:
+    """UpdateEventSourceMapping is asynchronous, as on AWS: Disabling while a poller still
+    holds a batch, Disabled once none does; from then on nothing is received."""
+    url, arn, _ = rig.queue(visibility=10)
+    spec = rig.function(timeout_s=5)
+    mapping = rig.map(spec, url, arn)
+    plane = LambdaControlPlane(rig.lambdas.invoke, on_mapping_enabled=rig.mappings.update)
+    plane.add_function(spec)
+    plane.add_event_source_mapping(mapping)
+
+    def update(enabled: bool) -> str:
+        body = json.dumps({"Enabled": enabled}).encode()
+        status, answer, _ = plane.update_event_source_mapping({"uuid": mapping.uuid}, {}, body, {})
+        assert status == 202
+        return str(json.loads(answer)["State"])
+
+    def state() -> str:
+        return str(plane.states[mapping.uuid])
+
+    (slow,) = rig.send(url, [{"sleep": 1.5}])
+    wait_until(
+        lambda: (
+            rig.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
+            == "1"
+        ),
+        timeout=10,
+        description="a poller to receive the slow message",
+    )
+    assert update(False) == "Disabling"
+    wait_until(lambda: state() == "Disabled", timeout=10, description="the mapping Disabled")
+    # Disabled means the batch in flight is finished: it was processed and deleted.
+    assert rig.processed(spec) == [slow]
+    assert rig.depth(url) == 0
+
+    (later,) = rig.send(url, [{"n": 2}])
+    # Nothing to wait for: a poller would take it within one long poll (1 s).
+    time.sleep(2.0)
+    assert rig.processed(spec) == [slow], "a disabled mapping received a message"
+
+    assert update(True) == "Enabling"
+    wait_processed(rig, spec, [slow, later])
+    wait_until(lambda: state() == "Enabled", timeout=10, description="the mapping Enabled")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from botocore.exceptions import ClientError
 from harness.local.endpoint import AwsEndpoint
 from harness.local.lambda_api import LambdaControlPlane
 from harness.local.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
+from harness.waiting import wait_until
 
 FUNCTION = FunctionSpec(
     logical_id="Fn",
@@ -87,6 +90,16 @@ def test_unknown_function_is_resource_not_found(lam: Any) -> None:
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
+def _state(client: Any) -> str:
+    return str(client.get_event_source_mapping(UUID=MAPPING_UUID)["State"])
+
+
+def _wait_state(client: Any, state: str) -> None:
+    wait_until(
+        lambda: _state(client) == state, timeout=5, interval=0.02, description=f"state {state}"
+    )
+
+
 def test_event_source_mappings_list_and_disable(lam: Any) -> None:
     client, updates = lam
     (mapping,) = client.list_event_source_mappings(FunctionName="demo-processor")[
@@ -95,11 +108,60 @@ def test_event_source_mappings_list_and_disable(lam: Any) -> None:
     assert mapping["BatchSize"] == 10
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["State"] == "Enabled"
-    assert (
-        client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=False)["State"] == "Disabled"
-    )
+    answer = client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=False)
+    # As on AWS: 202 with the transitional state; the change lands later.
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert answer["State"] == "Disabling"
     assert updates[-1].enabled is False
-    assert client.get_event_source_mapping(UUID=MAPPING_UUID)["State"] == "Disabled"
+    _wait_state(client, "Disabled")
+
+
+def test_a_mapping_in_transition_refuses_another_update(lam: Any) -> None:
+    client, _ = lam
+    assert client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=False)["State"] == (
+        "Disabling"
+    )
+    with pytest.raises(ClientError) as error:
+        client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=True)
+    assert error.value.response["Error"]["Code"] == "ResourceInUseException"
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    _wait_state(client, "Disabled")
+
+    assert client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=True)["State"] == (
+        "Enabling"
+    )
+    _wait_state(client, "Enabled")
+    assert client.update_event_source_mapping(UUID=MAPPING_UUID, BatchSize=5)["State"] == (
+        "Updating"
+    )
+    _wait_state(client, "Enabled")
+    assert client.get_event_source_mapping(UUID=MAPPING_UUID)["BatchSize"] == 5
+
+
+def test_the_final_state_waits_for_the_change_to_take_effect() -> None:
+    applied = threading.Event()
+    plane = LambdaControlPlane(
+        lambda name, payload: InvokeResult(200, b"null"),
+        on_mapping_enabled=lambda spec: applied,
+        transition_s=0.0,
+    )
+    plane.add_function(FUNCTION)
+    plane.add_event_source_mapping(MAPPING)
+    with AwsEndpoint() as endpoint:
+        endpoint.mount(LambdaControlPlane.handles, plane)
+        client = boto3.client(
+            "lambda",
+            endpoint_url=endpoint.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=False)
+        # Still a poller of the old settings running: the mapping stays Disabling.
+        time.sleep(0.3)  # nothing to poll for: the state must NOT change meanwhile
+        assert _state(client) == "Disabling"
+        applied.set()
+        _wait_state(client, "Disabled")
 
 
 def test_invoke_reports_function_errors_and_log_tail(lam: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -32,9 +33,10 @@ def test_a_queued_task_shows_its_status_and_timestamps(call_api: CallApi) -> Non
     assert body["due_date"] == "2026-12-31T17:30:00+02:00"
     assert body["status"] == "QUEUED"
     assert body["attempts"] == 0
-    assert body["created_at"] == body["updated_at"]
+    assert body["created_at"] < body["updated_at"]  # stored PENDING, then confirmed
     assert body["processed_at"] is None
-    assert body["last_error"] is None
+    assert body["failure_code"] is None
+    assert "history" not in body
     assert "fault" not in body
     assert "applied" not in body
 
@@ -78,3 +80,28 @@ def test_an_unknown_id_is_404(cloud: Cloud, call_api: CallApi) -> None:
     assert answer.status == 404, answer
     assert answer.json["error"] == "not_found"
     assert "3f1c2b9e-8a7d-4c6b-9e5f-1a2b3c4d5e6f" in answer.json["message"]
+
+
+def test_a_failed_task_shows_a_short_failure_code_and_no_error_text(
+    cloud: Cloud, call_api: CallApi, drain: Drain
+) -> None:
+    cloud.fault_injection(True)
+    cloud.sqs.set_queue_attributes(
+        QueueUrl=cloud.task_queue_url, Attributes={"VisibilityTimeout": "0"}
+    )
+    answer = call_api(
+        "POST", "/tasks", json_body=valid_task(), headers={"X-Fault-Injection": "always-fail"}
+    )
+    task_id = answer.json["task_id"]
+    for _ in range(3):
+        drain()
+
+    body = call_api("GET", f"/tasks/{task_id}").json
+
+    assert (body["status"], body["attempts"], body["failure_code"]) == (
+        "FAILED",
+        3,
+        "injected_fault",
+    )
+    assert "last_error" not in body
+    assert "Error" not in json.dumps(body), "error text reached the API"
