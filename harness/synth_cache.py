@@ -573,6 +573,13 @@ class SynthCache:
                 use.release(delete=True)
             finally:
                 build.release(delete=entry in deleted)
+        # Locks of keys with no entry (a failed synthesis): deleted when nobody holds them.
+        for lock_file in (self.directory / ".locks").glob("*.*"):
+            if (self.directory / lock_file.stem).exists():
+                continue
+            orphan = _Lock(lock_file)
+            if orphan.acquire(exclusive=True, timeout=0):
+                orphan.release(delete=not (self.directory / lock_file.stem).exists())
         cutoff = time.time() - _STALE_AFTER_S
         for leftover in self.directory.glob(".staging-*"):
             with contextlib.suppress(OSError):

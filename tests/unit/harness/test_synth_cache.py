@@ -356,7 +356,7 @@ def test_no_cache_synthesizes_privately_and_leaves_the_cache_alone(
 
 
 def test_a_failed_synthesis_leaves_nothing_behind(
-    cache: SynthCache, synth: FakeSynth, tmp_path: Path
+    cache: SynthCache, synth: FakeSynth, tmp_path: Path, tree: Path
 ) -> None:
     synth.fail = True
     with pytest.raises(RuntimeError, match="failed to synthesize"):
@@ -366,6 +366,19 @@ def test_a_failed_synthesis_leaves_nothing_behind(
     synth.fail = False
     assert not _lease(cache, tmp_path).reused
     assert _lease(cache, tmp_path).reused
+
+    # A synthesis that fails for good (the tree is then fixed another way) leaves locks
+    # of a key without an entry; the next entry written clears them.
+    (tree / "cdk" / "stacks.py").write_text("broken(\n")
+    synth.fail = True
+    with pytest.raises(RuntimeError):
+        _lease(cache, tmp_path)
+    broken = input_key(tree, "ephemeral", CONTEXT)[:24]
+    assert list((cache.directory / ".locks").glob(f"{broken}.*"))
+    (tree / "cdk" / "stacks.py").write_text("fixed = True\n")
+    synth.fail = False
+    _lease(cache, tmp_path)
+    assert list((cache.directory / ".locks").glob(f"{broken}.*")) == []
 
 
 def test_an_entry_in_use_is_neither_pruned_nor_replaced(
