@@ -67,7 +67,18 @@ def _until_up(process: subprocess.Popen[str], outputs: Path, log: Path) -> None:
 
 def _stop(process: subprocess.Popen[str], log: Path) -> str:
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # its own handler stops the workers; then nothing is left
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+        raise AssertionError(
+            f"Ctrl-C did not stop `harness local up` within 60 s:\n{log.read_text()[-3000:]}"
+        ) from None
     text = log.read_text()
     assert process.returncode == 0, text[-3000:]
     return text
