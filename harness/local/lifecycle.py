@@ -3,7 +3,9 @@
 ``up`` stays in the foreground until Ctrl-C or SIGTERM and then stops everything it
 started. ``up --detach`` starts the same command in the background, waits until its
 outputs file is written and returns; ``down`` stops it. ``status`` reads the running
-stack's queue depths, function counters and alarm states.
+stack's queue depths, function counters and alarm states. ``up`` reuses the cloud
+assembly of an unchanged tree (``--no-cache`` synthesizes anyway); ``up --watch`` brings
+edits of ``handlers/`` and ``cdk/`` into the running stack (``docs/local-stack.md``).
 
 One stack per directory: ``up`` (foreground or detached) claims ``.local-stack/pid`` in
 the directory it runs in, and records its outputs file in ``.local-stack/outputs``, so a
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cdk import contract
-from harness.cliargs import PORT, existing_dir, int_at_least, new_file
+from harness.cliargs import PORT, existing_dir, fail, int_at_least, new_file
 from harness.waiting import wait_until
 
 STATE_DIR = Path(".local-stack")
@@ -140,6 +142,14 @@ def _claim(outputs_file: Path, state_dir: Path = STATE_DIR) -> Iterator[None]:
 
 def up(args: argparse.Namespace) -> int:
     """Run the local stack in the foreground (or detached with ``--detach``)."""
+    if args.assembly is not None and (args.watch or args.no_cache):
+        option = "--watch" if args.watch else "--no-cache"
+        why = (
+            "watches the tree the assembly is synthesized from"
+            if args.watch
+            else "is about synthesizing, which --assembly skips"
+        )
+        return fail("harness local up", f"{option} {why}: drop --assembly or {option}")
     outputs_file: Path = args.outputs.resolve()
     reason = refusal(outputs_file)
     if reason:
@@ -167,10 +177,15 @@ def up(args: argparse.Namespace) -> int:
                     throttling=not args.no_throttling,
                     port=args.port,
                     on_progress=progress_printer(args.verbose),
+                    use_cache=not args.no_cache,
                 ) as stack:
                     _describe(stack.outputs, outputs_file, stack.timings)
-                    _print("local stack is up; Ctrl-C or SIGTERM stops it")
-                    stop.wait()
+                    with _watching(stack, args.watch):
+                        _print("local stack is up; Ctrl-C or SIGTERM stops it")
+                        # Timed: a signal the kernel hands to another thread only wakes a
+                        # main thread that returns to the interpreter now and then.
+                        while not stop.wait(0.5):
+                            pass
                     _print("stopping the local stack ...")
             except Exception as exc:
                 print(f"error: the local stack failed: {exc}", file=sys.stderr)
@@ -182,6 +197,22 @@ def up(args: argparse.Namespace) -> int:
         return EXIT_ALREADY_RUNNING
     _print("local stack stopped")
     return 0
+
+
+@contextlib.contextmanager
+def _watching(stack: Any, watch: bool) -> Iterator[None]:
+    """With ``--watch``, reload the stack on every edit of the tree while the body runs."""
+    if not watch:
+        yield
+        return
+    from harness.watch import POLL_INTERVAL_S, Reloader
+
+    with Reloader(stack, on_line=_print):
+        _print(
+            f"watching {stack.project_root}/handlers and cdk for changes "
+            f"(every {POLL_INTERVAL_S:g}s); each reload prints one line"
+        )
+        yield
 
 
 def _describe(
@@ -232,6 +263,8 @@ def start_detached(
     assembly: Path | None = None,
     fifo_quota: float | None = None,
     verbose: bool = False,
+    watch: bool = False,
+    use_cache: bool = True,
 ) -> dict[str, Any]:
     """Start ``harness local up`` in the background from this directory; return its
     outputs once written. Raises ``RuntimeError`` (with the log's tail) if it fails."""
@@ -249,6 +282,10 @@ def start_detached(
         command += ["--fifo-quota", f"{fifo_quota:g}"]
     if verbose:
         command.append("--verbose")
+    if watch:
+        command.append("--watch")
+    if not use_cache:
+        command.append("--no-cache")
     outputs_file.unlink(missing_ok=True)
     with log_file.open("wb") as log:
         process = subprocess.Popen(
@@ -291,6 +328,8 @@ def _up_detached(args: argparse.Namespace, outputs_file: Path) -> int:
             assembly=args.assembly,
             fifo_quota=args.fifo_quota,
             verbose=args.verbose,
+            watch=args.watch,
+            use_cache=not args.no_cache,
         )
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -462,6 +501,18 @@ def add_commands(local_subparsers: Any) -> None:
         default=None,
         help="deploy this cloud assembly (a cdk.out directory) instead of synthesizing "
         "(default: synthesize the ephemeral profile)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="synthesize even when the cached cloud assembly of an unchanged tree could be "
+        "reused (default: reuse it)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="bring edits of handlers/ (code swapped) and cdk/ (synthesized again, "
+        "redeployed or a restart asked for) into the running stack",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="print every resource as it is created and deleted"

@@ -51,6 +51,8 @@ BAD_INPUT = [
     (("local", "up", "--port", "70000"), "--port: must be from 0 to 65535"),
     (("local", "up", "--assembly", "no-such-cdk.out"), "no such directory: no-such-cdk.out"),
     (("local", "up", "--fifo-quota", "-1"), "--fifo-quota: must be >= 1"),
+    (("local", "up", "--watch", "--assembly", "."), "--watch watches the tree the assembly is"),
+    (("local", "up", "--no-cache", "--assembly", "."), "--no-cache is about synthesizing"),
     (("local", "services", "--port", "-1"), "--port: must be from 0 to 65535"),
     (("stack", "deploy", "--ephemeral", "--ttl-hours", "-1"), "--ttl-hours: must be > 0"),
     (("stack", "destroy", "x", "--timeout", "0"), "--timeout: must be > 0"),
