@@ -24,7 +24,8 @@ Fidelity choices (each like AWS unless said otherwise):
   (``Function.ResponseSizeTooLarge``); log events cut at CloudWatch's 256 KB.
 - Logs: worker output and START/END/REPORT lines go to the function's log group, one stream
   per execution environment; metrics (AWS/Lambda Invocations, Errors, Duration, Throttles,
-  ConcurrentExecutions) go to CloudWatch. Both from background threads, batched.
+  ConcurrentExecutions) go to CloudWatch, stamped with the second of the invocation (or
+  throttle) as Lambda stamps them. Both from background threads, batched.
 
 Third-party packages come from the local virtualenv, the function's own code from its asset
 directory. An asset bundled for Lambda (Python 3.12, Linux) may carry binary wheels (e.g.
@@ -391,6 +392,7 @@ class LambdaService(ClosesOnExit):
                     else "ConcurrentInvocationLimitExceeded"
                 },
             )
+        invoked_at = time.time()  # the metrics' timestamp, as Lambda stamps them
         try:
             result = self._invoke_admitted(fn, payload, client_context, cognito_identity)
         finally:
@@ -402,6 +404,7 @@ class LambdaService(ClosesOnExit):
                 result.duration_ms,
                 error=result.function_error is not None,
                 concurrency=concurrency,
+                invoked_at=invoked_at,
             )
         return result
 
