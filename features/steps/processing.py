@@ -70,16 +70,12 @@ def submit_around_fault(api: TaskApi, target: Target, tasks: ScenarioTasks, faul
         submit_with_fault(api, target, tasks, label, FAULTS[fault] if label == fault else None)
 
 
-@then(parsers.parse("task {label} completed on attempt {attempt:d}"))
 @then(parsers.parse("it completed on attempt {attempt:d}"))
-def completed_on_attempt(
-    tasks: ScenarioTasks, store: TaskStore, attempt: int, label: str = ""
-) -> None:
-    task_id = tasks.by_label(label).task_id if label else tasks.accepted_ids()[-1]
-    item = stored(store, task_id or "")
+def completed_on_attempt(tasks: ScenarioTasks, store: TaskStore, attempt: int) -> None:
+    item = stored(store, tasks.accepted_ids()[-1])
     assert item["status"] == "COMPLETED", item
     assert int(item["attempts"]) == attempt, (
-        f"task {label or task_id} completed on attempt {item['attempts']}, expected {attempt}"
+        f"the task completed on attempt {item['attempts']}, expected {attempt}"
     )
 
 
@@ -152,32 +148,32 @@ def put_malformed(target: Target) -> str:
     return marker
 
 
-@then("that message is in the dead-letter queue with the reason it was rejected")
-def malformed_in_dlq(dead_letters: DeadLetters, malformed_id: str, budget: Any) -> None:
-    entry = wait_until(
-        lambda: _copies(dead_letters, malformed_id),
-        timeout=budget.redelivery_budget_s(1),
-        interval=0.5,
-        description="the malformed message to reach the dead-letter queue",
-    )[0]
-    reason = entry.attributes.get("PoisonReason")
-    assert reason == "malformed_json", f"the dead-lettered message carries no reason: {entry}"
-
-
 @then("the task queue no longer holds it before a visibility timeout has passed")
 def malformed_deleted(target: Target, budget: Any) -> None:
-    # Deleted with its batch, not left to come back: a retried message would be in flight
-    # or visible again for at least one visibility timeout (then moved by the redrive).
+    # Taken and deleted with its batch, not left to come back: a retried message would be
+    # in flight or visible again for at least one visibility timeout.
     TaskQueue(target).wait_until_empty(timeout=float(budget.visibility_timeout_s))
 
 
-@then("the dead-letter queue holds exactly one copy of it, forwarded on its first receive")
-def one_copy(dead_letters: DeadLetters, malformed_id: str) -> None:
+@then(
+    "the dead-letter queue holds exactly one copy of it, with the reason it was rejected",
+    target_fixture="malformed_copy",
+)
+def one_copy(dead_letters: DeadLetters, malformed_id: str) -> DeadLetter:
+    # The processor forwards before its batch is deleted: with the task queue empty, every
+    # copy there will ever be is in the dead-letter queue already.
     copies = _copies(dead_letters, malformed_id)
     assert len(copies) == 1, f"the dead-letter queue holds {len(copies)} copies: {copies}"
+    reason = copies[0].attributes.get("PoisonReason")
+    assert reason == "malformed_json", f"the dead-lettered message has reason {reason!r}"
+    return copies[0]
+
+
+@then("that copy was forwarded on the message's first receive")
+def forwarded_first(malformed_copy: DeadLetter) -> None:
     # The processor records how often the task queue had delivered it: once.
-    count = copies[0].attributes.get("SourceReceiveCount")
-    assert count == "1", f"the malformed message was received {count} times: {copies[0]}"
+    count = malformed_copy.attributes.get("SourceReceiveCount")
+    assert count == "1", f"the malformed message was received {count} times: {malformed_copy}"
 
 
 def _copies(dead_letters: DeadLetters, marker: str) -> list[DeadLetter]:
@@ -210,6 +206,7 @@ def clear_and_redrive(
         UpdateExpression="REMOVE fault",
     )
     dead_letters.send_back(task_id)
+    tasks.by_label("poison").redriven = True
 
 
 # --- evidence from the recorded history ---------------------------------------------
