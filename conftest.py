@@ -23,6 +23,8 @@ pytest_plugins = [
     "features.steps.processing",
     "features.steps.observability",
     "features.steps.configuration",
+    "features.steps.lifecycle",
+    "features.steps.monitoring",
 ]
 
 

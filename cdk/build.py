@@ -118,6 +118,7 @@ def build_app(
         stack_name=names["Monitoring"],
         description=f"Task API dashboard and alarms {suffix}",
         config=config,
+        api_name=api.api_name,
         api_function=api.api_function,
         processor_function=queue.processor_function,
         task_queue=queue.task_queue,

@@ -43,6 +43,7 @@ TIMING_OVERRIDES: Final[Mapping[str, str]] = {
     "dlq_alarm_period": "dlq_alarm_period_s",
     "throttle_rate": "throttling_rate_limit",
     "throttle_burst": "throttling_burst_limit",
+    "pending_window": "pending_window_s",
 }
 
 
@@ -71,8 +72,12 @@ class StackConfig:
     processor_reserved_concurrency: int
     batch_size: int
     # API Lambda (the spec fixes none of these; sized for a validate-and-enqueue handler).
+    # The timeout covers the SDK's whole worst case on the longest request path (see
+    # handlers/adapters/aws.py); a stored task not confirmed queued within
+    # pending_window_s is cancelled by the deadline rule (docs/decisions/task-lifecycle.md).
     api_timeout_s: int
     api_memory_mb: int
+    pending_window_s: int
     # REST API stage.
     stage_name: str
     throttling_rate_limit: float
@@ -130,8 +135,9 @@ PRODUCTION: Final = StackConfig(
     processor_memory_mb=512,
     processor_reserved_concurrency=10,
     batch_size=10,
-    api_timeout_s=10,
+    api_timeout_s=12,
     api_memory_mb=256,
+    pending_window_s=30,
     stage_name="prod",
     throttling_rate_limit=100.0,
     throttling_burst_limit=200,
@@ -155,6 +161,8 @@ EPHEMERAL_DEFAULTS: Final = replace(
     stack_prefix="ephemeral",
     visibility_timeout_s=4,
     processor_timeout_s=3,
+    # Short, so a scenario sees an abandoned submission cancelled by its deadline soon.
+    pending_window_s=20,
     log_retention_days=1,
     point_in_time_recovery=False,
     destroy_on_delete=True,
@@ -172,6 +180,7 @@ _INT_FIELDS: Final = frozenset(
         "alarm_period_s",
         "dlq_alarm_period_s",
         "throttling_burst_limit",
+        "pending_window_s",
     }
 )
 
@@ -272,6 +281,22 @@ def _expires_at(expires_at: Any, ttl_hours: Any, now: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The API confirms a task only while its deadline is this far away (a copy of
+# handlers.domain.submission.CONFIRM_MARGIN_S, kept equal by a unit test), so a window must
+# outlast one whole API invocation by it.
+CONFIRM_MARGIN_S: Final = 3
+
+
+def check_pending_window(config: StackConfig) -> None:
+    """An API invocation that stores a task must be able to confirm it before its deadline."""
+    if config.pending_window_s < config.api_timeout_s + CONFIRM_MARGIN_S:
+        raise ConfigError(
+            f"pending_window_s={config.pending_window_s} must be >= api_timeout_s "
+            f"({config.api_timeout_s}) + {CONFIRM_MARGIN_S}: a task could be cancelled by its "
+            "deadline while the API is still confirming it"
+        )
+
+
 def _check_limits(config: StackConfig) -> None:
     if config.visibility_timeout_s < config.processor_timeout_s:
         raise ConfigError(
@@ -290,6 +315,7 @@ def _check_limits(config: StackConfig) -> None:
     for name, (value, low, high) in limits.items():
         if not low <= value <= high:
             raise ConfigError(f"-c {name}={value} is outside {low}..{high}")
+    check_pending_window(config)
     if config.max_receive_count < config.redrive_floor():
         raise ConfigError(
             f"-c max_receive_count={config.max_receive_count} is below "

@@ -14,7 +14,13 @@ from constructs import Construct
 
 from cdk import contract
 from cdk.components.function import TaskFunction
-from cdk.components.monitoring import TaskAlarms, TaskDashboard
+from cdk.components.monitoring import (
+    API_SERVICE,
+    METRICS_NAMESPACE,
+    PROCESSOR_SERVICE,
+    TaskAlarms,
+    TaskDashboard,
+)
 from cdk.components.queues import TaskQueues
 from cdk.components.rest_api import TaskRestApi
 from cdk.components.tables import TaskTables
@@ -22,7 +28,6 @@ from cdk.config import StackConfig
 
 API_HANDLER = "handlers.api.handler"
 PROCESSOR_HANDLER = "handlers.processor.handler"
-METRICS_NAMESPACE = "TaskApi"
 
 
 def powertools_environment(config: StackConfig, service: str) -> dict[str, str]:
@@ -78,7 +83,7 @@ class QueueStack(Stack):
                 "TASKS_TABLE_NAME": tables.tasks.table_name,
                 "DEAD_LETTER_QUEUE_URL": queues.dead_letter_queue.queue_url,
                 "ATTEMPT_BUDGET": str(config.attempt_budget),
-                **powertools_environment(config, "task-processor"),
+                **powertools_environment(config, PROCESSOR_SERVICE),
             },
         )
         processor.allow(
@@ -164,7 +169,8 @@ class ApiStack(Stack):
                 "TASKS_TABLE_NAME": tasks_table.table_name,
                 "IDEMPOTENCY_TABLE_NAME": idempotency_table.table_name,
                 "TASK_QUEUE_URL": task_queue.queue_url,
-                **powertools_environment(config, "task-api"),
+                "PENDING_WINDOW_SECONDS": str(config.pending_window_s),
+                **powertools_environment(config, API_SERVICE),
             },
         )
         api_function.allow(
@@ -175,7 +181,8 @@ class ApiStack(Stack):
             ),
             iam.PolicyStatement(
                 sid="TasksTable",
-                actions=["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+                # Store PENDING, confirm or cancel (UpdateItem), look up.
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                 resources=[tasks_table.table_arn],
             ),
             iam.PolicyStatement(
@@ -191,6 +198,7 @@ class ApiStack(Stack):
         )
         self.api_function: lambda_.IFunction = api_function.function
         rest_api = TaskRestApi(self, "Api", config=config, handler=api_function.function)
+        self.api_name: str = rest_api.api.rest_api_name
 
         _output(self, contract.API_URL, rest_api.url, "Invoke URL of the API stage")
         _output(self, contract.API_ID, rest_api.api.rest_api_id, "REST API id")
@@ -211,6 +219,7 @@ class MonitoringStack(Stack):
         construct_id: str,
         *,
         config: StackConfig,
+        api_name: str,
         api_function: lambda_.IFunction,
         processor_function: lambda_.IFunction,
         task_queue: sqs.IQueue,
@@ -222,7 +231,7 @@ class MonitoringStack(Stack):
             self,
             "Alarms",
             config=config,
-            api_function=api_function,
+            api_name=api_name,
             processor_function=processor_function,
             dead_letter_queue=dead_letter_queue,
         )
@@ -230,6 +239,7 @@ class MonitoringStack(Stack):
             self,
             "Dashboard",
             config=config,
+            api_name=api_name,
             api_function=api_function,
             processor_function=processor_function,
             task_queue=task_queue,

@@ -3,9 +3,12 @@
 Routes:
 
 - ``POST /tasks``: validate and sanitize a task (:mod:`handlers.domain.tasks`), store it
-  QUEUED, queue it; 200 ``{task_id, message, status: "QUEUED"}``. Optional
-  ``Idempotency-Key`` header: the same key and body within 24 h answer with the first
-  response and queue nothing new; the same key with another body is 422.
+  PENDING, queue it, confirm it QUEUED; 200 ``{task_id, message, status: "QUEUED"}`` once
+  it is known to be queued, 503 once it is known that nothing of it will be processed, 500
+  ``outcome_unknown`` when neither can be known (:mod:`handlers.domain.submission`).
+  Optional ``Idempotency-Key`` header: the same key and body within 24 h answer with the
+  first response and queue nothing new; the same key with another body is 422; a retry
+  after a 5xx resumes the same task.
 - ``GET /tasks/{task_id}``: the stored task; 400 for a malformed id, 404 if unknown.
 
 Errors are JSON ``{error, message, details?}`` (:mod:`handlers.domain.errors`). Requests
@@ -17,13 +20,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Final, TypeVar, cast
+from typing import Annotated, Any, Final, NoReturn, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
@@ -48,7 +53,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import WithJsonSchema
 
-from handlers.adapters.aws import dynamodb_client, sqs_client
+from handlers.adapters.aws import API_CLIENT_CONFIG, dynamodb_client, sqs_client
 from handlers.adapters.dynamodb import DynamoTaskTable
 from handlers.adapters.sqs import SqsTaskQueue
 from handlers.domain.constants import (
@@ -71,7 +76,17 @@ from handlers.domain.errors import (
     RequestInProgressError,
     ValidationFailedError,
 )
-from handlers.domain.submission import check_transport, get_task, read_fault_directive, submit_task
+from handlers.domain.submission import (
+    FaultyQueue,
+    FaultyRepository,
+    TaskQueue,
+    TaskRepository,
+    check_transport,
+    get_task,
+    read_fault_plan,
+    submit_task,
+    task_id_for_key,
+)
 from handlers.domain.tasks import (
     CreateTaskRequest,
     CreateTaskResponse,
@@ -134,8 +149,17 @@ _POST_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
     413: _error(f"The body is larger than {MAX_BODY_BYTES} bytes (16 KiB)."),
     415: _error("The Content-Type is not application/json."),
     422: _error("The Idempotency-Key was already used with a different request body."),
-    500: _error("Unexpected error; the body carries the request id, never internals."),
-    503: _error("The task could not be queued and was not kept; retry later.", _RETRY_AFTER),
+    500: _error(
+        "Unexpected error (the body carries the request id, never internals), or "
+        "`outcome_unknown`: the task (`task_id`) could be neither confirmed queued nor "
+        "cancelled; it becomes QUEUED or CANCELLED, and a retry with the same "
+        "Idempotency-Key resumes it.",
+        _RETRY_AFTER,
+    ),
+    503: _error(
+        "The task was not accepted and nothing of it will ever be processed; retry later.",
+        _RETRY_AFTER,
+    ),
 }
 _GET_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
     200: {"description": "The task, its status, attempts and timestamps."},
@@ -172,7 +196,7 @@ class _Services:
 @cache
 def _services() -> _Services:
     settings = ApiSettings.from_env()
-    dynamodb = dynamodb_client()
+    dynamodb = dynamodb_client(API_CLIENT_CONFIG)
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table_name, boto3_client=dynamodb
     )
@@ -191,7 +215,7 @@ def _services() -> _Services:
     return _Services(
         settings=settings,
         table=DynamoTaskTable(dynamodb, settings.tasks_table_name),
-        queue=SqsTaskQueue(sqs_client(), settings.task_queue_url),
+        queue=SqsTaskQueue(sqs_client(API_CLIENT_CONFIG), settings.task_queue_url),
         once=cast("Callable[..., dict[str, Any]]", guarded),
     )
 
@@ -199,6 +223,20 @@ def _services() -> _Services:
 def reset_dependencies() -> None:
     """Forget the clients and settings (tests change the environment between cases)."""
     _services.cache_clear()
+
+
+_END_EXIT_CODE = 70
+# Indirection the unit tests replace: a real exit would end pytest.
+_exit = os._exit
+
+
+class _EndFunction:
+    """Ends the function now, as a crash or a timeout would (test-only API faults)."""
+
+    def end(self) -> NoReturn:
+        logger.warning("fault injection: ending the function")
+        _exit(_END_EXIT_CODE)
+        raise SystemExit(_END_EXIT_CODE)  # only reached when _exit is replaced
 
 
 # --- request-level checks ----------------------------------------------------------------
@@ -249,9 +287,11 @@ def _body_guard(router: APIGatewayRestResolver, next_middleware: NextMiddleware)
     enable_validation=True,
     summary="Submit a task",
     description=(
-        f"Validates and sanitizes the task, stores it as QUEUED and sends it to the FIFO "
-        f"queue (one message group, so tasks are processed in submission order). The body "
-        f"must be `application/json` and at most {MAX_BODY_BYTES} bytes."
+        f"Validates and sanitizes the task, stores it as PENDING, sends it to the FIFO "
+        f"queue (one message group, so tasks are processed in submission order) and "
+        f"confirms it QUEUED: a 200 means it will end COMPLETED or FAILED, a 503 that "
+        f"nothing of it will be processed. The body must be `application/json` and at "
+        f"most {MAX_BODY_BYTES} bytes."
     ),
     operation_id="createTask",
     tags=["tasks"],
@@ -286,38 +326,48 @@ def create_task(
 ) -> CreateTaskResponse:
     """Accept a task (see the module docstring)."""
     services = _services()
-    fault = read_fault_directive(
+    plan = read_fault_plan(
         app.current_event.headers.get(FAULT_INJECTION_HEADER),
         enabled_flag=services.settings.fault_injection_flag,
         header_name=FAULT_INJECTION_HEADER,
     )
+    fault = None if plan is None or plan.processor is None else str(plan.processor)
+    repository: TaskRepository = services.table
+    queue: TaskQueue = services.queue
+    if plan is not None and plan.api:
+        repository = FaultyRepository(repository, plan.api, _EndFunction())
+        queue = FaultyQueue(queue, plan.api, _EndFunction())
+    # The parsed body, not the sanitized task: "same body" means what the client sent. The
+    # processor directive is part of the task; the API's own faults are not (a retry
+    # without them is the same submission).
+    request = {"body": app.current_event.json_body, "fault": fault}
 
     def run() -> dict[str, Any]:
+        task_id = (
+            str(uuid.uuid4())
+            if idempotency_key is None
+            else task_id_for_key(idempotency_key, request)
+        )
+        logger.set_correlation_id(task_id)
         accepted = submit_task(
             task,
             fault,
-            repository=services.table,
-            queue=services.queue,
-            now=datetime.now(UTC),
+            task_id=task_id,
+            repository=repository,
+            queue=queue,
+            clock=lambda: datetime.now(UTC),
+            pending_window_s=services.settings.pending_window_s,
         )
-        logger.set_correlation_id(accepted.task_id)
         logger.info(
             "task accepted",
-            extra={"task_id": accepted.task_id, **({"fault": str(fault)} if fault else {})},
+            extra={"task_id": accepted.task_id, **({"fault": str(plan)} if plan else {})},
         )
         metrics.add_metric(name="TasksAccepted", unit=MetricUnit.Count, value=1)
         return accepted.model_dump(mode="json")
 
     if idempotency_key is None:
         return CreateTaskResponse.model_validate(run())
-    submission = {
-        "key": idempotency_key,
-        # The parsed body, not the sanitized task: "same body" means what the client sent.
-        "request": {
-            "body": app.current_event.json_body,
-            "fault": None if fault is None else str(fault),
-        },
-    }
+    submission = {"key": idempotency_key, "request": request}
     return CreateTaskResponse.model_validate(services.once(submission=submission, run=run))
 
 
@@ -325,8 +375,8 @@ def create_task(
     "/tasks/<task_id>",
     enable_validation=True,
     summary="Look a task up",
-    description="The task with its status (QUEUED, PROCESSING, COMPLETED, FAILED), "
-    "attempts and timestamps.",
+    description="The task with its status (PENDING, QUEUED, PROCESSING, COMPLETED, FAILED, "
+    "CANCELLED), attempts, timestamps and, for a FAILED task, a short failure code.",
     operation_id="getTask",
     tags=["tasks"],
     responses=_GET_RESPONSES,
@@ -342,7 +392,7 @@ def read_task(
 ) -> TaskView:
     """Return one task (see the module docstring)."""
     logger.set_correlation_id(task_id)
-    found = get_task(task_id, repository=_services().table)
+    found = get_task(task_id, repository=_services().table, now=datetime.now(UTC))
     metrics.add_metric(name="TaskLookups", unit=MetricUnit.Count, value=1)
     return found
 
@@ -364,7 +414,11 @@ def error_response(error: ApiError) -> Response[str]:
     if error.details is not None:
         details = [FieldErrorDetail(field=d.field, message=d.message) for d in error.details]
     body = ErrorResponse(
-        error=error.code, message=error.message, details=details, request_id=error.request_id
+        error=error.code,
+        message=error.message,
+        details=details,
+        request_id=error.request_id,
+        task_id=error.task_id,
     )
     metrics.add_metric(
         name="ServerErrors" if error.status >= 500 else "ClientErrors",

@@ -14,7 +14,8 @@ report itself: crashes, timeouts, initialization errors.
 Metrics (EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE``, dimension ``service``):
 ``TasksProcessed``, ``DuplicateDeliveries``, ``ProcessingFailures`` (records that failed
 in this code: retried ones and last attempts), ``TasksFailed`` (dead-lettered tasks),
-``PoisonMessages`` and ``UnknownTaskMessages``.
+``PoisonMessages``, ``UnknownTaskMessages`` and ``DroppedMessages`` (a CANCELLED task's
+message).
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ _METRICS: dict[Outcome, tuple[str, ...]] = {
     # The last attempt had ended without a result: already counted (Lambda Errors).
     Outcome.EXHAUSTED: ("TasksFailed",),
     Outcome.UNKNOWN_TASK: ("UnknownTaskMessages",),
+    Outcome.DROPPED: ("DroppedMessages",),
 }
 
 

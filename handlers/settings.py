@@ -20,6 +20,17 @@ def _required(environ: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _positive_int(environ: Mapping[str, str], name: str) -> int:
+    raw = _required(environ, name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name} must be >= 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Environment of the API function."""
@@ -27,17 +38,20 @@ class ApiSettings:
     tasks_table_name: str
     idempotency_table_name: str
     task_queue_url: str
+    pending_window_s: int
     fault_injection_flag: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        """Read ``TASKS_TABLE_NAME``, ``IDEMPOTENCY_TABLE_NAME``, ``TASK_QUEUE_URL`` and
-        ``FAULT_INJECTION_ENABLED`` (optional)."""
+        """Read ``TASKS_TABLE_NAME``, ``IDEMPOTENCY_TABLE_NAME``, ``TASK_QUEUE_URL``,
+        ``PENDING_WINDOW_SECONDS`` (how long a stored task may wait to be confirmed queued
+        before the deadline rule cancels it) and ``FAULT_INJECTION_ENABLED`` (optional)."""
         env = os.environ if environ is None else environ
         return cls(
             tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
             idempotency_table_name=_required(env, "IDEMPOTENCY_TABLE_NAME"),
             task_queue_url=_required(env, "TASK_QUEUE_URL"),
+            pending_window_s=_positive_int(env, "PENDING_WINDOW_SECONDS"),
             fault_injection_flag=env.get(FAULT_INJECTION_ENV),
         )
 
@@ -57,16 +71,9 @@ class ProcessorSettings:
         attempts a task gets before it is dead-lettered) and ``FAULT_INJECTION_ENABLED``
         (optional)."""
         env = os.environ if environ is None else environ
-        raw_budget = _required(env, "ATTEMPT_BUDGET")
-        try:
-            attempt_budget = int(raw_budget)
-        except ValueError:
-            raise SettingsError(f"ATTEMPT_BUDGET must be an integer, got {raw_budget!r}") from None
-        if attempt_budget < 1:
-            raise SettingsError(f"ATTEMPT_BUDGET must be >= 1, got {attempt_budget}")
         return cls(
             tasks_table_name=_required(env, "TASKS_TABLE_NAME"),
             dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL"),
-            attempt_budget=attempt_budget,
+            attempt_budget=_positive_int(env, "ATTEMPT_BUDGET"),
             fault_injection_flag=env.get(FAULT_INJECTION_ENV),
         )

@@ -559,6 +559,67 @@ class Alarms:
                 f"{timeout:.0f}s; it is {last.get('StateValue')} ({last.get('StateReason')})"
             ) from None
 
+    def window_value(self, output_key: str, *, start: datetime, end: datetime) -> float | None:
+        """What the alarm's metric (or metric-math expression) amounts to over
+        ``start``..``end``, with the alarm's own statistics; None when there is no data.
+
+        Over exactly the alarm's window this is the value the alarm compares with its
+        threshold; over a longer span, a bound of every window inside it.
+        """
+        described = self.describe(output_key)
+        queries = described.get("Metrics") or [
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": described["Namespace"],
+                        "MetricName": described["MetricName"],
+                        "Dimensions": described.get("Dimensions", []),
+                    },
+                    "Stat": described["Statistic"],
+                },
+                "ReturnData": True,
+            }
+        ]
+        values: dict[str, list[float | None]] = {}
+        for query in queries:
+            if "MetricStat" not in query:
+                continue
+            stat = query["MetricStat"]
+            statistic = str(stat["Stat"])
+            datapoints = self._cloudwatch.get_metric_statistics(
+                Namespace=stat["Metric"]["Namespace"],
+                MetricName=stat["Metric"]["MetricName"],
+                Dimensions=stat["Metric"].get("Dimensions", []),
+                StartTime=start,
+                EndTime=end,
+                Period=60,
+                Statistics=[statistic],
+            )["Datapoints"]
+            found = [float(point[statistic]) for point in datapoints]
+            combine = max if statistic == "Maximum" else sum
+            values[str(query["Id"])] = [combine(found) if found else None]
+        (returned,) = [q for q in queries if q.get("ReturnData", True)]
+        if "Expression" not in returned:
+            return values[str(returned["Id"])][0]
+        from harness.local.metric_math import evaluate
+
+        return evaluate(str(returned["Expression"]), values, 1)[0]
+
+    def stays_in_state(self, output_key: str, state: str, *, seconds: float) -> None:
+        """Watch the alarm for ``seconds`` (several evaluations): it must stay in ``state``
+        throughout. What "it does not go off" means for something evaluated periodically."""
+        deadline = time.monotonic() + seconds
+        while True:
+            described = self.describe(output_key)
+            assert described["StateValue"] == state, (
+                f"alarm {described['AlarmName']} left {state}: it is "
+                f"{described['StateValue']} ({described.get('StateReason')})"
+            )
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.5)  # pacing between looks at the alarm, not a wait for work
+
 
 class FunctionMetrics:
     """AWS/Lambda metrics of one function, as CloudWatch has them."""

@@ -1,4 +1,16 @@
-"""CloudWatch alarms and the dashboard over the API, the processor and the queues."""
+"""CloudWatch alarms and the dashboard over the API, the processor and the queues.
+
+The alarms see the failures they exist for (``docs/decisions/alarm-metrics.md``):
+
+- API errors: every request the API answered with a 5xx, from API Gateway's ``5XXError``
+  of the stage. It counts the function's own 500/503 answers, its crashes and timeouts
+  (API Gateway answers 502/504 for those) and the gateway's own 5xx, each once.
+- Processor errors: ``Errors`` of the processor (invocations that crashed, timed out or
+  failed to start) plus ``ProcessingFailures`` (records that failed in its code: retried
+  attempts and last attempts), by metric math. The processor never raises for failed
+  records (it reports them), so no failure is counted twice.
+- DLQ: messages visible in the dead-letter queue.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +22,44 @@ from constructs import Construct
 
 from cdk.config import StackConfig
 
+# Where the processor's own metrics go (powertools: POWERTOOLS_METRICS_NAMESPACE and the
+# service dimension from POWERTOOLS_SERVICE_NAME, both set by cdk/stacks.py).
+METRICS_NAMESPACE = "TaskApi"
+PROCESSOR_SERVICE = "task-processor"
+API_SERVICE = "task-api"
+
+
+def api_server_errors(config: StackConfig, api_name: str, period: Duration) -> cloudwatch.Metric:
+    """Requests the API's stage answered with a 5xx (API Gateway counts 0 or 1 per request)."""
+    return cloudwatch.Metric(
+        namespace="AWS/ApiGateway",
+        metric_name="5XXError",
+        dimensions_map={"ApiName": api_name, "Stage": config.stage_name},
+        statistic="Sum",
+        period=period,
+    )
+
+
+def processor_failures(
+    processor_function: lambda_.IFunction, period: Duration
+) -> cloudwatch.MathExpression:
+    """Failed invocations plus failed records of the processor, each failure once."""
+    return cloudwatch.MathExpression(
+        expression="FILL(errors, 0) + FILL(failures, 0)",
+        using_metrics={
+            "errors": processor_function.metric_errors(period=period, statistic="Sum"),
+            "failures": cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="ProcessingFailures",
+                dimensions_map={"service": PROCESSOR_SERVICE},
+                statistic="Sum",
+                period=period,
+            ),
+        },
+        period=period,
+        label="Processor errors and failed records",
+    )
+
 
 class TaskAlarms(Construct):
     """The spec's three alarms; missing data (no traffic) never counts as breaching."""
@@ -20,7 +70,7 @@ class TaskAlarms(Construct):
         construct_id: str,
         *,
         config: StackConfig,
-        api_function: lambda_.IFunction,
+        api_name: str,
         processor_function: lambda_.IFunction,
         dead_letter_queue: sqs.IQueue,
     ) -> None:
@@ -30,18 +80,18 @@ class TaskAlarms(Construct):
         self.api_errors = self._alarm(
             "ApiErrors",
             name=f"{prefix}-api-errors",
-            description=f"API Lambda errors > {config.api_errors_threshold} "
+            description=f"API errors (requests answered 5xx) > {config.api_errors_threshold} "
             f"in {config.alarm_period_s} s",
-            metric=api_function.metric_errors(period=period, statistic="Sum"),
+            metric=api_server_errors(config, api_name, period),
             threshold=config.api_errors_threshold,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
         self.processor_errors = self._alarm(
             "ProcessorErrors",
             name=f"{prefix}-processor-errors",
-            description=f"Processor Lambda errors > {config.processor_errors_threshold} "
-            f"in {config.alarm_period_s} s",
-            metric=processor_function.metric_errors(period=period, statistic="Sum"),
+            description=f"Processor errors (failed invocations + failed records) > "
+            f"{config.processor_errors_threshold} in {config.alarm_period_s} s",
+            metric=processor_failures(processor_function, period),
             threshold=config.processor_errors_threshold,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         )
@@ -67,7 +117,7 @@ class TaskAlarms(Construct):
         *,
         name: str,
         description: str,
-        metric: cloudwatch.Metric,
+        metric: cloudwatch.IMetric,
         threshold: float,
         comparison: cloudwatch.ComparisonOperator,
     ) -> cloudwatch.Alarm:
@@ -94,6 +144,7 @@ class TaskDashboard(Construct):
         construct_id: str,
         *,
         config: StackConfig,
+        api_name: str,
         api_function: lambda_.IFunction,
         processor_function: lambda_.IFunction,
         task_queue: sqs.IQueue,
@@ -114,13 +165,21 @@ class TaskDashboard(Construct):
         self.dashboard.add_widgets(
             *_function_widgets("API Lambda", api_function, minute),
             cloudwatch.GraphWidget(
-                title="API Lambda throttles",
-                left=[api_function.metric_throttles(period=minute, statistic="Sum")],
+                title="API 5xx answers and Lambda throttles",
+                left=[
+                    api_server_errors(config, api_name, minute).with_(label="API 5xx answers"),
+                    api_function.metric_throttles(period=minute, statistic="Sum"),
+                ],
                 width=6,
             ),
         )
         self.dashboard.add_widgets(
             *_function_widgets("Processor Lambda", processor_function, minute),
+            cloudwatch.GraphWidget(
+                title="Processor errors and failed records",
+                left=[processor_failures(processor_function, minute)],
+                width=6,
+            ),
             cloudwatch.GraphWidget(
                 title="Processor concurrent executions",
                 left=[

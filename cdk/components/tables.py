@@ -14,8 +14,10 @@ class TaskTables(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig) -> None:
         super().__init__(scope, construct_id)
+        # A task never confirmed queued (PENDING, CANCELLED) carries purge_at until it is;
+        # TTL removes it once no message can name it any more.
         self.tasks = self._table(
-            "TasksTable", f"{config.stack_prefix}-tasks", "task_id", config, ttl=None
+            "TasksTable", f"{config.stack_prefix}-tasks", "task_id", config, ttl="purge_at"
         )
         # Powertools idempotency records expire through DynamoDB TTL on "expiration".
         self.idempotency = self._table(

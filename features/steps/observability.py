@@ -1,33 +1,16 @@
-"""Steps of the deduplication and monitoring features."""
+"""Steps of the deduplication feature (the monitoring steps are in features/steps/monitoring.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from pytest_bdd import given, parsers, then, when
+from pytest_bdd import given, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
-from harness.drivers import Alarms, FunctionMetrics, QueueIdle, TaskApi, TaskStore
+from features.steps.common import ScenarioTasks, stored, valid_task
+from harness.drivers import QueueIdle, TaskApi, TaskStore
 from harness.target import Target
 from harness.waiting import wait_until
-
-ALARMS = {
-    "API errors": contract.API_ERRORS_ALARM_NAME,
-    "processor errors": contract.PROCESSOR_ERRORS_ALARM_NAME,
-    "dead-letter": contract.DLQ_ALARM_NAME,
-}
-COMPARISONS = {
-    "more than": "GreaterThanThreshold",
-    "greater than or equal to": "GreaterThanOrEqualToThreshold",
-}
-METRICS = {
-    "the API function's errors": ("AWS/Lambda", "Errors", "Sum"),
-    "the processor's errors": ("AWS/Lambda", "Errors", "Sum"),
-    "the dead-letter queue depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
-}
-
 
 # --- deduplication --------------------------------------------------------------------
 
@@ -116,66 +99,4 @@ def processed_once_after_barrier(tasks: ScenarioTasks, store: TaskStore) -> None
     item = stored(store, tasks.items[0].task_id or "")
     assert int(item.get("duplicate_deliveries", 0)) == 0, (
         f"the queue delivered the identical message again: {item}"
-    )
-
-
-# --- monitoring -----------------------------------------------------------------------
-
-
-@then(
-    parsers.parse(
-        "the {alarm} alarm goes off when {metric} is {comparison} {threshold:d} "
-        "within {minutes:d} minute(s)"
-    )
-)
-def alarm_threshold(
-    target: Target, alarm: str, metric: str, comparison: str, threshold: int, minutes: int
-) -> None:
-    described = Alarms(target).describe(ALARMS[alarm])
-    namespace, metric_name, statistic = METRICS[metric]
-    seen = {
-        key: described.get(key)
-        for key in (
-            "Namespace",
-            "MetricName",
-            "Statistic",
-            "ComparisonOperator",
-            "Threshold",
-            "Period",
-            "EvaluationPeriods",
-        )
-    }
-    assert described["Namespace"] == namespace, seen
-    assert described["MetricName"] == metric_name, seen
-    assert described["Statistic"] == statistic, seen
-    assert described["ComparisonOperator"] == COMPARISONS[comparison], seen
-    assert float(described["Threshold"]) == threshold, seen
-    window = int(described["Period"]) * int(described["EvaluationPeriods"])
-    assert window == minutes * 60, f"the alarm looks at {window}s, expected {minutes} min: {seen}"
-
-
-@when("the processor crashes while handling a task", target_fixture="crash_started")
-def processor_crashes(
-    api: TaskApi, target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any
-) -> datetime:
-    started = datetime.now(UTC)
-    submitted = tasks.add(
-        "crash", api.submit(valid_task("Crash"), headers=fault_headers(target, "crash"))
-    )
-    assert submitted.response.status == 200, submitted.response.describe()
-    store.wait_for_status(
-        submitted.task_id or "", {"COMPLETED"}, timeout=budget.redelivery_budget_s(2)
-    )
-    return started
-
-
-@then("the processor's error metric counts the crash")
-def error_metric(target: Target, crash_started: datetime) -> None:
-    metrics = FunctionMetrics(target, contract.PROCESSOR_FUNCTION_NAME)
-    # CloudWatch metrics arrive with a delay on AWS (about a minute).
-    wait_until(
-        lambda: metrics.sum("Errors", since=crash_started) >= 1,
-        timeout=180.0 if target.name == "aws" else 30.0,
-        interval=1.0,
-        description=f"an Errors datapoint for {metrics.function_name}",
     )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.domain.processing import (
     STARTABLE,
@@ -21,6 +21,7 @@ from handlers.domain.processing import (
     TaskState,
     last_error_code,
 )
+from handlers.domain.submission import StoreUnavailableError
 from handlers.domain.tasks import TaskStatus
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class DynamoTaskTable:
-    """Tasks in DynamoDB, for the API (create, undo, read) and the processor (transitions)."""
+    """Tasks in DynamoDB, for the API (store, confirm, cancel, read) and the processor
+    (attempts and their outcomes)."""
 
     def __init__(self, client: DynamoDBClient, table_name: str, *, attempt_budget: int = 1) -> None:
         self._client = client
@@ -58,27 +60,110 @@ class DynamoTaskTable:
 
     # --- API ---------------------------------------------------------------------------
 
-    def put_new(self, item: Mapping[str, Any]) -> None:
-        """Store a new task; fails if the id exists (UUID4 collisions do not happen)."""
-        self._client.put_item(
-            TableName=self._table,
-            Item=_to_attributes(item),
-            ConditionExpression="attribute_not_exists(task_id)",
-        )
-
-    def delete_if_queued(self, task_id: str) -> None:
-        """Remove the task only if still QUEUED: never undo work the processor did."""
+    def put_new(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Store a new task: None, or the task already stored under its id (a keyed
+        submission's id is derived from the key, so a retry finds its first try)."""
         try:
-            self._client.delete_item(
+            self._client.put_item(
                 TableName=self._table,
-                Key={"task_id": {"S": task_id}},
-                ConditionExpression="#status = :queued",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":queued": {"S": TaskStatus.QUEUED.value}},
+                Item=_to_attributes(item),
+                ConditionExpression="attribute_not_exists(task_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
+            if _is_condition_failure(exc):
+                return _old_item(exc)
+            raise StoreUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(type(exc).__name__) from exc
+        return None
+
+    def confirm(
+        self, task_id: str, *, acceptance: int, deadline_after: str, at: str
+    ) -> dict[str, Any] | None:
+        """PENDING -> QUEUED while the deadline is later than ``deadline_after``; the task
+        no longer needs its TTL."""
+        return self._settle(
+            task_id,
+            update="SET #status = :queued, updated_at = :at REMOVE purge_at",
+            condition=(
+                "#status = :pending AND acceptance = :acceptance AND pending_until > :after"
+            ),
+            values={
+                ":queued": TaskStatus.QUEUED.value,
+                ":pending": TaskStatus.PENDING.value,
+                ":acceptance": acceptance,
+                ":after": deadline_after,
+                ":at": at,
+            },
+        )
+
+    def cancel(self, task_id: str, *, acceptance: int, at: str) -> dict[str, Any] | None:
+        """PENDING -> CANCELLED (the processor will drop its message)."""
+        return self._settle(
+            task_id,
+            update="SET #status = :cancelled, updated_at = :at",
+            condition="#status = :pending AND acceptance = :acceptance",
+            values={
+                ":cancelled": TaskStatus.CANCELLED.value,
+                ":pending": TaskStatus.PENDING.value,
+                ":acceptance": acceptance,
+                ":at": at,
+            },
+        )
+
+    def reopen(
+        self,
+        task_id: str,
+        *,
+        status: str,
+        acceptance: int,
+        pending_until: str,
+        purge_at: int,
+        at: str,
+    ) -> bool:
+        """PENDING again with a new deadline and the next acceptance, if unchanged."""
+        refused = self._settle(
+            task_id,
+            update=(
+                "SET #status = :pending, pending_until = :until, acceptance = :next, "
+                "purge_at = :purge, updated_at = :at"
+            ),
+            condition="#status = :seen AND acceptance = :acceptance",
+            values={
+                ":pending": TaskStatus.PENDING.value,
+                ":seen": status,
+                ":until": pending_until,
+                ":acceptance": acceptance,
+                ":next": acceptance + 1,
+                ":purge": purge_at,
+                ":at": at,
+            },
+        )
+        return refused is None
+
+    def _settle(
+        self, task_id: str, *, update: str, condition: str, values: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """One conditional update: None, or the task as it is when the condition failed
+        (``{}`` if there is none). AWS errors become StoreUnavailableError."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_attributes(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return _old_item(exc) or {}
+            raise StoreUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(type(exc).__name__) from exc
+        return None
 
     def get(self, task_id: str) -> dict[str, Any] | None:
         """The stored task (strongly consistent read), or None."""
@@ -107,6 +192,7 @@ class DynamoTaskTable:
             ":message_id": delivery.message_id,
             ":at": attempt.at,
             ":entry": [attempt.entry(HistoryEvent.STARTED, number)],
+            ":pending": TaskStatus.PENDING.value,
             **_status_values(STARTABLE, "startable"),
         }
         assignments = [
@@ -120,7 +206,12 @@ class DynamoTaskTable:
         if delivery.sequence_number is not None:
             values[":sequence_number"] = delivery.sequence_number
             assignments.append("sequence_number = :sequence_number")
-        condition = f"attempts = :previous AND #status IN ({_placeholders(STARTABLE, 'startable')})"
+        # A PENDING task may start before its deadline (the API has sent it and may not
+        # have confirmed it yet); after it, the deadline rule says it is CANCELLED.
+        condition = (
+            f"attempts = :previous AND (#status IN ({_placeholders(STARTABLE, 'startable')}) "
+            "OR (#status = :pending AND pending_until > :at))"
+        )
         if limit is None:
             condition += " AND attribute_not_exists(attempt_limit)"
             values[":budget"] = self._attempt_budget
@@ -135,7 +226,8 @@ class DynamoTaskTable:
             response = self._client.update_item(
                 TableName=self._table,
                 Key={"task_id": {"S": task_id}},
-                UpdateExpression="SET " + ", ".join(assignments),
+                # Started, the task is real: no TTL may remove it any more.
+                UpdateExpression="SET " + ", ".join(assignments) + " REMOVE purge_at",
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_to_attributes(values),
@@ -202,7 +294,7 @@ class DynamoTaskTable:
             failure_code=code,
         )
 
-    def reopen(self, task_id: str, *, attempts: int, limit: int, attempt: Attempt) -> bool:
+    def redrive(self, task_id: str, *, attempts: int, limit: int, attempt: Attempt) -> bool:
         """A FAILED task sent back from the DLQ: QUEUED, ``attempt_limit`` = ``limit``."""
         try:
             self._client.update_item(
@@ -249,6 +341,28 @@ class DynamoTaskTable:
             if not _is_condition_failure(exc):
                 raise
 
+    def cancel_expired(self, task_id: str, *, pending_until: str, attempt: Attempt) -> None:
+        """CANCELLED, if still the PENDING task whose deadline passed (changes nothing else)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"task_id": {"S": task_id}},
+                UpdateExpression="SET #status = :cancelled, updated_at = :at",
+                ConditionExpression="#status = :pending AND pending_until = :until",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_attributes(
+                    {
+                        ":cancelled": TaskStatus.CANCELLED.value,
+                        ":pending": TaskStatus.PENDING.value,
+                        ":until": pending_until,
+                        ":at": attempt.at,
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+
     def _after_attempt(
         self,
         task_id: str,
@@ -286,14 +400,23 @@ def _status_values(statuses: Iterable[TaskStatus], prefix: str) -> dict[str, str
     return {f":{prefix}{index}": status.value for index, status in enumerate(sorted(statuses))}
 
 
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+
+
+def _old_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item a failed condition returned (``ReturnValuesOnConditionCheckFailure``)."""
+    raw: Mapping[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+    return _plain(raw) if raw else None
+
+
 def _refusal(exc: ClientError) -> TaskState:
     """The task's state from a failed condition's ``ALL_OLD``; other errors re-raised."""
     if not _is_condition_failure(exc):
         raise exc
-    raw: Mapping[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-    if not raw:
+    item = _old_item(exc)
+    if item is None:
         return TaskState(exists=False)
-    item = _plain(raw)
     limit = item.get("attempt_limit")
     return TaskState(
         exists=True,
@@ -302,4 +425,5 @@ def _refusal(exc: ClientError) -> TaskState:
         attempt_limit=None if limit is None else int(limit),
         message_id=None if item.get("message_id") is None else str(item["message_id"]),
         last_error_code=last_error_code(item.get("history")),
+        pending_until=None if item.get("pending_until") is None else str(item["pending_until"]),
     )

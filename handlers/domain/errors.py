@@ -35,12 +35,14 @@ class ApiError(Exception):
         details: Sequence[FieldProblem] | None = None,
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
+        task_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.details = tuple(details) if details else None
         self.headers = dict(headers or {})
         self.request_id = request_id
+        self.task_id = task_id
 
 
 class ValidationFailedError(ApiError):
@@ -133,7 +135,8 @@ class IdempotencyKeyReusedError(ApiError):
 
 
 class ServiceUnavailableError(ApiError):
-    """503: the task could not be queued; nothing was kept, the client may retry."""
+    """503: the task was not accepted and nothing of it will ever be processed; the client
+    may retry."""
 
     status = 503
     code = "service_unavailable"
@@ -152,4 +155,21 @@ class InternalError(ApiError):
         super().__init__(
             "an internal error occurred; quote the request id when reporting it",
             request_id=request_id,
+        )
+
+
+class OutcomeUnknownError(ApiError):
+    """500: the task was stored and may have been queued, but neither could be confirmed
+    nor undone; a retry with the same Idempotency-Key resumes it."""
+
+    status = 500
+    code = "outcome_unknown"
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"task {task_id} may or may not be processed: it could be neither confirmed nor "
+            "cancelled; look it up (it becomes QUEUED or CANCELLED), or retry with the same "
+            "Idempotency-Key, which resumes this task",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            task_id=task_id,
         )

@@ -19,16 +19,31 @@ handed back untried behind another task's failure is not an attempt::
     crash-attempts=N    on attempts 1..N, end the process at once (``os._exit``), as a
                         runtime crash does
 
+The API's own faults make a dependency fail at one step of accepting the task (see
+:mod:`handlers.domain.submission` for the steps); the API honours them, they are neither
+stored nor sent::
+
+    store-fails       storing the task fails (nothing is stored)
+    end-after-store   the function ends right after the task is stored
+    send-fails        sending the message fails (nothing is sent)
+    send-lost         the message is sent, then the send fails as if its response was lost
+    end-after-send    the function ends right after the message is sent
+    confirm-fails     confirming the task as queued fails (nothing is written)
+    cancel-fails      cancelling the task after a failed send fails (nothing is written)
+
+A header holds one processor directive, API faults, or both, separated by commas (e.g.
+``send-lost, cancel-fails`` or ``crash, confirm-fails``).
+
 Anything else is rejected with 400 when fault injection is enabled. The API stores the
-canonical form (``str(directive)``) on the task as ``fault`` and puts it in the queue
-message; the processor obeys the directive stored on the task, so an operator can clear
-a fault (``REMOVE fault``) before redriving a dead-lettered task.
+processor directive's canonical form (``str(directive)``) on the task as ``fault`` and puts
+it in the queue message; the processor obeys the directive stored on the task, so an
+operator can clear a fault (``REMOVE fault``) before redriving a dead-lettered task.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -84,6 +99,57 @@ def parse_fault_directive(text: str) -> FaultDirective:
             f"N in {value!r} must be between 1 and {MAX_FAULT_ATTEMPTS}"
         )
     return FaultDirective(FaultKind(match.group(1)), attempts)
+
+
+class ApiFault(StrEnum):
+    """A step of accepting a task that fails (or ends the function) on purpose."""
+
+    STORE_FAILS = "store-fails"
+    END_AFTER_STORE = "end-after-store"
+    SEND_FAILS = "send-fails"
+    SEND_LOST = "send-lost"
+    END_AFTER_SEND = "end-after-send"
+    CONFIRM_FAILS = "confirm-fails"
+    CANCEL_FAILS = "cancel-fails"
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What one request asks for: a directive for the processor and faults for the API."""
+
+    processor: FaultDirective | None = None
+    api: frozenset[ApiFault] = field(default_factory=frozenset)
+
+    def __str__(self) -> str:
+        parts = [str(self.processor)] if self.processor is not None else []
+        return ", ".join(parts + sorted(fault.value for fault in self.api))
+
+
+def parse_fault_plan(text: str) -> FaultPlan:
+    """Parse a header (see the module docstring); raises InvalidFaultDirectiveError."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise InvalidFaultDirectiveError(f"empty directive in {text[:60]!r}")
+    processor: FaultDirective | None = None
+    api: set[ApiFault] = set()
+    for part in parts:
+        if part in ApiFault._value2member_map_:
+            api.add(ApiFault(part))
+            continue
+        try:
+            directive = parse_fault_directive(part)
+        except InvalidFaultDirectiveError:
+            raise InvalidFaultDirectiveError(
+                f"unknown fault directive {part[:60]!r}; expected fail-attempts=N, "
+                "always-fail, timeout, timeout-attempts=N, crash, crash-attempts=N or one "
+                f"of {', '.join(fault.value for fault in ApiFault)}"
+            ) from None
+        if processor is not None:
+            raise InvalidFaultDirectiveError(
+                f"{text[:60]!r} holds two processor directives; give at most one"
+            )
+        processor = directive
+    return FaultPlan(processor, frozenset(api))
 
 
 def fault_injection_enabled(environ_value: str | None) -> bool:

@@ -10,15 +10,18 @@ Rules, for one delivery (an SQS record) of a task message:
   receive count, the invocation's request id). A crash or a timeout is therefore counted
   too. A record handed back untried (behind a failure in a FIFO batch, or behind a crash)
   never reached this write, so it is not an attempt.
-- The start write is conditional: the task must exist, be startable (QUEUED or PROCESSING;
-  see :data:`STARTABLE`) and have attempts left. When it is refused, the task's current
-  state decides (see :func:`process_delivery`): a COMPLETED task makes the delivery a
-  duplicate (only ``duplicate_deliveries`` goes up); a task whose attempts reached its
-  budget (its last attempt crashed or timed out) is dead-lettered now, without another
-  attempt, and the batch goes on; a FAILED task delivered by a new message (an operator
-  sent it back from the dead-letter queue) gets a new budget of attempts; a missing task
-  is never recreated from the message: the message goes to the dead-letter queue with the
-  reason ``unknown_task``.
+- The start write is conditional: the task must exist, be startable (QUEUED or PROCESSING,
+  see :data:`STARTABLE`, or PENDING before its ``pending_until``: the API may not have
+  confirmed it yet) and have attempts left. When it is refused, the task's current state
+  decides (see :meth:`Processor.process`): a COMPLETED task makes the delivery a duplicate
+  (only ``duplicate_deliveries`` goes up); a task whose attempts reached its budget (its
+  last attempt crashed or timed out) is dead-lettered now, without another attempt, and
+  the batch goes on; a FAILED task delivered by a new message (an operator sent it back
+  from the dead-letter queue) gets a new budget of attempts; a CANCELLED task, or a
+  PENDING one past its deadline (which the deadline rule makes CANCELLED, and the
+  processor marks so), is never processed: the message is dropped and counted; a missing
+  task is never recreated from the message: the message goes to the dead-letter queue
+  with the reason ``unknown_task``.
 - A successful attempt completes the task by a conditional write (only the attempt that
   started it can), with ``applied`` set to 1 and ``processed_at``.
 - A failed attempt is recorded (``history`` entry ``failed`` with a short error code; the
@@ -139,6 +142,7 @@ class TaskState:
     attempt_limit: int | None = None
     message_id: str | None = None
     last_error_code: str | None = None  # of the latest ``failed`` history entry
+    pending_until: str | None = None
 
     def limit(self, budget: int) -> int:
         """The attempt number the task may reach (its budget, raised by redrives)."""
@@ -158,6 +162,8 @@ class Outcome(StrEnum):
     EXHAUSTED = "exhausted"
     # No such task: the message went to the DLQ (reason unknown_task); nothing was created.
     UNKNOWN_TASK = "unknown_task"
+    # The task was cancelled (or never confirmed before its deadline): dropped, not run.
+    DROPPED = "dropped"
 
 
 @dataclass(frozen=True)
@@ -215,12 +221,15 @@ class TaskLedger(Protocol):
         """FAILED with ``failure_code``, appending ``events`` (the task has been forwarded to
         the dead-letter queue)."""
 
-    def reopen(self, task_id: str, *, attempts: int, limit: int, attempt: Attempt) -> bool:
+    def redrive(self, task_id: str, *, attempts: int, limit: int, attempt: Attempt) -> bool:
         """A FAILED task sent back: QUEUED with the attempt limit ``limit``; False if the
         task changed meanwhile."""
 
     def count_duplicate(self, task_id: str) -> None:
         """Count a delivery that found the task finished (changes nothing else)."""
+
+    def cancel_expired(self, task_id: str, *, pending_until: str, attempt: Attempt) -> None:
+        """A PENDING task past its deadline: CANCELLED (what the deadline rule says it is)."""
 
 
 class DeadLetterSink(Protocol):
@@ -328,7 +337,7 @@ class Processor:
                 self.ledger.count_duplicate(task_id)
                 return Result(Outcome.DUPLICATE)
             new_limit = state.attempts + self.attempt_budget
-            if not self.ledger.reopen(
+            if not self.ledger.redrive(
                 task_id,
                 attempts=state.attempts,
                 limit=new_limit,
@@ -336,6 +345,16 @@ class Processor:
             ):
                 raise UnexpectedTaskStateError(f"task {task_id} changed while being reopened")
             return state.attempts, new_limit
+        if state.status == TaskStatus.CANCELLED:
+            return Result(Outcome.DROPPED)
+        if state.status == TaskStatus.PENDING:
+            facts = self._attempt_facts(delivery)
+            if state.pending_until is not None and state.pending_until <= facts.at:
+                self.ledger.cancel_expired(
+                    task_id, pending_until=state.pending_until, attempt=facts
+                )
+                return Result(Outcome.DROPPED)
+            return state.attempts, limit
         if state.status in STARTABLE:
             if state.attempts < limit:
                 return state.attempts, limit

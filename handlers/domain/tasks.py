@@ -30,12 +30,16 @@ from handlers.domain.sanitize import EDGE_CLASS, clean_text, finish_text, text_p
 
 
 class TaskStatus(StrEnum):
-    """Life cycle of a task: QUEUED -> (PROCESSING) -> COMPLETED, or FAILED when given up."""
+    """Life cycle of a task: PENDING (stored, not yet confirmed queued) -> QUEUED ->
+    PROCESSING -> COMPLETED, or FAILED when given up; PENDING -> CANCELLED when it could
+    not be queued (or its deadline passed): a CANCELLED task is never processed."""
 
+    PENDING = "PENDING"
     QUEUED = "QUEUED"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
 
 class Priority(StrEnum):
@@ -289,6 +293,13 @@ class ErrorResponse(BaseModel):
     request_id: Annotated[
         str | None, Field(description="API Gateway request id (500), for support")
     ] = None
+    task_id: Annotated[
+        str | None,
+        Field(
+            description="The task whose outcome is unknown (500 outcome_unknown): look it up, "
+            "or retry with the same Idempotency-Key, which resumes it"
+        ),
+    ] = None
 
 
 def is_task_id(value: str) -> bool:
@@ -301,17 +312,36 @@ def utc_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def effective_status(item: Mapping[str, Any], now: datetime) -> TaskStatus:
+    """The task's status under the deadline rule: a PENDING task past ``pending_until`` is
+    CANCELLED (the processor drops its message; nobody may confirm it any more)."""
+    status = TaskStatus(str(item["status"]))
+    if status is TaskStatus.PENDING and str(item.get("pending_until", "")) <= utc_timestamp(now):
+        return TaskStatus.CANCELLED
+    return status
+
+
 def new_task_item(
-    request: CreateTaskRequest, *, task_id: str, now: datetime, fault: str | None
+    request: CreateTaskRequest,
+    *,
+    task_id: str,
+    now: datetime,
+    fault: str | None,
+    pending_until: str,
+    purge_at: int,
 ) -> dict[str, Any]:
-    """The item stored for a freshly accepted task (status QUEUED)."""
+    """The item stored for a task being accepted: PENDING until confirmed queued, with its
+    deadline, and ``purge_at`` (DynamoDB TTL) until then."""
     stamp = utc_timestamp(now)
     item: dict[str, Any] = {
         "task_id": task_id,
         "title": request.title,
         "description": request.description,
         "priority": request.priority.value,
-        "status": TaskStatus.QUEUED.value,
+        "status": TaskStatus.PENDING.value,
+        "pending_until": pending_until,
+        "acceptance": 1,
+        "purge_at": purge_at,
         "created_at": stamp,
         "updated_at": stamp,
         "attempts": 0,

@@ -2,14 +2,15 @@
 
 moto stores alarms and metric datapoints but never evaluates an alarm: its alarms stay in
 the state they were created in. :class:`AlarmService` does what CloudWatch does, for the
-single-metric alarms the template declares (:class:`~harness.local.specs.AlarmSpec`):
-every ``evaluation_interval_s`` it reads the last ``evaluation_periods`` periods of the
-metric with the alarm's statistic from moto (one ``GetMetricData`` per group of alarms),
-applies the threshold and comparison, "M out of N" (``datapoints_to_alarm``) and the
-``treat_missing_data`` rule, and on a state change only calls ``SetAlarmState`` with a
-reason worded like CloudWatch's. boto3 ``describe_alarms`` then shows the state, and
-``describe_alarm_history`` the transitions (moto lacks that call; see
-:func:`install_describe_alarm_history`).
+alarms the template declares (:class:`~harness.local.specs.AlarmSpec`), on a single metric
+or on metric math (arithmetic and ``FILL``: :mod:`harness.local.metric_math`): every
+``evaluation_interval_s`` it reads the last ``evaluation_periods`` periods of each metric
+with its statistic from moto (one ``GetMetricData`` per group of alarms), evaluates the
+alarm's expression per period if it has one, applies the threshold and comparison,
+"M out of N" (``datapoints_to_alarm``) and the ``treat_missing_data`` rule, and on a state
+change only calls ``SetAlarmState`` with a reason worded like CloudWatch's. boto3
+``describe_alarms`` then shows the state, and ``describe_alarm_history`` the transitions
+(moto lacks that call; see :func:`install_describe_alarm_history`).
 
 Deliberate local differences, for fast and deterministic feedback:
 
@@ -32,9 +33,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from harness.local import metric_math
 from harness.local.closing import ClosesOnExit
 from harness.local.metrics import local_client
-from harness.local.specs import AlarmSpec
+from harness.local.specs import AlarmSpec, MetricQuery
 
 logger = logging.getLogger(__name__)
 
@@ -242,24 +244,35 @@ class AlarmService(ClosesOnExit):
                 f"alarm {spec.alarm_name!r}: comparison {spec.comparison_operator!r} is not "
                 f"supported locally (supported: {', '.join(sorted(_COMPARISONS))})"
             )
-        if spec.statistic not in SUPPORTED_STATISTICS:
-            raise ValueError(
-                f"alarm {spec.alarm_name!r}: statistic {spec.statistic!r} is not supported "
-                f"locally (supported: {', '.join(sorted(SUPPORTED_STATISTICS))})"
-            )
+        statistics = [q.statistic for q in spec.metrics if q.expression is None] or [spec.statistic]
+        for statistic in statistics:
+            if statistic not in SUPPORTED_STATISTICS:
+                raise ValueError(
+                    f"alarm {spec.alarm_name!r}: statistic {statistic!r} is not supported "
+                    f"locally (supported: {', '.join(sorted(SUPPORTED_STATISTICS))})"
+                )
+        if spec.metrics:
+            check_metric_math(spec)
         if (spec.treat_missing_data or "missing") not in _TREAT_MISSING:
             raise ValueError(
                 f"alarm {spec.alarm_name!r}: unknown TreatMissingData {spec.treat_missing_data!r}"
             )
         existing = self._cloudwatch.describe_alarms(AlarmNames=[spec.alarm_name])["MetricAlarms"]
         if not existing:
+            metric: dict[str, Any] = (
+                {"Metrics": [_query_json(q) for q in spec.metrics]}
+                if spec.metrics
+                else {
+                    "Namespace": spec.namespace,
+                    "MetricName": spec.metric_name,
+                    "Dimensions": [{"Name": d.name, "Value": d.value} for d in spec.dimensions],
+                    "Statistic": spec.statistic,
+                    "Period": spec.period_s,
+                }
+            )
             self._cloudwatch.put_metric_alarm(
                 AlarmName=spec.alarm_name,
-                Namespace=spec.namespace,
-                MetricName=spec.metric_name,
-                Dimensions=[{"Name": d.name, "Value": d.value} for d in spec.dimensions],
-                Statistic=spec.statistic,
-                Period=spec.period_s,
+                **metric,
                 EvaluationPeriods=spec.evaluation_periods,
                 DatapointsToAlarm=spec.datapoints_to_alarm or spec.evaluation_periods,
                 Threshold=spec.threshold,
@@ -316,11 +329,19 @@ class AlarmService(ClosesOnExit):
         return result
 
     def _read_series(self, specs: Sequence[AlarmSpec], end: datetime) -> dict[str, list[Datapoint]]:
-        """One GetMetricData per evaluation span; moto buckets periods from StartTime."""
-        by_span: dict[int, list[AlarmSpec]] = {}
+        """One GetMetricData per evaluation span; moto buckets periods from StartTime.
+
+        A metric-math alarm's metrics are read like single metrics (over the same span),
+        then its expressions are evaluated period by period.
+        """
+        by_span: dict[int, list[tuple[AlarmSpec, MetricQuery]]] = {}
         for spec in specs:
-            by_span.setdefault(spec.period_s * spec.evaluation_periods, []).append(spec)
-        series: dict[str, list[Datapoint]] = {}
+            for query in _metric_queries(spec):
+                by_span.setdefault(spec.period_s * spec.evaluation_periods, []).append(
+                    (spec, query)
+                )
+        values_of: dict[tuple[str, str], list[float | None]] = {}
+        starts: dict[str, datetime] = {}
         for span, group in by_span.items():
             start = end - timedelta(seconds=span)
             queries = [
@@ -328,18 +349,18 @@ class AlarmService(ClosesOnExit):
                     "Id": f"m{index}",
                     "MetricStat": {
                         "Metric": {
-                            "Namespace": spec.namespace,
-                            "MetricName": spec.metric_name,
+                            "Namespace": query.namespace,
+                            "MetricName": query.metric_name,
                             "Dimensions": [
-                                {"Name": d.name, "Value": d.value} for d in spec.dimensions
+                                {"Name": d.name, "Value": d.value} for d in query.dimensions
                             ],
                         },
-                        "Period": spec.period_s,
-                        "Stat": spec.statistic,
+                        "Period": query.period_s,
+                        "Stat": query.statistic,
                     },
                     "ReturnData": True,
                 }
-                for index, spec in enumerate(group)
+                for index, (_, query) in enumerate(group)
             ]
             results = self._cloudwatch.get_metric_data(
                 MetricDataQueries=queries,
@@ -348,7 +369,7 @@ class AlarmService(ClosesOnExit):
                 ScanBy="TimestampAscending",
             )["MetricDataResults"]
             by_id = {r["Id"]: r for r in results}
-            for index, spec in enumerate(group):
+            for index, (spec, query) in enumerate(group):
                 values: dict[int, float] = {}
                 found = by_id.get(f"m{index}", {})
                 for stamp, value in zip(
@@ -356,10 +377,17 @@ class AlarmService(ClosesOnExit):
                 ):
                     slot = round((_aware(stamp) - start).total_seconds() / spec.period_s)
                     values[slot] = float(value)
-                series[spec.alarm_name] = [
-                    Datapoint(start + timedelta(seconds=k * spec.period_s), values.get(k))
-                    for k in range(spec.evaluation_periods)
+                values_of[(spec.alarm_name, query.id)] = [
+                    values.get(k) for k in range(spec.evaluation_periods)
                 ]
+                starts[spec.alarm_name] = start
+        series: dict[str, list[Datapoint]] = {}
+        for spec in specs:
+            start = starts.get(spec.alarm_name, end - timedelta(seconds=spec.period_s))
+            series[spec.alarm_name] = [
+                Datapoint(start + timedelta(seconds=k * spec.period_s), value)
+                for k, value in enumerate(_alarm_values(spec, values_of))
+            ]
         return series
 
     def _current_states(self, names: Sequence[str]) -> dict[str, str]:
@@ -386,6 +414,87 @@ class AlarmService(ClosesOnExit):
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+_SINGLE_METRIC = "m"
+
+
+def _metric_queries(spec: AlarmSpec) -> list[MetricQuery]:
+    """The metrics an alarm reads: its MetricStat queries, or its one metric."""
+    if spec.metrics:
+        return [q for q in spec.metrics if q.expression is None]
+    return [
+        MetricQuery(
+            id=_SINGLE_METRIC,
+            namespace=spec.namespace,
+            metric_name=spec.metric_name,
+            dimensions=spec.dimensions,
+            statistic=spec.statistic,
+            period_s=spec.period_s,
+            return_data=True,
+        )
+    ]
+
+
+def _alarm_values(
+    spec: AlarmSpec, values_of: Mapping[tuple[str, str], list[float | None]]
+) -> list[float | None]:
+    """The alarm's value per evaluation period: its metric's, or its expression's."""
+    periods = spec.evaluation_periods
+    if not spec.metrics:
+        return values_of.get((spec.alarm_name, _SINGLE_METRIC), [None] * periods)
+    known: dict[str, list[float | None]] = {
+        q.id: values_of.get((spec.alarm_name, q.id), [None] * periods)
+        for q in spec.metrics
+        if q.expression is None
+    }
+    pending = [q for q in spec.metrics if q.expression is not None]
+    while pending:  # expressions may use each other: evaluate once their inputs are known
+        ready = [q for q in pending if metric_math.ids_used(q.expression or "") <= set(known)]
+        if not ready:
+            raise metric_math.UnsupportedExpressionError(
+                f"alarm {spec.alarm_name!r}: expressions refer to unknown ids or to each other "
+                f"in a cycle: {[q.id for q in pending]}"
+            )
+        for query in ready:
+            known[query.id] = metric_math.evaluate(query.expression or "", known, periods)
+            pending.remove(query)
+    (returned,) = [q.id for q in spec.metrics if q.return_data]
+    return [None if v is None or v != v else v for v in known[returned]]  # NaN: no value
+
+
+def check_metric_math(spec: AlarmSpec) -> None:
+    """Refuse, at deploy time, a metric-math alarm the local evaluator cannot evaluate."""
+    returned = [q for q in spec.metrics if q.return_data]
+    if len(returned) != 1:
+        raise ValueError(
+            f"alarm {spec.alarm_name!r}: exactly one of its Metrics must return data, "
+            f"got {len(returned)}"
+        )
+    periods = {q.period_s for q in spec.metrics if q.expression is None}
+    if len(periods) != 1:
+        raise ValueError(
+            f"alarm {spec.alarm_name!r}: its metrics must share one period locally, got {periods}"
+        )
+    _alarm_values(spec, {})  # parses every expression and checks their ids
+
+
+def _query_json(query: MetricQuery) -> dict[str, Any]:
+    if query.expression is not None:
+        return {"Id": query.id, "Expression": query.expression, "ReturnData": query.return_data}
+    return {
+        "Id": query.id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": query.namespace,
+                "MetricName": query.metric_name,
+                "Dimensions": [{"Name": d.name, "Value": d.value} for d in query.dimensions],
+            },
+            "Period": query.period_s,
+            "Stat": query.statistic,
+        },
+        "ReturnData": query.return_data,
+    }
 
 
 def _aware(moment: datetime) -> datetime:

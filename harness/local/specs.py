@@ -99,8 +99,26 @@ class MetricDimension:
 
 
 @dataclass(frozen=True)
+class MetricQuery:
+    """One entry of a metric-math alarm's ``Metrics``: a metric (``MetricStat``) or an
+    ``expression`` over the other entries' ids."""
+
+    id: str
+    expression: str | None = None
+    namespace: str = ""
+    metric_name: str = ""
+    dimensions: tuple[MetricDimension, ...] = ()
+    statistic: str = ""
+    period_s: int = 0
+    return_data: bool = False
+
+
+@dataclass(frozen=True)
 class AlarmSpec:
-    """An ``AWS::CloudWatch::Alarm`` on a single metric (what this stack uses)."""
+    """An ``AWS::CloudWatch::Alarm``: on a single metric, or (``metrics`` not empty) on the
+    one entry of a metric-math ``Metrics`` list that returns data; ``namespace``,
+    ``metric_name``, ``dimensions`` and ``statistic`` are then empty, and ``period_s`` is
+    the queries' period."""
 
     alarm_name: str
     namespace: str
@@ -114,6 +132,7 @@ class AlarmSpec:
     comparison_operator: str  # "GreaterThanThreshold", ...
     treat_missing_data: str = "missing"
     actions_enabled: bool = True
+    metrics: tuple[MetricQuery, ...] = ()
 
 
 class LocalServices(Protocol):

@@ -13,6 +13,7 @@ from cdk.config import (
     PRODUCTION,
     ConfigError,
     StackConfig,
+    check_pending_window,
     default_ephemeral_prefix,
     load_config,
 )
@@ -34,6 +35,8 @@ def test_production_is_the_default_and_exactly_the_spec() -> None:
     # net above it (docs/decisions/attempt-budget-and-redrive.md).
     assert config.attempt_budget == 3
     assert config.max_receive_count == 31 == config.redrive_floor()
+    assert (config.api_timeout_s, config.pending_window_s) == (12, 30)
+    check_pending_window(config)
     assert (config.processor_timeout_s, config.processor_memory_mb) == (60, 512)
     assert (config.processor_reserved_concurrency, config.batch_size) == (10, 10)
     assert (config.api_errors_threshold, config.processor_errors_threshold) == (5, 10)
@@ -70,6 +73,7 @@ def test_ephemeral_defaults_reach_the_dlq_within_twenty_seconds() -> None:
         "stack_prefix",
         "visibility_timeout_s",
         "processor_timeout_s",
+        "pending_window_s",
         "log_retention_days",
         "point_in_time_recovery",
         "destroy_on_delete",
@@ -113,6 +117,7 @@ def test_ephemeral_overrides_from_context() -> None:
             r"max_receive_count=30 is below batch_size x attempt_budget \+ 1 = 31",
         ),
         ({"attempt_budget": "4"}, r"max_receive_count=31 is below .* = 41"),
+        ({"pending_window": "14"}, r"pending_window_s=14 must be >= api_timeout_s \(12\) \+ 3"),
         ({"alarm_period": "45"}, r"10, 20, 30 or a multiple of 60"),
         ({"expires_at": "tomorrow"}, r"not an ISO 8601 time"),
         ({"expires_at": "2030-01-31T18:00:00"}, r"needs a timezone"),

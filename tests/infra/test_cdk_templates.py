@@ -28,7 +28,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "processor_memory": 512,
         "reserved_concurrency": 10,
         "batch_size": 10,
-        "api_timeout": 10,
+        "api_timeout": 12,
+        "pending_window": 30,
         "api_memory": 256,
         "log_retention_days": 7,
         "pitr": True,
@@ -49,7 +50,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "processor_memory": 512,
         "reserved_concurrency": 10,
         "batch_size": 10,
-        "api_timeout": 10,
+        "api_timeout": 12,
+        "pending_window": 20,
         "api_memory": 256,
         "log_retention_days": 1,
         "pitr": False,
@@ -221,7 +223,9 @@ def test_queues_deny_requests_without_tls(synth: Synthesized) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "name", "ttl"), [("task_id", "tasks", None), ("id", "idempotency", "expiration")]
+    ("key", "name", "ttl"),
+    # Tasks never confirmed queued carry purge_at (docs/decisions/task-lifecycle.md).
+    [("task_id", "tasks", "purge_at"), ("id", "idempotency", "expiration")],
 )
 def test_tables(synth: Synthesized, key: str, name: str, ttl: str | None) -> None:
     logical_id = _table(synth, key)
@@ -294,6 +298,7 @@ def test_api_function(synth: Synthesized) -> None:
     assert synth.export_value(variables.pop("IDEMPOTENCY_TABLE_NAME")) == _ref(_table(synth, "id"))
     assert synth.export_value(variables.pop("TASK_QUEUE_URL")) == _ref(task)
     rest = {
+        "PENDING_WINDOW_SECONDS": str(expected["pending_window"]),
         "POWERTOOLS_SERVICE_NAME": "task-api",
         "POWERTOOLS_METRICS_NAMESPACE": "TaskApi",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -436,7 +441,7 @@ def test_api_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "TasksTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Resource": _arn(_table(synth, "task_id")),
         },
         {
@@ -619,73 +624,78 @@ def _alarm(synth: Synthesized, name_suffix: str) -> dict[str, Any]:
     return found[0]
 
 
-@pytest.mark.parametrize(
-    ("name", "metric", "namespace", "statistic", "threshold", "comparison", "period_key", "target"),
-    [
-        (
-            "api-errors",
-            "Errors",
-            "AWS/Lambda",
-            "Sum",
-            5,
-            "GreaterThanThreshold",
-            "error_alarm_period",
-            "api",
-        ),
-        (
-            "processor-errors",
-            "Errors",
-            "AWS/Lambda",
-            "Sum",
-            10,
-            "GreaterThanThreshold",
-            "error_alarm_period",
-            "processor",
-        ),
-        (
-            "dlq-messages",
-            "ApproximateNumberOfMessagesVisible",
-            "AWS/SQS",
-            "Maximum",
-            1,
-            "GreaterThanOrEqualToThreshold",
-            "dlq_alarm_period",
-            "dlq",
-        ),
-    ],
-)
-def test_alarms(
-    synth: Synthesized,
-    name: str,
-    metric: str,
-    namespace: str,
-    statistic: str,
-    threshold: int,
-    comparison: str,
-    period_key: str,
-    target: str,
-) -> None:
-    alarm = _alarm(synth, name)
-    assert alarm["MetricName"] == metric
-    assert alarm["Namespace"] == namespace
-    assert alarm["Statistic"] == statistic
+def _alarm_basics(alarm: dict[str, Any], threshold: int, comparison: str) -> None:
     assert alarm["Threshold"] == threshold
     assert alarm["ComparisonOperator"] == comparison
-    assert alarm["Period"] == EXPECTED[synth.profile][period_key]
     assert alarm["EvaluationPeriods"] == 1
     assert alarm["DatapointsToAlarm"] == 1
     assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_api_alarm_counts_every_request_answered_with_a_5xx(synth: Synthesized) -> None:
+    # API Gateway's 5XXError of the stage: the function's own 500/503 answers, its
+    # crashes and timeouts (502/504) and the gateway's own 5xx (alarm-metrics.md).
+    alarm = _alarm(synth, "api-errors")
+    _alarm_basics(alarm, 5, "GreaterThanThreshold")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/ApiGateway",
+        "5XXError",
+        "Sum",
+    )
+    assert alarm["Period"] == EXPECTED[synth.profile]["error_alarm_period"]
+    (api,) = synth.resources("Api", "AWS::ApiGateway::RestApi").values()
+    (stage,) = synth.resources("Api", "AWS::ApiGateway::Stage").values()
+    assert alarm["Dimensions"] == [
+        {"Name": "ApiName", "Value": api["Properties"]["Name"]},
+        {"Name": "Stage", "Value": stage["Properties"]["StageName"]},
+    ]
+
+
+def test_the_processor_alarm_counts_failed_invocations_and_failed_records(
+    synth: Synthesized,
+) -> None:
+    alarm = _alarm(synth, "processor-errors")
+    _alarm_basics(alarm, 10, "GreaterThanThreshold")
+    assert "MetricName" not in alarm
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    total = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    assert len(total) == 1
+    assert total[0]["Expression"] == "FILL(errors, 0) + FILL(failures, 0)"
+    period = EXPECTED[synth.profile]["error_alarm_period"]
+    errors = queries["errors"]["MetricStat"]
+    assert (errors["Metric"]["Namespace"], errors["Metric"]["MetricName"]) == (
+        "AWS/Lambda",
+        "Errors",
+    )
+    (dimension,) = errors["Metric"]["Dimensions"]
+    function_id, _ = _function(synth, "Queue")
+    assert dimension["Name"] == "FunctionName"
+    assert synth.export_value(dimension["Value"]) == _ref(function_id)
+    failures = queries["failures"]["MetricStat"]
+    assert failures["Metric"] == {
+        "Namespace": "TaskApi",
+        "MetricName": "ProcessingFailures",
+        "Dimensions": [{"Name": "service", "Value": "task-processor"}],
+    }
+    for stat in (errors, failures):
+        assert (stat["Stat"], stat["Period"]) == ("Sum", period)
+    assert queries["errors"]["ReturnData"] is False
+    assert queries["failures"]["ReturnData"] is False
+
+
+def test_the_dlq_alarm_watches_the_dead_letter_queue_depth(synth: Synthesized) -> None:
+    alarm = _alarm(synth, "dlq-messages")
+    _alarm_basics(alarm, 1, "GreaterThanOrEqualToThreshold")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+    )
+    assert alarm["Period"] == EXPECTED[synth.profile]["dlq_alarm_period"]
     (dimension,) = alarm["Dimensions"]
-    exported = synth.export_value(dimension["Value"])
-    if target == "dlq":
-        _, dlq = _queues(synth)
-        assert dimension["Name"] == "QueueName"
-        assert exported == {"Fn::GetAtt": [dlq, "QueueName"]}
-    else:
-        suffix = "Api" if target == "api" else "Queue"
-        function_id, _ = _function(synth, suffix)
-        assert dimension["Name"] == "FunctionName"
-        assert exported == _ref(function_id)
+    _, dlq = _queues(synth)
+    assert dimension["Name"] == "QueueName"
+    assert synth.export_value(dimension["Value"]) == {"Fn::GetAtt": [dlq, "QueueName"]}
 
 
 def _strings(value: Any) -> list[str]:
@@ -711,9 +721,18 @@ def test_dashboard_shows_the_key_metrics(synth: Synthesized) -> None:
         '"ApproximateNumberOfMessagesVisible"',
         '"ApproximateNumberOfMessagesDelayed"',
         '"ApproximateAgeOfOldestMessage"',
+        '"5XXError"',
+        '"ProcessingFailures"',
     ):
         assert metric in body, metric
-    for title in ("API Lambda errors", "Processor Lambda errors", "Dead-letter queue", "Alarms"):
+    for title in (
+        "API Lambda errors",
+        "API 5xx answers",
+        "Processor Lambda errors",
+        "Processor errors and failed records",
+        "Dead-letter queue",
+        "Alarms",
+    ):
         assert title in body, title
 
 

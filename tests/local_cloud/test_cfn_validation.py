@@ -163,18 +163,44 @@ def test_http_integrations_are_unsupported(tmp_path: Path) -> None:
     assert "integration type 'HTTP_PROXY' is not supported" in str(error)
 
 
-def test_metric_math_alarms_are_unsupported(tmp_path: Path) -> None:
-    alarm = {
+def _math_alarm(expression: str) -> dict[str, Any]:
+    return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
             "ComparisonOperator": "GreaterThanThreshold",
             "EvaluationPeriods": 1,
             "Threshold": 1,
-            "Metrics": [{"Id": "e1", "Expression": "m1 + m2"}],
+            "Metrics": [
+                {"Id": "e1", "Expression": expression, "ReturnData": True},
+                {
+                    "Id": "m1",
+                    "MetricStat": {
+                        "Metric": {"Namespace": "N", "MetricName": "M"},
+                        "Period": 60,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": False,
+                },
+            ],
         },
     }
-    write_assembly(tmp_path, {"S": template({"Alarm": alarm})})
-    assert "metric-math alarms" in str(rejected(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("ANOMALY_DETECTION_BAND(m1)", "function ANOMALY_DETECTION_BAND is not supported"),
+        ("m1 + m2", "refers to unknown ids ['m2']"),
+        ("m1 +", "expected more"),
+    ],
+)
+def test_metric_math_the_local_evaluator_cannot_do_is_refused_by_name(
+    tmp_path: Path, expression: str, message: str
+) -> None:
+    write_assembly(tmp_path, {"S": template({"Alarm": _math_alarm(expression)})})
+    error = str(rejected(tmp_path))
+    assert "resource Alarm" in error
+    assert message in error
 
 
 # -- broken templates ---------------------------------------------------------------

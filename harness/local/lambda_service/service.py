@@ -55,6 +55,7 @@ from typing import Any
 
 from harness.local.closing import ClosesOnExit
 from harness.local.lambda_service.telemetry import (
+    EMF_PREFIX,
     LogShipper,
     MetricsPublisher,
     client_factory,
@@ -415,6 +416,9 @@ class LambdaService(ClosesOnExit):
         def sink(stream_name: str, message: str) -> None:
             if self._logs is not None:
                 self._logs.put(log_group, stream_name, message)
+            if self._metrics is not None and message.startswith(EMF_PREFIX):
+                # CloudWatch Logs extracts EMF metrics from a Lambda log group.
+                self._metrics.record_log_line(message)
 
         worker = Worker(
             worker_id=worker_id,

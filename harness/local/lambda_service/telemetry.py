@@ -7,6 +7,7 @@ CloudWatch call, and both are bounded so a chatty or stuck function cannot exhau
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -228,12 +229,57 @@ class _Aggregate:
     dimensions: dict[str, str] = field(default_factory=dict)
 
 
+EMF_PREFIX = '{"_aws"'
+_MAX_EMF_VALUES = 100  # CloudWatch's limit of values per metric in one EMF object
+
+
+def parse_emf(message: str) -> list[tuple[str, dict[str, Any]]]:
+    """The metrics of one log line in CloudWatch's embedded metric format, as
+    ``(namespace, PutMetricData datum)`` pairs; ``[]`` for any other line.
+
+    What CloudWatch Logs extracts from a Lambda function's log: for each directive of
+    ``_aws.CloudWatchMetrics``, each dimension set and each metric, the metric's value (or
+    each of its values) with the dimension values from the same object, stamped with
+    ``_aws.Timestamp``. A line that is not valid EMF is only a log line, as on AWS.
+    """
+    if not message.startswith(EMF_PREFIX):
+        return []
+    try:
+        blob = json.loads(message)
+        meta = blob["_aws"]
+        stamp = datetime.fromtimestamp(int(meta["Timestamp"]) / 1000, UTC)
+        data: list[tuple[str, dict[str, Any]]] = []
+        for directive in meta["CloudWatchMetrics"]:
+            namespace = str(directive["Namespace"])
+            for dimension_set in directive.get("Dimensions") or [[]]:
+                dims = [{"Name": name, "Value": str(blob[name])} for name in dimension_set]
+                for metric in directive["Metrics"]:
+                    raw = blob[metric["Name"]]
+                    values = raw if isinstance(raw, list) else [raw]
+                    for value in values[:_MAX_EMF_VALUES]:
+                        datum: dict[str, Any] = {
+                            "MetricName": str(metric["Name"]),
+                            "Dimensions": dims,
+                            "Timestamp": stamp,
+                            "Value": float(value),
+                        }
+                        if metric.get("Unit"):
+                            datum["Unit"] = str(metric["Unit"])
+                        data.append((namespace, datum))
+        return data
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return []
+
+
 class MetricsPublisher:
-    """Aggregates the AWS/Lambda metrics per function and puts them every ``interval`` s.
+    """Aggregates the AWS/Lambda metrics per function and puts them every ``interval`` s,
+    with the custom metrics the functions logged in the embedded metric format.
 
     Published like Lambda does: ``Invocations``, ``Errors`` (also when 0, so an alarm on
     Errors sees data), ``Duration`` (as statistic sets), ``Throttles`` and
-    ``ConcurrentExecutions`` (the maximum seen), with the ``FunctionName`` dimension.
+    ``ConcurrentExecutions`` (the maximum seen), with the ``FunctionName`` dimension. EMF
+    lines (:func:`parse_emf`) become metrics in their own namespace, as CloudWatch Logs
+    extracts them from a Lambda log group.
     """
 
     NAMESPACE = "AWS/Lambda"
@@ -243,6 +289,7 @@ class MetricsPublisher:
         self._interval = interval
         self._lock = threading.Lock()
         self._aggregates: dict[str, _Aggregate] = {}
+        self._custom: list[tuple[str, dict[str, Any]]] = []
         self._stop = threading.Event()
         self.published = 0
         self.failed = 0
@@ -270,6 +317,13 @@ class MetricsPublisher:
             agg.duration_max = max(agg.duration_max, duration_ms)
             agg.max_concurrency = max(agg.max_concurrency, concurrency)
 
+    def record_log_line(self, message: str) -> None:
+        """A line of a function's log: its EMF metrics, if it is an EMF object."""
+        data = parse_emf(message)
+        if data:
+            with self._lock:
+                self._custom.extend(data)
+
     def record_throttle(self, function_name: str) -> None:
         """One invocation rejected by the concurrency limit."""
         with self._lock:
@@ -279,6 +333,9 @@ class MetricsPublisher:
         """Publish what has been aggregated so far (the background thread calls this)."""
         with self._lock:
             aggregates, self._aggregates = self._aggregates, {}
+            custom, self._custom = self._custom, []
+        if custom:
+            self._put_custom(custom)
         if not aggregates:
             return
         now = datetime.now(UTC)
@@ -325,6 +382,22 @@ class MetricsPublisher:
         except Exception:  # best-effort telemetry: never take an invocation down
             _LOG.exception("could not publish %d Lambda metrics", len(data))
             self.failed += len(data)
+
+    def _put_custom(self, custom: list[tuple[str, dict[str, Any]]]) -> None:
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for namespace, datum in custom:
+            by_namespace.setdefault(namespace, []).append(datum)
+        try:
+            client = self._client()
+            for namespace, data in by_namespace.items():
+                for start in range(0, len(data), 500):
+                    client.put_metric_data(
+                        Namespace=namespace, MetricData=data[start : start + 500]
+                    )
+            self.published += len(custom)
+        except Exception:  # best-effort telemetry: never take an invocation down
+            _LOG.exception("could not publish %d EMF metrics", len(custom))
+            self.failed += len(custom)
 
     def _client(self) -> Any:
         if self._client_obj is None:

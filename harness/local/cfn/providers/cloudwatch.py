@@ -2,7 +2,9 @@
 
 An alarm is stored in the endpoint's CloudWatch (so ``describe_alarms`` sees it) and
 handed to the local alarm evaluator as an ``AlarmSpec``, which evaluates it against the
-metrics the local cloud publishes.
+metrics the local cloud publishes: a single metric, or metric math (``Metrics`` with
+expressions over ``MetricStat`` queries; the subset :mod:`harness.local.metric_math`
+implements, checked here before anything is created).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from harness.local import metric_math
 from harness.local.cfn.providers.base import (
     Clients,
     Created,
@@ -22,7 +25,7 @@ from harness.local.cfn.providers.base import (
     tag_list,
 )
 from harness.local.cfn.providers.errors import ignore_missing
-from harness.local.specs import AlarmSpec, MetricDimension
+from harness.local.specs import AlarmSpec, MetricDimension, MetricQuery
 
 _MAX_ALARM_NAME: Final = 255
 _MAX_DASHBOARD_NAME: Final = 255
@@ -68,8 +71,36 @@ def _single_metric(properties: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _dimensions(raw: Any) -> tuple[MetricDimension, ...]:
+    return tuple(MetricDimension(name=str(d["Name"]), value=str(d["Value"])) for d in raw or ())
+
+
+def _math_queries(properties: Mapping[str, Any]) -> tuple[MetricQuery, ...]:
+    """The ``Metrics`` of a metric-math alarm as queries (empty for a single-metric one)."""
+    metrics = properties.get("Metrics")
+    if not isinstance(metrics, list) or _single_metric(properties) is not None:
+        return ()
+    queries = []
+    for entry in metrics:
+        stat = entry.get("MetricStat") or {}
+        metric = stat.get("Metric") or {}
+        queries.append(
+            MetricQuery(
+                id=str(entry["Id"]),
+                expression=None if entry.get("Expression") is None else str(entry["Expression"]),
+                namespace=str(metric.get("Namespace", "")),
+                metric_name=str(metric.get("MetricName", "")),
+                dimensions=_dimensions(metric.get("Dimensions")),
+                statistic=str(stat.get("Stat", "")),
+                period_s=int(stat.get("Period") or 0),
+                return_data=bool(as_bool(entry.get("ReturnData", True))),
+            )
+        )
+    return tuple(queries)
+
+
 class AlarmProvider(Provider):
-    """A single-metric alarm (what this project's stacks declare)."""
+    """A single-metric or metric-math alarm."""
 
     resource_type = "AWS::CloudWatch::Alarm"
     attributes = frozenset({"Arn"})
@@ -80,11 +111,26 @@ class AlarmProvider(Provider):
                 "anomaly-detection alarms (ThresholdMetricId) are not supported by the local "
                 "alarm evaluator"
             )
-        if "MetricName" not in properties and _single_metric(properties) is None:
-            raise ctx.error(
-                "metric-math alarms (Metrics with expressions or several metrics) are not "
-                "supported by the local alarm evaluator; use a single metric"
-            )
+        queries = _math_queries(properties)
+        if "MetricName" not in properties and _single_metric(properties) is None and not queries:
+            raise ctx.error("the alarm names neither a metric nor Metrics")
+        if any(q.expression is None and not q.metric_name for q in queries):
+            raise ctx.error("each entry of Metrics needs an Expression or a MetricStat")
+        ids = {q.id for q in queries}
+        for query in queries:
+            if query.expression is not None:
+                try:
+                    unknown = metric_math.ids_used(query.expression) - ids
+                except metric_math.UnsupportedExpressionError as error:
+                    raise ctx.error(str(error), path="Properties.Metrics") from None
+                if unknown:
+                    raise ctx.error(
+                        f"metric math {query.expression!r} refers to unknown ids "
+                        f"{sorted(unknown)}",
+                        path="Properties.Metrics",
+                    )
+        if queries and sum(q.return_data for q in queries) != 1:
+            raise ctx.error("exactly one entry of Metrics must have ReturnData true")
 
     def create(self, ctx: ProviderContext, properties: dict[str, Any]) -> Created:
         name = str(properties.get("AlarmName") or ctx.generate_name(_MAX_ALARM_NAME))
@@ -96,26 +142,28 @@ class AlarmProvider(Provider):
         tags = ctx.tags(properties.get("Tags"))
         if tags:
             request["Tags"] = tag_list(tags)
-        metric = _single_metric(properties) or properties
+        queries = _math_queries(properties)
+        metric = _single_metric(properties) or ({} if queries else properties)
         evaluation_periods = int(require(ctx, properties, "EvaluationPeriods"))
         spec = AlarmSpec(
             alarm_name=name,
-            namespace=str(metric.get("Namespace")),
-            metric_name=str(metric.get("MetricName")),
-            dimensions=tuple(
-                MetricDimension(name=str(d["Name"]), value=str(d["Value"]))
-                for d in metric.get("Dimensions") or ()
-            ),
+            namespace=str(metric.get("Namespace") or ""),
+            metric_name=str(metric.get("MetricName") or ""),
+            dimensions=_dimensions(metric.get("Dimensions")),
             statistic=str(metric.get("Statistic") or properties.get("ExtendedStatistic") or ""),
-            period_s=int(metric.get("Period") or 60),
+            period_s=int(
+                metric.get("Period")
+                or next((q.period_s for q in queries if q.expression is None), 60)
+            ),
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=int(properties.get("DatapointsToAlarm", evaluation_periods)),
             threshold=float(require(ctx, properties, "Threshold")),
             comparison_operator=str(require(ctx, properties, "ComparisonOperator")),
             treat_missing_data=str(properties.get("TreatMissingData", "missing")),
             actions_enabled=request["ActionsEnabled"],
+            metrics=queries,
         )
-        if not spec.statistic:
+        if not spec.statistic and not queries:
             raise ctx.error("the alarm names neither Statistic nor ExtendedStatistic")
         ctx.clients.cloudwatch.put_metric_alarm(**request)
         ctx.emit(spec)

@@ -30,6 +30,7 @@ IDEMPOTENCY_TABLE = "idempotency"
 ATTEMPT_BUDGET = 3
 # The queue's redrive, a safety net above the budget (batch 10 x 3 attempts + 1).
 MAX_RECEIVE_COUNT = 31
+PENDING_WINDOW_S = 20
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,14 @@ def _mocked_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         "TASKS_TABLE_NAME": TASKS_TABLE,
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
         "ATTEMPT_BUDGET": str(ATTEMPT_BUDGET),
+        "PENDING_WINDOW_SECONDS": str(PENDING_WINDOW_S),
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         dynamodb, sqs = _shared_clients()
         for module in (api, processor):
-            monkeypatch.setattr(module, "dynamodb_client", lambda: dynamodb)
-            monkeypatch.setattr(module, "sqs_client", lambda: sqs)
+            monkeypatch.setattr(module, "dynamodb_client", lambda *_: dynamodb)
+            monkeypatch.setattr(module, "sqs_client", lambda *_: sqs)
         for table, key in ((TASKS_TABLE, "task_id"), (IDEMPOTENCY_TABLE, "id")):
             dynamodb.create_table(
                 TableName=table,

@@ -33,7 +33,7 @@ def test_a_queued_task_shows_its_status_and_timestamps(call_api: CallApi) -> Non
     assert body["due_date"] == "2026-12-31T17:30:00+02:00"
     assert body["status"] == "QUEUED"
     assert body["attempts"] == 0
-    assert body["created_at"] == body["updated_at"]
+    assert body["created_at"] < body["updated_at"]  # stored PENDING, then confirmed
     assert body["processed_at"] is None
     assert body["failure_code"] is None
     assert "history" not in body

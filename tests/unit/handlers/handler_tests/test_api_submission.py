@@ -60,7 +60,11 @@ def test_a_valid_task_is_stored_queued_and_sent_to_the_fifo_group(
     assert item["priority"] == "high"
     assert item["attempts"] == 0
     assert item["duplicate_deliveries"] == 0
-    assert item["created_at"] == item["updated_at"]
+    assert item["history"] == []
+    # Stored PENDING with a deadline, then confirmed QUEUED: no TTL any more.
+    assert item["created_at"] < item["updated_at"] < item["pending_until"]
+    assert item["acceptance"] == 1
+    assert "purge_at" not in item
     assert item["created_at"].endswith("Z")
     assert len(item["created_at"]) == 27
     assert "fault" not in item
@@ -453,7 +457,15 @@ def test_a_failed_attempt_does_not_burn_the_key(
     api.reset_dependencies()
     retry = call_api("POST", "/tasks", json_body=valid_task(), headers=headers)
     assert retry.status == 200, retry
-    assert [item["task_id"] for item in cloud.items()] == [retry.json["task_id"]]
+    # The retry accepted the cancelled task again: one task, now queued.
+    (item,) = cloud.items()
+    assert (item["task_id"], item["status"], item["acceptance"]) == (
+        retry.json["task_id"],
+        "QUEUED",
+        2,
+    )
+    (message,) = cloud.receive()
+    assert message["Attributes"]["MessageDeduplicationId"] == f"{item['task_id']}#2"
 
 
 # --- dependencies failing -----------------------------------------------------------------
@@ -461,6 +473,9 @@ def test_a_failed_attempt_does_not_burn_the_key(
 
 class _FailingSqs:
     """An SQS client whose SendMessage fails as a throttled or unavailable queue does."""
+
+    def __init__(self, *config: Any) -> None:
+        pass
 
     def send_message(self, **kwargs: Any) -> None:
         raise ClientError(
@@ -473,14 +488,16 @@ def _break_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     api.reset_dependencies()
 
 
-def test_a_queue_failure_is_503_with_retry_after_and_leaves_no_record(
+def test_a_queue_failure_is_503_with_retry_after_and_the_task_cancelled(
     cloud: Cloud, call_api: CallApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _break_queue(monkeypatch)
     answer = call_api("POST", "/tasks", json_body=valid_task())
     _assert_error(answer, 503, "service_unavailable")
     assert answer.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
-    assert cloud.items() == []
+    (item,) = cloud.items()
+    assert item["status"] == "CANCELLED"
+    assert item["purge_at"] > 0, "a cancelled task must be removed by TTL eventually"
     assert cloud.receive() == []
 
 

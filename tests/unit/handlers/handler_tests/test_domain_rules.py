@@ -404,3 +404,10 @@ def test_clock_never_repeats_or_goes_back() -> None:
     stamps = [clock.now() for _ in range(4)]
     assert stamps[:3] == [base, base + timedelta(microseconds=1), base + timedelta(microseconds=2)]
     assert stamps[3] == base + timedelta(seconds=1)
+
+
+def test_the_confirm_margin_mirrors_the_cdk_config() -> None:
+    from cdk import config
+    from handlers.domain import submission
+
+    assert submission.CONFIRM_MARGIN_S == config.CONFIRM_MARGIN_S

@@ -1,0 +1,323 @@
+"""Steps of the monitoring feature: the alarms' definitions, and each alarm going off from
+real failures of its kind at its threshold (and staying OK one below it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pytest_bdd import given, parsers, then, when
+
+from cdk import contract
+from features.steps.common import ScenarioTasks, fault_headers, valid_task
+from harness.drivers import Alarms, DeadLetters, TaskApi, TaskStore
+from harness.local.metric_math import evaluate, ids_used
+from harness.target import Target
+from harness.waiting import wait_until
+
+ALARMS = {
+    "API errors": contract.API_ERRORS_ALARM_NAME,
+    "processor errors": contract.PROCESSOR_ERRORS_ALARM_NAME,
+    "dead-letter": contract.DLQ_ALARM_NAME,
+}
+COMPARISONS = {
+    "more than": "GreaterThanThreshold",
+    "greater than or equal to": "GreaterThanOrEqualToThreshold",
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long CloudWatch takes on this target: the local stack evaluates every second
+    and has a metric within a second; AWS publishes metrics a minute or more late and
+    evaluates once a minute."""
+
+    metric_delay_s: float
+    evaluation_s: float
+
+    @classmethod
+    def of(cls, target: Target) -> Timing:
+        return cls(5.0, 1.0) if target.name == "local" else cls(240.0, 60.0)
+
+
+def _function_environment(target: Target, output_key: str) -> dict[str, str]:
+    function = target.client("lambda").get_function_configuration(
+        FunctionName=target.output(output_key)
+    )
+    return dict(function.get("Environment", {}).get("Variables", {}))
+
+
+def _metric(query: dict[str, Any]) -> tuple[str, str, dict[str, str], str]:
+    stat = query["MetricStat"]
+    dims = {d["Name"]: d["Value"] for d in stat["Metric"].get("Dimensions", [])}
+    return stat["Metric"]["Namespace"], stat["Metric"]["MetricName"], dims, stat["Stat"]
+
+
+def _api_name(target: Target) -> str:
+    """The REST API's name: from API Gateway on AWS; the local cloud does not serve API
+    Gateway's control plane, so there the name its stage publishes metrics under."""
+    if target.name == "aws":
+        api = target.client("apigateway").get_rest_api(restApiId=target.output(contract.API_ID))
+        return str(api["name"])
+    metrics = target.client("cloudwatch").list_metrics(
+        Namespace="AWS/ApiGateway", MetricName="Count"
+    )["Metrics"]
+    names = {d["Value"] for m in metrics for d in m["Dimensions"] if d["Name"] == "ApiName"}
+    assert len(names) == 1, f"the local API Gateway published metrics under {names}"
+    return str(names.pop())
+
+
+def _check_api_5xx(target: Target, described: dict[str, Any]) -> int:
+    stage = target.output(contract.API_URL).rstrip("/").rsplit("/", 1)[-1]
+    dims = {d["Name"]: d["Value"] for d in described.get("Dimensions", [])}
+    assert (described.get("Namespace"), described.get("MetricName")) == (
+        "AWS/ApiGateway",
+        "5XXError",
+    ), described
+    assert described["Statistic"] == "Sum", described
+    assert dims == {"ApiName": _api_name(target), "Stage": stage}, dims
+    return int(described["Period"])
+
+
+def _check_processor_failures(target: Target, described: dict[str, Any]) -> int:
+    queries = {q["Id"]: q for q in described.get("Metrics", [])}
+    (total,) = [q for q in queries.values() if q.get("ReturnData", True)]
+    metrics = {qid: _metric(q) for qid, q in queries.items() if "MetricStat" in q}
+    environment = _function_environment(target, contract.PROCESSOR_FUNCTION_NAME)
+    function = target.output(contract.PROCESSOR_FUNCTION_NAME)
+    errors = ("AWS/Lambda", "Errors", {"FunctionName": function}, "Sum")
+    failures = (
+        environment["POWERTOOLS_METRICS_NAMESPACE"],
+        "ProcessingFailures",
+        {"service": environment["POWERTOOLS_SERVICE_NAME"]},
+        "Sum",
+    )
+    by_role = {"errors": errors, "failures": failures}
+    ids = {
+        role: key for role, want in by_role.items() for key, got in metrics.items() if got == want
+    }
+    assert sorted(ids) == ["errors", "failures"], metrics
+    assert len(metrics) == 2, metrics
+    expression = str(total["Expression"])
+    assert ids_used(expression) == set(metrics), expression
+    # The two add up, and one without datapoints in a window does not hide the other.
+    for e, f in ((2.0, 3.0), (None, 4.0), (6.0, None), (None, None)):
+        series = {ids["errors"]: [e], ids["failures"]: [f]}
+        assert evaluate(expression, series, 1) == [(e or 0.0) + (f or 0.0)], (expression, e, f)
+    (period,) = {int(q["MetricStat"]["Period"]) for q in queries.values() if "MetricStat" in q}
+    return period
+
+
+def _check_dlq_depth(target: Target, described: dict[str, Any]) -> int:
+    dlq = target.output(contract.DEAD_LETTER_QUEUE_URL).rsplit("/", 1)[-1]
+    dims = {d["Name"]: d["Value"] for d in described.get("Dimensions", [])}
+    assert (described.get("Namespace"), described.get("MetricName")) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    ), described
+    assert described["Statistic"] == "Maximum", described
+    assert dims == {"QueueName": dlq}, dims
+    return int(described["Period"])
+
+
+METRICS = {
+    "the requests the API answered with a 5xx": _check_api_5xx,
+    "the processor's failed invocations plus its failed records": _check_processor_failures,
+    "the dead-letter queue depth": _check_dlq_depth,
+}
+
+
+@then(
+    parsers.parse(
+        "the {alarm} alarm goes off when {metric} is {comparison} {threshold:d} "
+        "within {minutes:d} minute(s)"
+    )
+)
+def alarm_definition(
+    target: Target, alarm: str, metric: str, comparison: str, threshold: int, minutes: int
+) -> None:
+    described = Alarms(target).describe(ALARMS[alarm])
+    period = METRICS[metric](target, described)
+    assert described["ComparisonOperator"] == COMPARISONS[comparison], described
+    assert float(described["Threshold"]) == threshold, described
+    window = period * int(described["EvaluationPeriods"])
+    assert window == minutes * 60, f"the alarm looks at {window}s, expected {minutes} min"
+    assert int(described.get("DatapointsToAlarm", 1)) == 1, described
+    assert described.get("TreatMissingData") == "notBreaching", described
+
+
+# --- each alarm from real failures ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlarmWindow:
+    """An alarm whose window held no failure when the scenario's own began at ``start``."""
+
+    output_key: str
+    start: datetime
+
+
+def _window_s(target: Target, output_key: str) -> float:
+    described = Alarms(target).describe(output_key)
+    period = described.get("Period") or described["Metrics"][-1]["MetricStat"]["Period"]
+    return float(period) * int(described["EvaluationPeriods"])
+
+
+@given(
+    parsers.parse("the {alarm} alarm is OK and its window holds no failures"),
+    target_fixture="alarm_window",
+)
+def clean_window(target: Target, alarm: str) -> AlarmWindow:
+    output_key = ALARMS[alarm]
+    alarms, timing = Alarms(target), Timing.of(target)
+    window_s = _window_s(target, output_key)
+
+    def clean() -> bool:
+        now = datetime.now(UTC)
+        # One minute more than the window: datapoints are bucketed by the minute.
+        value = alarms.window_value(
+            output_key, start=now - timedelta(seconds=window_s + 60), end=now
+        )
+        return not value and alarms.describe(output_key)["StateValue"] == "OK"
+
+    wait_until(
+        clean,
+        timeout=window_s + 60.0 + timing.metric_delay_s + timing.evaluation_s * 2,
+        interval=2.0,
+        description=f"alarm {output_key} OK with no failure in its {window_s:.0f}s window",
+    )
+    return AlarmWindow(output_key, datetime.now(UTC))
+
+
+def _counted(target: Target, window: AlarmWindow) -> float:
+    value = Alarms(target).window_value(
+        window.output_key,
+        start=window.start - timedelta(minutes=1),
+        end=datetime.now(UTC) + timedelta(minutes=1),
+    )
+    return value or 0.0
+
+
+@then(parsers.parse("the {alarm} alarm has counted {count:d} and stays OK"))
+def counted_and_ok(target: Target, alarm_window: AlarmWindow, alarm: str, count: int) -> None:
+    assert alarm_window.output_key == ALARMS[alarm]
+    timing = Timing.of(target)
+    seen: dict[str, float] = {}
+
+    def arrived() -> bool:
+        seen["value"] = _counted(target, alarm_window)
+        return seen["value"] >= count
+
+    wait_until(
+        arrived,
+        timeout=timing.metric_delay_s + 30.0,
+        interval=0.5,
+        description=f"{count} failures in alarm {alarm_window.output_key}'s metrics",
+    )
+    assert seen["value"] == count, f"the alarm's metrics hold {seen['value']}, not {count}"
+    # Several evaluations with the count in the window: the alarm must not go off.
+    Alarms(target).stays_in_state(
+        alarm_window.output_key, "OK", seconds=timing.evaluation_s * 3 + 1.0
+    )
+
+
+@then(parsers.parse("the {alarm} alarm goes off"))
+def goes_off(target: Target, alarm: str) -> None:
+    timing = Timing.of(target)
+    Alarms(target).wait_for_state(
+        ALARMS[alarm], "ALARM", timeout=timing.metric_delay_s + timing.evaluation_s * 3 + 30.0
+    )
+
+
+def _submissions_answered_503(
+    api: TaskApi, target: Target, tasks: ScenarioTasks, count: int, directive: str
+) -> None:
+    for index in range(count):
+        response = api.submit(
+            valid_task(f"Alarm {directive} {index}"), headers=fault_headers(target, directive)
+        )
+        tasks.add(f"{directive} {index}", response)
+        assert response.status == 503, response.describe()
+
+
+@when(
+    parsers.parse(
+        "{count:d} submissions are answered 503 because storing the task fails behind the API"
+    )
+)
+def store_fails(api: TaskApi, target: Target, tasks: ScenarioTasks, count: int) -> None:
+    _submissions_answered_503(api, target, tasks, count, "store-fails")
+
+
+@when(
+    parsers.parse(
+        "{count:d} more submission is answered 503 because sending the task fails behind the API"
+    )
+)
+def send_fails(api: TaskApi, target: Target, tasks: ScenarioTasks, count: int) -> None:
+    _submissions_answered_503(api, target, tasks, count, "send-fails")
+
+
+@when(
+    parsers.parse(
+        "{failing:d} tasks fail each of their {attempts:d} attempts and {once:d} task fails "
+        "its first attempt"
+    )
+)
+def failing_tasks(
+    api: TaskApi,
+    target: Target,
+    tasks: ScenarioTasks,
+    store: TaskStore,
+    budget: Any,
+    failing: int,
+    attempts: int,
+    once: int,
+) -> None:
+    assert attempts == budget.attempt_budget, "a task that always fails gets the whole budget"
+    plan = ["always-fail"] * failing + ["fail-attempts=1"] * once
+    for index, directive in enumerate(plan):
+        response = api.submit(
+            valid_task(f"Failing {index}"), headers=fault_headers(target, directive)
+        )
+        assert response.status == 200, response.describe()
+        tasks.add(directive, response)
+    expected = ["FAILED"] * failing + ["COMPLETED"] * once
+    items = store.wait_all(
+        tasks.accepted_ids(),
+        {"FAILED", "COMPLETED"},
+        timeout=budget.redelivery_budget_s(failing * attempts + once) + 30.0,
+    )
+    assert [item["status"] for item in items] == expected, items
+
+
+@when(parsers.parse("the processor crashes on {count:d} more task"))
+def crash_once(
+    api: TaskApi, target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any, count: int
+) -> None:
+    for index in range(count):
+        response = api.submit(valid_task(f"Crash {index}"), headers=fault_headers(target, "crash"))
+        assert response.status == 200, response.describe()
+        submitted = tasks.add("crash", response)
+        # Its first attempt crashes the processor; the next one completes it.
+        store.wait_for_status(
+            submitted.task_id or "", {"COMPLETED"}, timeout=budget.redelivery_budget_s(2) + 30.0
+        )
+
+
+@given("the dead-letter queue is empty")
+def dlq_empty(dead_letters: DeadLetters) -> None:
+    dead_letters.drain()
+
+
+@when("a task that always fails is dead-lettered")
+def dead_letter_one(
+    api: TaskApi, target: Target, tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any
+) -> None:
+    response = api.submit(valid_task("Dead letter"), headers=fault_headers(target, "always-fail"))
+    assert response.status == 200, response.describe()
+    submitted = tasks.add("poison", response)
+    dead_letters.wait_for_task(
+        submitted.task_id or "", timeout=budget.redelivery_budget_s(budget.attempt_budget) + 30.0
+    )
