@@ -11,7 +11,8 @@ Feature: Tasks that cannot be processed go to the dead-letter queue
 
   @fault_injection
   Scenario: A task that always fails is dead-lettered after exactly 3 receives
-    Given the dead-letter queue is empty and its alarm is OK
+    Given the dead-letter queue is empty
+    And the dead-letter alarm is OK and its window holds no failures
     When a client submits a task that always fails
     And a client submits 2 valid tasks right after it
     Then the failing task is in the dead-letter queue after exactly 3 receives

@@ -11,7 +11,6 @@ from pytest_bdd import given, parsers, then, when
 from cdk import contract
 from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
 from harness.drivers import (
-    Alarms,
     DeadLetter,
     DeadLetters,
     FunctionMetrics,
@@ -99,28 +98,6 @@ def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     assert item["status"] == "FAILED", f"the dead-lettered task is {item['status']}: {item}"
     assert int(item["attempts"]) == budget.attempt_budget == 3, item
     assert item.get("failure_code"), f"no failure code recorded on the failed task: {item}"
-
-
-@given("the dead-letter queue is empty and its alarm is OK")
-def dlq_empty_alarm_ok(target: Target, dead_letters: DeadLetters) -> None:
-    """Whatever earlier scenarios left in the DLQ goes, and the alarm is seen OK: so the
-    alarm this scenario expects can only come from its own task."""
-    dead_letters.drain()
-    alarms = Alarms(target)
-    alarm = alarms.describe(contract.DLQ_ALARM_NAME)
-    # The alarm looks back one period (plus CloudWatch's delay on AWS) before it is OK.
-    slack = 30.0 if target.name == "local" else 180.0
-    timeout = float(alarm["Period"]) * (int(alarm["EvaluationPeriods"]) + 1) + slack
-    alarms.wait_for_state(contract.DLQ_ALARM_NAME, "OK", timeout=timeout)
-
-
-@then("the dead-letter alarm goes off")
-def dlq_alarm(target: Target) -> None:
-    alarms = Alarms(target)
-    alarm = alarms.describe(contract.DLQ_ALARM_NAME)
-    # CloudWatch needs a full period of data plus its evaluation delay.
-    timeout = float(alarm["Period"]) * (int(alarm["EvaluationPeriods"]) + 2) + 30.0
-    alarms.wait_for_state(contract.DLQ_ALARM_NAME, "ALARM", timeout=timeout)
 
 
 @then("the tasks behind it are COMPLETED afterwards, in submission order")
