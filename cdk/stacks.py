@@ -87,14 +87,11 @@ class QueueStack(Stack):
             },
         )
         processor.allow(
+            # What the event source mapping does with the role (receive, delete, read the
+            # queue's attributes); the function itself never calls the task queue.
             iam.PolicyStatement(
                 sid="ConsumeTaskQueue",
-                actions=[
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes",
-                    "sqs:ReceiveMessage",
-                ],
+                actions=["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
                 resources=[queues.queue.queue_arn],
             ),
             iam.PolicyStatement(
@@ -102,9 +99,11 @@ class QueueStack(Stack):
                 actions=["sqs:SendMessage"],
                 resources=[queues.dead_letter_queue.queue_arn],
             ),
+            # Every processor write is a conditional UpdateItem; it never reads or creates a
+            # task (tests/hardening/test_least_privilege.py records what it calls).
             iam.PolicyStatement(
                 sid="WriteTasksTable",
-                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                actions=["dynamodb:UpdateItem"],
                 resources=[tables.tasks.table_arn],
             ),
         )
@@ -187,12 +186,10 @@ class ApiStack(Stack):
             ),
             iam.PolicyStatement(
                 sid="IdempotencyTable",
-                actions=[
-                    "dynamodb:DeleteItem",
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                ],
+                # Powertools: a conditional PutItem (the old record comes back with a
+                # failed condition, so no GetItem), UpdateItem on success, DeleteItem on
+                # failure.
+                actions=["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                 resources=[idempotency_table.table_arn],
             ),
         )

@@ -14,7 +14,8 @@ Feature: The stack watches itself
   minutes is the same; the local alarm goes off as soon as the window holds enough, instead
   of up to 5 minutes later. So that no failure of an earlier scenario counts, each scenario
   first waits until its alarm is OK and its whole window holds none (up to 5 minutes after
-  the last one), then counts only its own failures.
+  the last one), then counts only its own failures. The monitoring scenarios run first in a
+  session, so that wait is usually over at once.
 
   Background:
     Given the Task API is available

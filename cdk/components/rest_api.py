@@ -12,6 +12,12 @@ from cdk.config import StackConfig
 
 CORS_ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
 CORS_ALLOWED_HEADERS = (*apigw.Cors.DEFAULT_HEADERS, "Idempotency-Key")
+# Static values of API Gateway response parameters are single-quoted.
+GATEWAY_RESPONSE_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "'*'",
+    "Access-Control-Allow-Headers": "'" + ",".join(CORS_ALLOWED_HEADERS) + "'",
+    "Access-Control-Allow-Methods": "'" + ",".join(CORS_ALLOWED_METHODS) + "'",
+}
 
 
 class TaskRestApi(Construct):
@@ -83,6 +89,19 @@ class TaskRestApi(Construct):
             ),
         )
         self.api.deployment_stage.node.add_dependency(self.execution_logs)
+
+        # API Gateway's own errors (403 unknown route, 429 throttled, 502/504, 413...) carry
+        # the CORS headers too, so a browser client sees the status instead of an opaque
+        # CORS failure. Every 4xx/5xx type inherits these two.
+        for construct_id, response_type in (
+            ("Default4xx", apigw.ResponseType.DEFAULT_4_XX),
+            ("Default5xx", apigw.ResponseType.DEFAULT_5_XX),
+        ):
+            self.api.add_gateway_response(
+                construct_id,
+                type=response_type,
+                response_headers=dict(GATEWAY_RESPONSE_CORS_HEADERS),
+            )
 
         integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
         tasks = self.api.root.add_resource("tasks")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import heapq
 import http
 import ipaddress
@@ -367,6 +368,7 @@ class _RestApi:
         self.log_group = _log_group_name(spec.access_log_group_arn)
         self.log_stream = f"{spec.api_id}-{spec.stage_name}"
         self.resource_ids = {path: _resource_id(spec.api_id, path) for path in self.router.methods}
+        self.gateway_responses = {r.response_type: r for r in spec.gateway_responses}
         self.server: _Server | None = None
         self.thread: threading.Thread | None = None
 
@@ -393,8 +395,44 @@ class _RestApi:
             return None
         return self._finish(exchange, outcome)
 
+    def _customized(self, outcome: _Outcome, request_id: str) -> _Outcome:
+        """The gateway's own error as the API's gateway responses shape it.
+
+        As API Gateway: the response configured for the error's response type, else the
+        one for ``DEFAULT_4XX``/``DEFAULT_5XX`` by the status class; its status code, static
+        headers (e.g. CORS) and application/json template replace the defaults.
+        """
+        error = outcome.error
+        if error is None or not self.gateway_responses:
+            return outcome
+        fallback = "DEFAULT_4XX" if outcome.status < 500 else "DEFAULT_5XX"
+        response = self.gateway_responses.get(error.response_type) or (
+            self.gateway_responses.get(fallback)
+        )
+        if response is None:
+            return outcome
+        names = {name.lower() for name in response.headers}
+        headers = [(k, v) for k, v in outcome.headers if k.lower() not in names]
+        headers += list(response.headers.items())
+        body = outcome.body
+        if response.template is not None:
+            values = {
+                "$context.error.messageString": json.dumps(error.message),
+                "$context.error.message": error.message,
+                "$context.error.responseType": error.response_type,
+                "$context.requestId": request_id,
+            }
+            text = response.template
+            for variable in sorted(values, key=len, reverse=True):
+                text = text.replace(variable, values[variable])
+            body = text.encode()
+        return dataclasses.replace(
+            outcome, status=response.status_code or outcome.status, headers=headers, body=body
+        )
+
     def _finish(self, exchange: _Exchange, outcome: _Outcome) -> bytes:
         """Serialise the response; count it and queue its access-log line."""
+        outcome = self._customized(outcome, exchange.request_id)
         request = exchange.request
         headers = [
             ("Date", formatdate(exchange.started, usegmt=True)),
@@ -421,13 +459,14 @@ class _RestApi:
         return payload
 
     def gateway_error_bytes(self, error: GatewayError) -> bytes:
-        outcome = _gateway_error(error)
+        request_id = str(uuid.uuid4())
+        outcome = self._customized(_gateway_error(error), request_id)
         headers = [
             *outcome.headers,
-            ("x-amzn-RequestId", str(uuid.uuid4())),
+            ("x-amzn-RequestId", request_id),
             ("x-amzn-ErrorType", error.error_type),
         ]
-        return _serialise(error.status, headers, outcome.body, keep_alive=False, head=False)
+        return _serialise(outcome.status, headers, outcome.body, keep_alive=False, head=False)
 
     def _dispatch(self, exchange: _Exchange) -> _Outcome | None:
         request = exchange.request

@@ -206,14 +206,27 @@ class LocalStack:
         # boto3 and the endpoint they cost ~10 % of the stack's CPU under load.
         logs, cloudwatch = InProcessLogsClient(region), InProcessCloudWatchClient(region)
 
-        self.lambdas = LambdaService(url, region, logs_client=logs, cloudwatch_client=cloudwatch)
+        # Every function gets credentials of its own; what each role was used for is in
+        # self.endpoint.access (harness.local.identity).
+        self.lambdas = LambdaService(
+            url,
+            region,
+            logs_client=logs,
+            cloudwatch_client=cloudwatch,
+            identities=self.endpoint.identities,
+            access=self.endpoint.access,
+        )
         self._on_stop("Lambda service", self.lambdas.close)
         self.control_plane = LambdaControlPlane(self.lambdas.invoke)
         self.endpoint.mount(LambdaControlPlane.handles, self.control_plane)
         self.endpoint.mount(lambda path: path == STATUS_PATH, self._status_app)
 
         self.mappings = EventSourceMappingService(
-            self.lambdas, url, region, sqs_client=InProcessSqsClient(self.endpoint.sqs)
+            self.lambdas,
+            url,
+            region,
+            sqs_client=InProcessSqsClient(self.endpoint.sqs),
+            access=self.endpoint.access,
         )
         self._on_stop("event source mappings", self.mappings.close)
         self.control_plane.on_mapping_enabled = self.mappings.update

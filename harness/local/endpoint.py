@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from harness.local.dynamodb import TARGET_PREFIX, DynamoFastPath
 from harness.local.http11 import BadRequestError, Reader, Request, read_request
+from harness.local.identity import AccessLog, Identities
 from harness.local.sqs.clock import Clock
 from harness.local.sqs.engine import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, SqsEngine
 from harness.local.sqs.protocol import SqsWire
@@ -47,6 +48,7 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 HeaderGetter = Callable[[str], str | None]
 
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 _QUEUE_PATH = re.compile(r"^/\d{12}/[A-Za-z0-9_.-]{1,80}/?$")
 _SQS_ACTIONS = frozenset(
     {
@@ -134,6 +136,10 @@ class AwsEndpoint:
         # matched by request path before SQS and moto: see :meth:`mount`.
         self._mounts: list[tuple[Callable[[str], bool], WsgiApp]] = []
         self.port = 0
+        # Who calls what (harness.local.identity): requests signed with a function's key
+        # are recorded with its role; the seam where IAM enforcement will sit.
+        self.identities = Identities()
+        self.access = AccessLog(region, account_id)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -230,6 +236,33 @@ class AwsEndpoint:
             return self._wire.handle_query(form, path)
         return None
 
+    def _record_caller(
+        self, method: str, path: str, query: str, header: HeaderGetter, body: bytes
+    ) -> None:
+        """Record the call if it is signed with a function's credentials."""
+        authorization = header("Authorization") or ""
+        match = _ACCESS_KEY.search(authorization)
+        principal = self.identities.principal(match.group(1) if match else None)
+        if principal is None:
+            return
+
+        def form() -> dict[str, str]:
+            params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+            if method == "POST" and (header("Content-Type") or "").startswith(
+                "application/x-www-form-urlencoded"
+            ):
+                params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            return params
+
+        self.access.record_request(
+            principal,
+            target=header("X-Amz-Target"),
+            service=_signing_service(authorization, query),
+            form=form,
+            body=body,
+            path=path,
+        )
+
     def _moto(self) -> WsgiApp:
         if self._moto_app is None:
             with self._moto_lock:
@@ -260,6 +293,7 @@ class AwsEndpoint:
         def header(name: str) -> str | None:
             return lowered.get(name.lower())
 
+        self._record_caller(method, path, query, header, body)
         response = self._sqs_response(method, path, query, header, body)
         if response is not None:
             return response

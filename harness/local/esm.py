@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.local.closing import ClosesOnExit
+from harness.local.identity import AccessLog
 from harness.local.lambda_service import LambdaService, LambdaServiceClosedError
 from harness.local.lambda_service.telemetry import client_factory
 from harness.local.specs import EventSourceMappingSpec, InvokeResult
@@ -217,9 +218,12 @@ class EventSourceMappingService(ClosesOnExit):
         unbounded_pollers: int = DEFAULT_POLLERS,
         error_backoff_s: float = 0.5,
         sqs_client: Any = None,
+        access: AccessLog | None = None,
     ) -> None:
         """``sqs_client`` replaces the boto3 client the pollers use (the local cloud passes
-        its engine's :class:`~harness.local.sqs.protocol.InProcessSqsClient`)."""
+        its engine's :class:`~harness.local.sqs.protocol.InProcessSqsClient`); ``access``
+        records the SQS calls the pollers make with the function's role, as AWS's do."""
+        self._access = access
         self._lambda = lambda_service
         self._region = region
         # One thread-safe client for all pollers, its pool big enough for every long poll.
@@ -293,6 +297,7 @@ class EventSourceMappingService(ClosesOnExit):
         except KeyError:
             raise ResourceNotFoundError(f"Function not found: {spec.function_name}") from None
         client = self._sqs()
+        self._record(spec, "sqs:GetQueueAttributes")
         attributes = client.get_queue_attributes(
             QueueUrl=spec.queue_url, AttributeNames=["VisibilityTimeout", "FifoQueue"]
         )["Attributes"]
@@ -323,6 +328,13 @@ class EventSourceMappingService(ClosesOnExit):
         if spec.maximum_concurrency is not None:
             pollers = min(pollers, spec.maximum_concurrency)
         return pollers
+
+    def _record(self, spec: EventSourceMappingSpec, action: str) -> None:
+        """A call the mapping makes with its function's role (a deduplicated set add)."""
+        if self._access is not None:
+            function = self._lambda.function_spec(spec.function_name)
+            principal = self._lambda.principal_of(function)
+            self._access.check(principal, action, spec.event_source_arn)
 
     def _sqs(self) -> Any:
         with self._client_lock:
@@ -364,6 +376,7 @@ class EventSourceMappingService(ClosesOnExit):
                 if not messages
                 else max(0, min(int(remaining), self._wait_time_s))
             )
+            self._record(spec, "sqs:ReceiveMessage")
             response = client.receive_message(
                 QueueUrl=spec.queue_url,
                 MaxNumberOfMessages=wanted,
@@ -437,6 +450,7 @@ class EventSourceMappingService(ClosesOnExit):
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
             ]
+            self._record(mapping.spec, "sqs:DeleteMessage")
             try:
                 response = client.delete_message_batch(
                     QueueUrl=mapping.spec.queue_url, Entries=entries

@@ -77,6 +77,17 @@ class ApiMethod:
 
 
 @dataclass(frozen=True)
+class GatewayResponse:
+    """An ``AWS::ApiGateway::GatewayResponse``: how the API answers its own errors of one
+    response type (``DEFAULT_4XX``, ``THROTTLED``, ...)."""
+
+    response_type: str
+    status_code: int | None = None  # None: the response type's own status
+    headers: Mapping[str, str] = field(default_factory=dict)  # name -> static value
+    template: str | None = None  # the application/json body template
+
+
+@dataclass(frozen=True)
 class RestApiSpec:
     """An ``AWS::ApiGateway::RestApi`` with its resources, methods and deployed stage."""
 
@@ -90,6 +101,7 @@ class RestApiSpec:
     access_log_format: str | None = None
     api_keys: tuple[str, ...] = ()  # key values, if the template declares any
     minimum_compression_size: int | None = None
+    gateway_responses: tuple[GatewayResponse, ...] = ()
 
 
 @dataclass(frozen=True)

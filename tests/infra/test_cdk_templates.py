@@ -78,6 +78,7 @@ RESOURCE_TYPES = {
     "Api": {
         "AWS::ApiGateway::Account",
         "AWS::ApiGateway::Deployment",
+        "AWS::ApiGateway::GatewayResponse",
         "AWS::ApiGateway::Method",
         "AWS::ApiGateway::Resource",
         "AWS::ApiGateway::RestApi",
@@ -400,12 +401,7 @@ def test_processor_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "ConsumeTaskQueue",
             "Effect": "Allow",
-            "Action": [
-                "sqs:ChangeMessageVisibility",
-                "sqs:DeleteMessage",
-                "sqs:GetQueueAttributes",
-                "sqs:ReceiveMessage",
-            ],
+            "Action": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
             "Resource": _arn(task),
         },
         {
@@ -417,7 +413,7 @@ def test_processor_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "WriteTasksTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Action": "dynamodb:UpdateItem",
             "Resource": _arn(_table(synth, "task_id")),
         },
     ]
@@ -447,12 +443,7 @@ def test_api_role_is_least_privilege(synth: Synthesized) -> None:
         {
             "Sid": "IdempotencyTable",
             "Effect": "Allow",
-            "Action": [
-                "dynamodb:DeleteItem",
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-            ],
+            "Action": ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             "Resource": _arn(_table(synth, "id")),
         },
     ]
@@ -509,6 +500,27 @@ def _resource_paths(synth: Synthesized) -> dict[str, str]:
     for logical_id in resources:
         path_of(logical_id)
     return paths
+
+
+def test_the_gateways_own_errors_carry_cors_headers(synth: Synthesized) -> None:
+    # 403 unknown route, 429 throttled, 502/504 integration errors, 413...: every 4xx/5xx
+    # response type inherits DEFAULT_4XX/DEFAULT_5XX, so a browser sees the real status.
+    (api_id,) = synth.resources("Api", "AWS::ApiGateway::RestApi")
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synth.resources("Api", "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for properties in responses.values():
+        assert properties["RestApiId"] == {"Ref": api_id}
+        headers = properties["ResponseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+        allowed = headers["gatewayresponse.header.Access-Control-Allow-Headers"]
+        assert "Idempotency-Key" in allowed.strip("'").split(",")
+        assert headers["gatewayresponse.header.Access-Control-Allow-Methods"] == (
+            "'GET,POST,OPTIONS'"
+        )
+        assert "StatusCode" not in properties  # each error keeps its own status
 
 
 def test_api_routes_are_lambda_proxies_with_cors_preflight(synth: Synthesized) -> None:

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.local.closing import ClosesOnExit
+from harness.local.identity import AccessLog, Identities, Principal
 from harness.local.lambda_service.telemetry import (
     EMF_PREFIX,
     LogShipper,
@@ -214,12 +215,18 @@ class LambdaService(ClosesOnExit):
         init_timeout_s: float = INIT_TIMEOUT_S,
         logs_client: Any = None,
         cloudwatch_client: Any = None,
+        identities: Identities | None = None,
+        access: AccessLog | None = None,
     ) -> None:
         """``logs_client`` ships the functions' logs and ``cloudwatch_client`` their metrics
         instead of boto3 clients at the endpoint (the local cloud passes its in-process
-        clients, :mod:`harness.local.inprocess`)."""
+        clients, :mod:`harness.local.inprocess`). With ``identities`` each function's
+        workers get credentials of their own (the endpoint then knows the caller), and
+        ``access`` records what the log shipping does with each function's role."""
         self.endpoint_url = endpoint_url
         self.region = region
+        self._identities = identities
+        self._access = access
         self._unreserved_limit = unreserved_concurrency_limit
         self._python = python
         self._init_timeout_s = init_timeout_s
@@ -274,12 +281,20 @@ class LambdaService(ClosesOnExit):
         env = lambda_environment(
             spec, endpoint_url=self.endpoint_url, region=self.region, log_group=log_group
         )
+        if self._identities is not None:
+            # Lambda hands each function its execution role's credentials.
+            env.update(self._identities.credentials_for(self.principal_of(spec)))
         with self._lock:
             if self._closed:
                 raise LambdaServiceClosedError("LambdaService is closed")
             if spec.function_name in self._functions:
                 raise ValueError(f"function {spec.function_name} already exists")
             self._functions[spec.function_name] = _Function(spec, limit, env)
+
+    @staticmethod
+    def principal_of(spec: FunctionSpec) -> Principal:
+        """The function acting with its execution role."""
+        return Principal(spec.function_name, spec.role_arn or f"role-of-{spec.function_name}")
 
     def function_spec(self, function_name: str) -> FunctionSpec:
         """The spec of a registered function (``KeyError`` if there is none)."""
@@ -413,9 +428,19 @@ class LambdaService(ClosesOnExit):
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
         log_group = fn.log_group
 
+        access, principal = self._access, self.principal_of(fn.spec)
+        if access is not None and self._logs is not None:
+            # Lambda ships the function's logs with its role (what logs:* statements allow).
+            access.check(
+                principal, "logs:CreateLogStream", access.log_stream_arn(log_group, stream)
+            )
+
         def sink(stream_name: str, message: str) -> None:
             if self._logs is not None:
                 self._logs.put(log_group, stream_name, message)
+                if access is not None:
+                    resource = access.log_stream_arn(log_group, stream_name)
+                    access.check(principal, "logs:PutLogEvents", resource)
             if self._metrics is not None and message.startswith(EMF_PREFIX):
                 # CloudWatch Logs extracts EMF metrics from a Lambda log group.
                 self._metrics.record_log_line(message)

@@ -27,7 +27,13 @@ from harness.local.cfn.providers.base import (
     require,
 )
 from harness.local.cfn.providers.lambda_ import function_name_of
-from harness.local.specs import ApiMethod, FunctionSpec, IntegrationResponse, RestApiSpec
+from harness.local.specs import (
+    ApiMethod,
+    FunctionSpec,
+    GatewayResponse,
+    IntegrationResponse,
+    RestApiSpec,
+)
 
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _SUPPORTED_INTEGRATIONS: Final = ("AWS_PROXY", "MOCK")
@@ -201,6 +207,84 @@ class UsagePlanKeyProvider(Provider):
         _model(ctx).usage_plan_keys.append((plan_id, key_id))
         physical_id = f"{key_id}:{plan_id}"
         return Created(physical_id=physical_id, attributes={"Id": physical_id})
+
+
+# API Gateway's gateway response types (developer guide, "Gateway response types").
+GATEWAY_RESPONSE_TYPES: Final = frozenset(
+    {
+        "ACCESS_DENIED", "API_CONFIGURATION_ERROR", "AUTHORIZER_CONFIGURATION_ERROR",
+        "AUTHORIZER_FAILURE", "BAD_REQUEST_PARAMETERS", "BAD_REQUEST_BODY", "DEFAULT_4XX",
+        "DEFAULT_5XX", "EXPIRED_TOKEN", "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT",
+        "INVALID_API_KEY", "INVALID_SIGNATURE", "MISSING_AUTHENTICATION_TOKEN",
+        "QUOTA_EXCEEDED", "REQUEST_TOO_LARGE", "RESOURCE_NOT_FOUND", "THROTTLED",
+        "UNAUTHORIZED", "UNSUPPORTED_MEDIA_TYPE", "WAF_FILTERED",
+    }
+)  # fmt: skip
+_HEADER_PARAMETER: Final = re.compile(r"^gatewayresponse\.header\.(?P<name>[A-Za-z0-9-]+)$")
+_STATIC_VALUE: Final = re.compile(r"^'(?P<value>[^']*)'$")
+_TEMPLATE_VARIABLE: Final = re.compile(r"\$context\.[A-Za-z.]+")
+TEMPLATE_VARIABLES: Final = frozenset(
+    {
+        "$context.error.message",
+        "$context.error.messageString",
+        "$context.error.responseType",
+        "$context.requestId",
+    }
+)
+
+
+class GatewayResponseProvider(Provider):
+    """How the API answers its own errors of one type: status, static headers, body."""
+
+    resource_type = "AWS::ApiGateway::GatewayResponse"
+
+    def validate(self, ctx: ValidationContext, properties: Mapping[str, Any]) -> None:
+        response_type = properties.get("ResponseType")
+        if response_type not in GATEWAY_RESPONSE_TYPES:
+            raise ctx.error(f"unknown gateway response type {response_type!r}")
+        for name, value in (properties.get("ResponseParameters") or {}).items():
+            if not _HEADER_PARAMETER.match(str(name)):
+                raise ctx.error(f"response parameter {name!r} is not a gatewayresponse.header")
+            if not isinstance(value, str) or not _STATIC_VALUE.match(value):
+                raise ctx.error(
+                    f"response parameter {name}: only static 'quoted' values are supported "
+                    f"by the local API Gateway, got {value!r}"
+                )
+        for template in (properties.get("ResponseTemplates") or {}).values():
+            unknown = set(_TEMPLATE_VARIABLE.findall(str(template))) - TEMPLATE_VARIABLES
+            if unknown:
+                raise ctx.error(
+                    f"gateway response template variables {sorted(unknown)} are not supported "
+                    "by the local API Gateway"
+                )
+
+    def create(self, ctx: ProviderContext, properties: dict[str, Any]) -> Created:
+        api_id = str(require(ctx, properties, "RestApiId"))
+        response_type = str(require(ctx, properties, "ResponseType"))
+        _model(ctx).gateway_responses.setdefault(api_id, {})[response_type] = properties
+        return Created(physical_id=f"{api_id}-{response_type}")
+
+
+def _gateway_responses(model: ApiGatewayModel, api_id: str) -> tuple[GatewayResponse, ...]:
+    responses = []
+    for response_type, properties in sorted(model.gateway_responses.get(api_id, {}).items()):
+        headers = {}
+        for name, value in (properties.get("ResponseParameters") or {}).items():
+            header = _HEADER_PARAMETER.match(str(name))
+            static = _STATIC_VALUE.match(str(value))
+            if header and static:
+                headers[header.group("name")] = static.group("value")
+        templates = properties.get("ResponseTemplates") or {}
+        status = properties.get("StatusCode")
+        responses.append(
+            GatewayResponse(
+                response_type=response_type,
+                status_code=None if status is None else int(status),
+                headers=headers,
+                template=templates.get("application/json"),
+            )
+        )
+    return tuple(responses)
 
 
 class _RecordOnlyProvider(Provider):
@@ -383,6 +467,7 @@ def build_rest_api_specs(
             access_log_format=access_log.get("Format"),
             api_keys=_api_keys(model, api_id, stage["stage_name"]),
             minimum_compression_size=api["minimum_compression_size"],
+            gateway_responses=_gateway_responses(model, api_id),
         )
         built.append(
             BuiltRestApi(spec=spec, stack_name=stage["stack"], logical_id=stage["logical_id"])

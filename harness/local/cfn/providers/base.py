@@ -132,6 +132,8 @@ class ApiGatewayModel:
         default_factory=dict
     )  # id -> [(api, stage)]
     usage_plan_keys: list[tuple[str, str]] = field(default_factory=list)  # plan id, key id
+    # api id -> response type -> GatewayResponse properties
+    gateway_responses: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass

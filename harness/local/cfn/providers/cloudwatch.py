@@ -125,8 +125,7 @@ class AlarmProvider(Provider):
                     raise ctx.error(str(error), path="Properties.Metrics") from None
                 if unknown:
                     raise ctx.error(
-                        f"metric math {query.expression!r} refers to unknown ids "
-                        f"{sorted(unknown)}",
+                        f"metric math {query.expression!r} refers to unknown ids {sorted(unknown)}",
                         path="Properties.Metrics",
                     )
         if queries and sum(q.return_data for q in queries) != 1:
