@@ -645,20 +645,6 @@ class FunctionMetrics:
         )["Datapoints"]
         return float(sum(point["Sum"] for point in datapoints))
 
-    def sum(self, metric: str, *, since: datetime) -> float:
-        """The sum of ``metric`` (e.g. ``Errors``) from ``since`` until now."""
-        now = datetime.now(UTC)
-        datapoints = self._cloudwatch.get_metric_statistics(
-            Namespace="AWS/Lambda",
-            MetricName=metric,
-            Dimensions=[{"Name": "FunctionName", "Value": self.function_name}],
-            StartTime=since - timedelta(minutes=1),
-            EndTime=now + timedelta(minutes=1),
-            Period=60,
-            Statistics=["Sum"],
-        )["Datapoints"]
-        return float(sum(point["Sum"] for point in datapoints))
-
 
 def new_idempotency_key() -> str:
     """A fresh key for the ``Idempotency-Key`` header."""
