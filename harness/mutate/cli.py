@@ -53,7 +53,8 @@ def markdown_table(results: list[MutantResult], mutants: list[Mutant], wall_s: f
     by_name = {mutant.name: mutant for mutant in mutants}
     killed = sum(1 for result in results if result.outcome == "killed")
     lines = [
-        f"Run finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'} "
+        f"Run finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"on {platform.node() or 'this machine'} "
         f"({platform.machine()}, {_cores()} cores, Python {platform.python_version()}): "
         f"{killed} of {len(results)} killed, wall time {wall_s / 60:.1f} min.",
         "",
