@@ -41,6 +41,7 @@ def synthesize(
     *,
     validate: bool = False,
     timeout: float = 600.0,
+    project_root: Path = PROJECT_ROOT,
 ) -> Path:
     """Run ``python -m cdk.app`` for ``profile`` into ``outdir`` and return that directory.
 
@@ -50,6 +51,7 @@ def synthesize(
     CDK's built-in CloudFormation validation (schema and CDK's default rules) is off unless
     ``validate=True``: it costs about 4 s of CPU, changes nothing in the output, and already
     runs on both profiles in ``tests/infra`` and in every ``cdk synth``/``cdk deploy``.
+    ``project_root`` is the tree whose ``cdk/`` app runs (``python -m`` imports it from there).
     """
     outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,7 @@ def synthesize(
     try:
         result = subprocess.run(
             [sys.executable, "-m", "cdk.app"],
-            cwd=PROJECT_ROOT,
+            cwd=project_root,
             env=env,
             capture_output=True,
             text=True,

@@ -64,10 +64,12 @@ def target(
             write_outputs_for_prefix(prefix, path)
             yield Target.from_outputs_file(path, "aws")
         else:
-            from harness.local.cloud import LocalStack
+            from harness.local.cloud import LocalStack, assembly_lines
 
             with LocalStack(
-                work_dir=tmp_path_factory.mktemp("local-stack"), assembly_dir=assembly
+                work_dir=tmp_path_factory.mktemp("local-stack"),
+                assembly_dir=assembly,
+                on_progress=assembly_lines(request.config),
             ) as stack:
                 yield Target.from_outputs_file(stack.outputs_file, "local")
     except TargetError as exc:

@@ -26,7 +26,7 @@ from harness.load.settings import (
     Scenario,
     env_float,
 )
-from loadtest.common import ConfiguredShape, target_for, user_wait_time
+from loadtest.common import ConfiguredShape, reject, target_for, user_wait_time
 from loadtest.payloads import invalid_tasks, valid_task
 
 SCENARIO: Scenario = "api_ingest"
@@ -93,7 +93,7 @@ class ApiIngestUser(FastHttpUser):
         ) as response:
             body = _json(response.text)
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}: {(response.text or '')[:200]}")
+                reject(response, f"status {response.status_code}: {(response.text or '')[:200]}")
             elif problem := _accepted_problem(body):
                 response.failure(problem)
             else:
@@ -111,7 +111,7 @@ class ApiIngestUser(FastHttpUser):
         ) as response:
             body = _json(response.text)
             if response.status_code != 400:
-                response.failure(f"{label}: status {response.status_code}, expected 400")
+                reject(response, f"{label}: status {response.status_code}, expected 400")
             elif not (isinstance(body, dict) and body.get("error") and body.get("message")):
                 response.failure(f"{label}: 400 without an {{error, message}} body")
             else:
@@ -132,7 +132,7 @@ class ApiIngestUser(FastHttpUser):
         ) as response:
             body = _json(response.text)
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}: {(response.text or '')[:200]}")
+                reject(response, f"status {response.status_code}: {(response.text or '')[:200]}")
                 self.pending_retry = None
             elif problem := _accepted_problem(body):
                 response.failure(problem)
@@ -152,7 +152,7 @@ class ApiIngestUser(FastHttpUser):
         ) as response:
             body = _json(response.text)
             if response.status_code != 200:
-                response.failure(f"status {response.status_code} for a task this user created")
+                reject(response, f"status {response.status_code} for a task this user created")
             elif not isinstance(body, dict) or body.get("task_id") != task_id:
                 response.failure("GET returned a different task")
             elif body.get("status") not in STATUSES:

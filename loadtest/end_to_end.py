@@ -24,7 +24,7 @@ from locust import FastHttpUser, task
 
 from cdk.contract import FAULT_INJECTION_HEADER
 from harness.load.settings import ENV_IDEMPOTENT_RATIO, ENV_POISON_RATIO, Scenario, env_float
-from loadtest.common import ConfiguredShape, target_for, user_wait_time
+from loadtest.common import ConfiguredShape, reject, target_for, user_wait_time
 from loadtest.payloads import valid_task
 from loadtest.recorder import RECORDER
 
@@ -76,7 +76,7 @@ class EndToEndUser(FastHttpUser):
         ) as response:
             accepted_at = time.time()
             if response.status_code != 200:
-                response.failure(f"status {response.status_code}: {(response.text or '')[:200]}")
+                reject(response, f"status {response.status_code}: {(response.text or '')[:200]}")
                 return
             try:
                 task_id = str(json.loads(response.text or "")["task_id"])

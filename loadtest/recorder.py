@@ -1,6 +1,8 @@
-"""Records every task the API accepted, on one machine or across locust workers.
+"""Records what the load users saw, on one machine or across locust workers.
 
-A local run appends JSON lines to ``LOAD_RECORD_FILE`` directly. In distributed mode
+Two records: every task the API accepted (``RECORDER``, ``LOAD_RECORD_FILE``) and every
+failed or throttled request with its cause (``FAILURES``, ``LOAD_FAILURES_FILE``).
+A local run appends JSON lines to the file directly. In distributed mode
 the workers (possibly on other machines) cannot write the master's file, so they send
 their records to the master as locust custom messages, every half second and when
 their users stop; the master writes them. The worker flushes before it reports itself
@@ -20,16 +22,18 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.load.settings import ENV_RECORD_FILE
+from harness.load.settings import ENV_FAILURES_FILE, ENV_RECORD_FILE
 
-MESSAGE_TYPE = "load_accepted_tasks"
 _FLUSH_INTERVAL_S = 0.5
 
 
-class AcceptedRecorder:
-    """Collects accepted-task records and gets them into the master's record file."""
+class JsonLinesRecorder:
+    """Collects records and gets them into the master's file (named by ``env_var``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, message_type: str, env_var: str, default_file: str) -> None:
+        self.message_type = message_type
+        self._env_var = env_var
+        self._default_file = default_file
         self._buffer: list[dict[str, Any]] = []
         self._file: IO[str] | None = None
         self._lock = threading.Lock()
@@ -37,7 +41,7 @@ class AcceptedRecorder:
 
     def _open(self) -> IO[str]:
         if self._file is None:
-            path = Path(os.environ.get(ENV_RECORD_FILE, "accepted-tasks.jsonl"))
+            path = Path(os.environ.get(self._env_var, self._default_file))
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a", encoding="utf-8")
         return self._file
@@ -49,7 +53,7 @@ class AcceptedRecorder:
             handle.flush()
 
     def record(self, **fields: Any) -> None:
-        """Record one accepted task (``task_id``, ``sent_at``, ``accepted_at``, ...)."""
+        """Record one entry (e.g. ``task_id``, ``sent_at``, ``accepted_at``)."""
         runner = self._environment.runner if self._environment else None
         if isinstance(runner, WorkerRunner):
             self._buffer.append(fields)
@@ -61,7 +65,7 @@ class AcceptedRecorder:
         runner = self._environment.runner if self._environment else None
         if isinstance(runner, WorkerRunner) and self._buffer:
             batch, self._buffer = self._buffer, []
-            runner.send_message(MESSAGE_TYPE, {"records": batch})
+            runner.send_message(self.message_type, {"records": batch})
 
     def _flush_forever(self) -> None:
         while True:
@@ -73,7 +77,9 @@ class AcceptedRecorder:
         self._environment = environment
         runner = environment.runner
         if isinstance(runner, MasterRunner):
-            runner.register_message(MESSAGE_TYPE, lambda msg, **_: self._write(msg.data["records"]))
+            runner.register_message(
+                self.message_type, lambda msg, **_: self._write(msg.data["records"])
+            )
         elif isinstance(runner, WorkerRunner):
             gevent.spawn(self._flush_forever)
             environment.events.test_stop.add_listener(lambda **_: self.flush())  # type: ignore[no-untyped-call]
@@ -87,11 +93,13 @@ class AcceptedRecorder:
                 self._file = None
 
 
-RECORDER = AcceptedRecorder()
+RECORDER = JsonLinesRecorder("load_accepted_tasks", ENV_RECORD_FILE, "accepted-tasks.jsonl")
+FAILURES = JsonLinesRecorder("load_failures", ENV_FAILURES_FILE, "failures.jsonl")
 
 
 def _attach(environment: Environment, **_: Any) -> None:
     RECORDER.attach(environment)
+    FAILURES.attach(environment)
 
 
 events.init.add_listener(_attach)  # type: ignore[no-untyped-call]  # locust leaves it unannotated

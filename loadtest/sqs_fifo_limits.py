@@ -32,6 +32,7 @@ from typing import ClassVar
 from botocore.exceptions import ClientError
 from locust import User, task
 
+from harness.load.causes import SQS_THROTTLE, sqs_cause
 from harness.load.locust_stats import THROTTLED_SUFFIX
 from harness.load.settings import ENV_SQS_GROUPS, ENV_SQS_QUEUES, Scenario, env_float
 from loadtest.common import ConfiguredShape, target_for, user_wait_time
@@ -45,11 +46,6 @@ BATCH = 10
 # fractions of a second, which inside a running worker would stall its gevent loop (and
 # its heartbeats to the master). botocore clients are safe to share between users.
 SQS = TARGET.sqs(retries=False) if TARGET else None
-
-
-def _is_throttle(error: ClientError) -> bool:
-    code = str(error.response.get("Error", {}).get("Code", ""))
-    return "Throttl" in code or code == "RequestThrottled"
 
 
 class Shape(ConfiguredShape):
@@ -85,14 +81,14 @@ class SqsUser(User):
             moved = call()
         except ClientError as error:
             elapsed_ms = (time.perf_counter() - start) * 1000
-            throttled = _is_throttle(error)
+            cause = sqs_cause(str(error.response.get("Error", {}).get("Code", "")))
             fire(
                 request_type="SQS",
-                name=name + (THROTTLED_SUFFIX if throttled else ""),
+                name=name + (THROTTLED_SUFFIX if cause == SQS_THROTTLE else ""),
                 response_time=elapsed_ms,
                 response_length=0,
                 exception=error,
-                context={},
+                context={"cause": cause},
             )
             return 0
         fire(

@@ -60,10 +60,21 @@ def _api_name(target: Target) -> str:
     if target.name == "aws":
         api = target.client("apigateway").get_rest_api(restApiId=target.output(contract.API_ID))
         return str(api["name"])
-    metrics = target.client("cloudwatch").list_metrics(
-        Namespace="AWS/ApiGateway", MetricName="Count"
-    )["Metrics"]
-    names = {d["Value"] for m in metrics for d in m["Dimensions"] if d["Name"] == "ApiName"}
+    cloudwatch = target.client("cloudwatch")
+
+    def published() -> set[str]:
+        # The Background's requests are published within a second or so.
+        metrics = cloudwatch.list_metrics(Namespace="AWS/ApiGateway", MetricName="Count")
+        return {
+            d["Value"]
+            for m in metrics["Metrics"]
+            for d in m["Dimensions"]
+            if d["Name"] == "ApiName"
+        }
+
+    names = wait_until(
+        published, timeout=15.0, interval=0.5, description="the API's metrics in CloudWatch"
+    )
     assert len(names) == 1, f"the local API Gateway published metrics under {names}"
     return str(names.pop())
 
@@ -324,8 +335,21 @@ def dead_letter_one(
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Run the monitoring scenarios first. Each still waits until its alarm's whole window
-    holds no failure of another scenario; first in a run, that wait is over at once
-    instead of lasting up to five minutes after the last fault scenario (sort is stable:
-    the rest keep their order)."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("monitoring") else 1)
+    """Run the monitoring scenarios first among the scenarios. Each still waits until its
+    alarm's whole window holds no failure of another scenario; first, that wait is over at
+    once instead of lasting up to five minutes after the last fault scenario.
+
+    Only the scenarios trade places (the sort is stable and stays within the slots the
+    features already hold), so a session that also runs other tests keeps their order and
+    the features' local stack is not started early.
+    """
+    slots = [i for i, item in enumerate(items) if item.get_closest_marker("monitoring")]
+    if not slots:
+        return
+    features = [i for i, item in enumerate(items) if "test_features.py" in item.nodeid]
+    ordered = sorted(
+        (items[i] for i in features),
+        key=lambda item: 0 if item.get_closest_marker("monitoring") else 1,
+    )
+    for index, item in zip(features, ordered, strict=True):
+        items[index] = item

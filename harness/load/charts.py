@@ -4,14 +4,22 @@
   plus messages/s per SQS call type or tasks completed/s when the scenario has them;
 - ``latency.png``: p50/p95/p99 response time over time (locust's rolling window);
 - ``backlog.png``: queue depth (visible, in flight) and, for end_to_end, the age of the
-  oldest task not yet processed.
+  oldest task not yet processed;
+- ``failures.png``: failed and throttled requests per second by cause, with the API
+  function's Lambda throttles as the stack counted them;
+- ``sqs.png`` (sqs_fifo_limits): accepted calls/s per call type against the FIFO quota,
+  and messages/s against the batched quota.
+
+Reference lines mark the limits a run is meant to meet (the API stage throttle, the FIFO
+quotas) and dotted verticals the step or spike boundaries.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -27,6 +35,22 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
+Limit = tuple[float, str]  # (value, label) of a horizontal reference line
+_LIMIT_COLORS = ("tab:red", "tab:purple", "tab:brown")
+
+
+def _limits(axes: Any, limits: Sequence[Limit]) -> None:
+    for (value, label), color in zip(limits, _LIMIT_COLORS, strict=False):
+        axes.axhline(value, color=color, linestyle="-.", linewidth=1.2, label=label)
+
+
+def _marks(axes: Any, marks: Sequence[float], label: str = "step / spike boundary") -> None:
+    for index, moment in enumerate(marks):
+        axes.axvline(
+            moment, color="grey", linestyle=":", linewidth=1, label=label if index == 0 else None
+        )
+
+
 def _empty(axes: object, text: str) -> None:
     axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)  # type: ignore[attr-defined]
 
@@ -39,8 +63,10 @@ def throughput_chart(
     history: Sequence[HistoryRow],
     user_rate: float,
     completions: Sequence[float] = (),
+    limits: Sequence[Limit] = (),
+    marks: Sequence[float] = (),
 ) -> Path:
-    """Offered vs achieved throughput over time."""
+    """Offered vs achieved throughput over time, against the limits that apply."""
     figure = Figure(figsize=(10, 5))
     axes = figure.add_subplot()
     aggregated = [row for row in history if row.name == "Aggregated"]
@@ -62,6 +88,19 @@ def throughput_chart(
             label="achieved requests/s (successful)",
             color="black",
         )
+        throttled = [e for e in stats.entries if e.name.endswith(THROTTLED_SUFFIX)]
+        if throttled:
+            per_second = Counter[int]()
+            for entry in throttled:
+                per_second.update(entry.per_second)
+            seconds = sorted(per_second)
+            axes.plot(
+                [s - t0 for s in seconds],
+                [per_second[s] for s in seconds],
+                label="throttled requests/s",
+                color="tab:orange",
+                linewidth=1,
+            )
     for entry in stats.entries:
         # sqs_fifo_limits: messages/s per call type (a batch call carries up to 10).
         if not entry.name.startswith("Send") or entry.name.endswith(THROTTLED_SUFFIX):
@@ -90,6 +129,8 @@ def throughput_chart(
         )
     if not axes.lines:
         _empty(axes, "no requests recorded")
+    _limits(axes, limits)
+    _marks(axes, marks)
     axes.set_xlabel("seconds since start")
     axes.set_ylabel("per second")
     axes.set_title("Offered vs achieved throughput")
@@ -99,8 +140,10 @@ def throughput_chart(
     return _save(figure, path)
 
 
-def latency_chart(path: Path, *, t0: float, history: Sequence[HistoryRow]) -> Path:
-    """Response-time percentiles over time."""
+def latency_chart(
+    path: Path, *, t0: float, history: Sequence[HistoryRow], marks: Sequence[float] = ()
+) -> Path:
+    """Response-time percentiles over time, with the step/spike boundaries marked."""
     figure = Figure(figsize=(10, 5))
     axes = figure.add_subplot()
     # Rows before the first response carry zeros, not measurements.
@@ -119,6 +162,7 @@ def latency_chart(path: Path, *, t0: float, history: Sequence[HistoryRow]) -> Pa
     if not axes.lines:
         _empty(axes, "no latency samples")
     else:
+        _marks(axes, marks)
         axes.legend(loc="best", fontsize="small")
     axes.set_xlabel("seconds since start")
     axes.set_ylabel("response time (ms)")
@@ -166,4 +210,90 @@ def backlog_chart(
         axes.legend(loc="upper left", fontsize="small")
     elif not oldest_age:
         _empty(axes, "no queue in the stack outputs: backlog not sampled")
+    return _save(figure, path)
+
+
+def failures_chart(
+    path: Path,
+    *,
+    t0: float,
+    causes: Mapping[str, Mapping[int, int]],
+    lambda_throttles: Mapping[int, float] | None = None,
+    lambda_label: str = "API function: Lambda Throttles metric",
+    marks: Sequence[float] = (),
+) -> Path:
+    """Failed and throttled requests per second, stacked by cause."""
+    figure = Figure(figsize=(10, 5))
+    axes = figure.add_subplot()
+    seconds = sorted({s for series in causes.values() for s in series})
+    bottom = [0] * len(seconds)
+    for cause, series in sorted(causes.items(), key=lambda item: -sum(item[1].values())):
+        heights = [series.get(s, 0) for s in seconds]
+        axes.bar(
+            [s - t0 for s in seconds], heights, width=1.0, bottom=bottom, label=cause, align="edge"
+        )
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    if lambda_throttles:
+        moments = sorted(lambda_throttles)
+        axes.plot(
+            [m - t0 for m in moments],
+            [lambda_throttles[m] for m in moments],
+            color="black",
+            marker="o",
+            linestyle="none",  # published only in seconds that had throttles: no line between
+            label=lambda_label,
+        )
+    if not seconds and not lambda_throttles:
+        _empty(axes, "no failed or throttled request")
+    _marks(axes, marks)
+    axes.set_xlabel("seconds since start")
+    axes.set_ylabel("requests per second")
+    axes.set_title("Failed and throttled requests by cause")
+    axes.grid(alpha=0.3)
+    if seconds or lambda_throttles:
+        axes.legend(loc="upper left", fontsize="small")
+    return _save(figure, path)
+
+
+def sqs_chart(
+    path: Path,
+    *,
+    t0: float,
+    stats: LocustStats,
+    quota: float,
+    batch_size: int,
+    marks: Sequence[float] = (),
+) -> Path:
+    """Accepted calls/s per SQS call type vs the quota; messages/s vs the batched quota."""
+    figure = Figure(figsize=(10, 8))
+    calls_axes, messages_axes = figure.subplots(2, 1, sharex=True)
+    for entry in stats.entries:
+        if entry.name.endswith(THROTTLED_SUFFIX) or not entry.requests:
+            continue
+        seconds = sorted(entry.per_second)
+        ok = [entry.per_second[s] - entry.failures_per_second.get(s, 0) for s in seconds]
+        calls_axes.plot([s - t0 for s in seconds], ok, label=entry.name, linewidth=1)
+        if entry.name.startswith("Send"):
+            per_call = entry.content_total / max(entry.requests - entry.failures, 1)
+            messages_axes.plot(
+                [s - t0 for s in seconds], [n * per_call for n in ok], label=entry.name, linewidth=1
+            )
+    _limits(calls_axes, [(quota, f"FIFO quota: {quota:g} calls/s per action per queue")])
+    _limits(
+        messages_axes,
+        [
+            (quota, f"unbatched: {quota:g} messages/s"),
+            (quota * batch_size, f"batched: {quota * batch_size:g} messages/s"),
+        ],
+    )
+    for axes, title, unit in (
+        (calls_axes, "Accepted SQS calls per second by call type", "calls/s"),
+        (messages_axes, "Messages sent per second", "messages/s"),
+    ):
+        _marks(axes, marks)
+        axes.set_title(title)
+        axes.set_ylabel(unit)
+        axes.grid(alpha=0.3)
+        axes.legend(loc="upper left", fontsize="x-small")
+    messages_axes.set_xlabel("seconds since start")
     return _save(figure, path)

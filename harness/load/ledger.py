@@ -140,6 +140,9 @@ class Ledger:
     e2e_max_ms: float | None
     drain_per_s: float | None
     dlq_added: int | None
+    # Answers to an Idempotency-Key retry: the task they name is counted once, in accepted.
+    idempotent_retries: int = 0
+    accepted_per_s: float | None = None  # arrival rate over the span of acceptances
     lost_ids: list[str] = field(default_factory=list)
     applied_twice_ids: list[str] = field(default_factory=list)
     order_violation_ids: list[str] = field(default_factory=list)
@@ -150,6 +153,13 @@ class Ledger:
         return self.lost == 0 and self.accepted == self.completed + self.dead_lettered
 
     @property
+    def drain_ratio(self) -> float | None:
+        """Drain rate over arrival rate: about 1 when the processor keeps up."""
+        if not self.drain_per_s or not self.accepted_per_s:
+            return None
+        return self.drain_per_s / self.accepted_per_s
+
+    @property
     def order_preserved(self) -> bool:
         return self.order_violations_sequence == 0 and self.order_violations_client == 0
 
@@ -157,6 +167,7 @@ class Ledger:
         data = asdict(self)
         data["balanced"] = self.balanced
         data["order_preserved"] = self.order_preserved
+        data["drain_ratio"] = self.drain_ratio
         return data
 
 
@@ -210,8 +221,10 @@ def compute_ledger(
     """Account for every accepted task (``states`` may lack ids the system never stored)."""
     unique: dict[str, AcceptedTask] = {}
     ids_by_key: dict[str, set[str]] = {}
+    retries = 0
     for record in records:
         # An idempotent retry returns the same id: it is one task, keep the first sighting.
+        retries += record.task_id in unique
         unique.setdefault(record.task_id, record)
         if record.idempotency_key:
             ids_by_key.setdefault(record.idempotency_key, set()).add(record.task_id)
@@ -243,6 +256,8 @@ def compute_ledger(
     processed = sorted(s.processed_at for _, s in completed if s.processed_at is not None)
     span = processed[-1] - processed[0] if len(processed) > 1 else 0.0
     every_state = [s for _, s in completed + dead]
+    arrivals = sorted(r.accepted_at for r in unique.values())
+    arrival_span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
     return Ledger(
         accepted=len(unique),
         completed=len(completed),
@@ -262,6 +277,8 @@ def compute_ledger(
         e2e_max_ms=latencies[-1] if latencies else None,
         drain_per_s=(len(processed) - 1) / span if span > 0 else None,
         dlq_added=dlq_added,
+        idempotent_retries=retries,
+        accepted_per_s=(len(arrivals) - 1) / arrival_span if arrival_span > 0 else None,
         lost_ids=lost_ids[:_SAMPLE_IDS],
         applied_twice_ids=applied_twice_ids[:_SAMPLE_IDS],
         order_violation_ids=(seq_bad + client_bad)[:_SAMPLE_IDS],

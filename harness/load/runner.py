@@ -7,9 +7,11 @@ evaluates the thresholds and writes the report folder:
 
 - ``locust.html``, ``locust_stats.csv``, ``locust_stats_history.csv``,
   ``locust_failures.csv``, ``locust_exceptions.csv``, ``locust_stats.json`` (locust's own);
+- ``index.html``: the page to open (verdict, thresholds, ledger, causes, knee, charts);
 - ``summary.json`` (figures, ledger, threshold verdicts), ``backlog.csv``;
-- ``throughput.png``, ``latency.png``, ``backlog.png``;
-- ``locust.log`` (and ``worker-N.log``), ``accepted-tasks.jsonl`` (end_to_end).
+- ``throughput.png``, ``latency.png``, ``backlog.png``, ``failures.png`` (``sqs.png``);
+- ``locust.log`` (and ``worker-N.log``), ``accepted-tasks.jsonl`` (end_to_end),
+  ``failures.jsonl`` (every failed or throttled request with its cause).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from harness.load import analysis, causes
 from harness.load.ledger import (
     AcceptedTask,
     Ledger,
@@ -45,7 +48,7 @@ from harness.load.locust_stats import (
 )
 from harness.load.settings import (
     DEFAULT_THRESHOLDS,
-    DEFAULT_USER_RATE,
+    ENV_FAILURES_FILE,
     ENV_OUTPUTS,
     ENV_RECORD_FILE,
     ENV_RUN_ID,
@@ -54,13 +57,17 @@ from harness.load.settings import (
     ENV_SQS_QUEUES,
     ENV_USER_RATE,
     EXIT_CRASHED,
+    FIFO_BATCH_SIZE,
+    FIFO_QUOTA_CALLS_PER_S,
     LOCUSTFILES,
     REPO_ROOT,
     Scenario,
     ShapeParams,
+    default_user_rate,
 )
 from harness.load.sources import (
     BacklogSampler,
+    lambda_metric,
     queue_depth,
     read_backlog_csv,
     scratch_queues,
@@ -70,7 +77,9 @@ from harness.load.sources import (
 from harness.load.target import Target, load_target
 from harness.load.thresholds import Verdict, evaluate, exit_code, load_thresholds, run_figures
 from harness.load.warmup import MAX_WARM_UP, warm_up
+from harness.waiting import wait_until
 
+METRIC_WAIT_S = 5.0  # bound on waiting for the stack's last metrics to be published
 STOP_TIMEOUT_S = 10  # let users finish the request in hand, so accepted tasks get recorded
 EXIT_INTERRUPTED = 130
 
@@ -92,6 +101,7 @@ class LoadOptions:
     ledger_source: str = "auto"
     sqs_queues: str = "scratch"  # "scratch": cloned queues; "task": the task queue itself
     sqs_groups: int | None = None
+    sqs_quota: float = FIFO_QUOTA_CALLS_PER_S  # calls/s per action the run checks against
     user_classes: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     # Concurrent warm-up requests before the run (see harness.load.warmup); None: as many
@@ -99,9 +109,15 @@ class LoadOptions:
     warm_up: int | None = None
     echo: Callable[[str], None] = print
 
+    def __post_init__(self) -> None:
+        # Locust runs in the repository root: a relative folder would land there.
+        self.report_dir = self.report_dir.resolve()
+
     @property
     def rate(self) -> float:
-        return self.user_rate if self.user_rate is not None else DEFAULT_USER_RATE[self.scenario]
+        if self.user_rate is not None:
+            return self.user_rate
+        return default_user_rate(self.scenario, self.shape.shape)
 
     @property
     def warm_up_requests(self) -> int:
@@ -201,6 +217,7 @@ def _locust_env(
             ENV_RUN_ID: run_id,
             ENV_USER_RATE: f"{options.rate:g}",
             ENV_RECORD_FILE: str((options.report_dir / "accepted-tasks.jsonl").resolve()),
+            ENV_FAILURES_FILE: str((options.report_dir / "failures.jsonl").resolve()),
         }
     )
     if sqs:
@@ -335,7 +352,7 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
     """Run one scenario against the target described by ``outputs``; write the report."""
     report = options.report_dir
     report.mkdir(parents=True, exist_ok=True)
-    for stale in ("accepted-tasks.jsonl", "locust_stats.json"):
+    for stale in ("accepted-tasks.jsonl", "failures.jsonl", "locust_stats.json", "index.html"):
         (report / stale).unlink(missing_ok=True)
     target = load_target(outputs, options.scenario)
     limits = load_thresholds(
@@ -370,8 +387,9 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
                 if interrupted:  # after a Ctrl-C, count what settles quickly, do not wait long
                     drain_timeout = min(drain_timeout, 10.0)
                 options.echo(
-                    f"[load] waiting up to {drain_timeout:g}s for {len(records)} "
-                    f"accepted tasks to settle (via the {source.name})"
+                    f"[load] waiting up to {drain_timeout:g}s for "
+                    f"{len({r.task_id for r in records})} accepted tasks to settle "
+                    f"(via the {source.name})"
                 )
                 states = settle(
                     source,
@@ -392,7 +410,40 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
     stats_file = report / "locust_stats.json"
     crashed = locust_rc not in (0, 1) or not stats_file.exists()
     stats = read_stats_json(stats_file) if stats_file.exists() else LocustStats(())
-    figures = run_figures(stats, ledger)
+    t0 = min([started, *(e.start_time for e in stats.entries if e.requests)])
+    # The shape's clock starts with locust's first request; step boundaries follow it.
+    shape_t0 = stats.total.start_time if stats.total.requests else started
+    failures, api_throttles = _failure_causes(options, target, report, started, finished)
+    lambda_throttled = sum(1 for e in failures if e.cause == causes.LAMBDA_THROTTLE_500)
+    figures = run_figures(stats, ledger, lambda_throttled=lambda_throttled)
+    figures["lambda_throttles"] = sum(api_throttles.values()) if api_throttles is not None else None
+    figures["lambda_throttled_500s"] = lambda_throttled
+    step_rows: list[analysis.StepFigures] = []
+    quota: dict[str, Any] | None = None
+    call_knees: dict[str, Any] = {}
+    if options.scenario == "sqs_fifo_limits":
+        quota = analysis.quota_figures(stats, options.sqs_quota)
+        figures.update(
+            peak_calls_vs_quota=quota["peak_calls_vs_quota"],
+            throttled_over_quota=quota["throttled_over_quota"],
+            batch_factor=quota["batch_factor"],
+        )
+        # One user class per sender/receiver call type; each gets an equal share of users.
+        offered = [e.name for e in stats.entries if e.name.startswith(("Send", "Receive"))
+                   and not e.name.endswith(THROTTLED_SUFFIX)]  # fmt: skip
+        for name in offered if options.shape.shape == "step" else []:
+            rows = analysis.steps(
+                stats, options.shape, t0=shape_t0, user_rate=options.rate / len(offered),
+                names=[name],
+            )  # fmt: skip
+            found = analysis.knee(rows)
+            call_knees[name] = found.to_json() if found else None
+    elif options.shape.shape == "step":
+        names = [e.name for e in stats.entries if not e.name.endswith(THROTTLED_SUFFIX)]
+        step_rows = analysis.steps(
+            stats, options.shape, t0=shape_t0, user_rate=options.rate, names=names
+        )
+    knee = analysis.knee(step_rows)
     if options.scenario == "end_to_end":
         # Every accepted POST must be in the record file, or the ledger could miss a loss.
         accepted_by_locust = sum(
@@ -403,8 +454,8 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
     verdicts = evaluate(limits, figures)
     if options.scenario == "end_to_end" and not figures["records_complete"]:
         message = (
-            f"{len(records)} tasks recorded, but locust counted "
-            f"{figures['accepted_by_locust']} accepted"
+            f"{len(records)} accepted answers recorded, but locust counted "
+            f"{figures['accepted_by_locust']}"
         )
         verdicts.append(
             Verdict("records_complete", "records_complete", True, False, False, message)
@@ -413,24 +464,40 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
 
     history = read_history_csv(report / "locust_stats_history.csv")
     backlog = read_backlog_csv(report / "backlog.csv")
-    t0 = min([started, *(e.start_time for e in stats.entries if e.requests)])
     completions = [
         s.processed_at for s in states.values() if s.processed_at and s.status == "COMPLETED"
     ]
     sample_times = sorted({s.timestamp for s in backlog}) or [
         t0 + i for i in range(int(finished - t0) + 1)
     ]
+    marks = [shape_t0 - t0 + moment for moment in options.shape.step_starts()]
+    limits_drawn = stage_limits(target) if options.scenario != "sqs_fifo_limits" else []
     chart_files = [
         charts.throughput_chart(
             report / "throughput.png", t0=t0, stats=stats, history=history, user_rate=options.rate,
-            completions=completions,
+            completions=completions, limits=limits_drawn, marks=marks,
         ),
-        charts.latency_chart(report / "latency.png", t0=t0, history=history),
+        charts.latency_chart(report / "latency.png", t0=t0, history=history, marks=marks),
+        charts.failures_chart(
+            report / "failures.png", t0=t0, causes=causes.timeline(failures),
+            lambda_throttles=api_throttles, marks=marks,
+        ),
         charts.backlog_chart(
             report / "backlog.png", t0=t0, backlog=backlog,
             oldest_age=oldest_age_series(records, states, sample_times) if records else (),
         ),
     ]  # fmt: skip
+    if quota is not None:
+        chart_files.append(
+            charts.sqs_chart(
+                report / "sqs.png",
+                t0=t0,
+                stats=stats,
+                quota=options.sqs_quota,
+                batch_size=FIFO_BATCH_SIZE,
+                marks=marks,
+            )
+        )
     code = EXIT_INTERRUPTED if interrupted else EXIT_CRASHED if crashed else exit_code(verdicts)
     summary: dict[str, Any] = {
         "scenario": options.scenario,
@@ -455,6 +522,11 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
             "entries": [e.summary() for e in stats.entries],
         },
         "figures": figures,
+        "failures_by_cause": causes.by_cause(failures),
+        "limits": {label: value for value, label in limits_drawn},
+        "steps": [row.to_json() for row in step_rows],
+        "knee": knee.to_json() if knee else None,
+        "call_knees": call_knees,
         "ledger": ledger.to_json() if ledger else None,
         "thresholds": {
             "file": str(options.thresholds),
@@ -464,21 +536,73 @@ def run_load(options: LoadOptions, outputs: Path) -> LoadResult:
         "interrupted": interrupted,
         "passed": code == 0,
         "exit_code": code,
-        "files": [*sorted(p.name for p in report.iterdir() if p.is_file()), "summary.json"],
         "charts": [p.name for p in chart_files],
     }
     if options.scenario == "sqs_fifo_limits":
         summary["sqs"] = {
             "queues": sqs or {"all": target.task_queue_url},
             "calls": sqs_figures(stats),
+            "quota": quota,
         }
     if sampling_errors:
         summary["backlog_sampling_errors"] = sampling_errors
+    from harness.load.html_report import write_index
+
+    summary["files"] = sorted({p.name for p in report.iterdir() if p.is_file()}
+                              | {"summary.json", "index.html"})  # fmt: skip
     (report / "summary.json").write_text(
         json.dumps(summary, indent=2, default=str), encoding="utf-8"
     )
+    write_index(report, summary)
     _print_verdicts(options.echo, summary, verdicts, report)
     return LoadResult(code, summary, report)
+
+
+def stage_limits(target: Target) -> list[tuple[float, str]]:
+    """The API stage throttle as a reference line (the stack's profile setting)."""
+    if not target.api_url:
+        return []
+    from cdk.config import PRODUCTION  # both profiles throttle the stage alike
+
+    rate = PRODUCTION.throttling_rate_limit
+    return [
+        (rate, f"API stage throttle: {rate:g} req/s (burst {PRODUCTION.throttling_burst_limit})")
+    ]
+
+
+def _failure_causes(
+    options: LoadOptions, target: Target, report: Path, started: float, finished: float
+) -> tuple[list[causes.FailureEvent], dict[int, float] | None]:
+    """Every failed request with its cause, gateway 500s matched to the API function's
+    Lambda throttles (``None`` when the metric could not be read)."""
+    events = causes.read_failures(report / "failures.jsonl")
+    throttles: dict[int, float] | None = None
+    gateway_500s = sum(1 for e in events if e.cause == causes.GATEWAY_500)
+    if target.api_function_name and options.scenario != "sqs_fifo_limits":
+        function = target.api_function_name
+
+        def read() -> bool:
+            nonlocal throttles
+            throttles = lambda_metric(target, function, "Throttles", start=started, end=finished)
+            return sum(throttles.values()) >= gateway_500s
+
+        try:
+            # Throttles are stamped with the second they happened in, so the run's window
+            # holds every one, but they are published later (locally within about a
+            # second, on AWS within minutes): wait until they account for every gateway
+            # 500, or for METRIC_WAIT_S.
+            wait_until(read, timeout=METRIC_WAIT_S, interval=0.5, description="Lambda Throttles")
+        except TimeoutError:  # the 500s not covered keep the gateway's name
+            counted = int(sum(throttles.values())) if throttles is not None else 0
+            options.echo(
+                f"[load] after {METRIC_WAIT_S:g}s the API function's Throttles metric counts "
+                f"{counted} throttles for {gateway_500s} gateway 500s"
+            )
+        except Exception as error:  # the report says "unknown" rather than failing the run
+            options.echo(f"[load] could not read the API function's Throttles metric: {error}")
+    if throttles:
+        events = causes.attribute_lambda_throttles(events, int(sum(throttles.values())))
+    return events, throttles
 
 
 def _print_verdicts(
@@ -491,10 +615,30 @@ def _print_verdicts(
     if summary.get("ledger"):
         ledger = summary["ledger"]
         echo(
-            f"[load] ledger: accepted {ledger['accepted']} = completed {ledger['completed']} + "
-            f"dead-lettered {ledger['dead_lettered']}; lost {ledger['lost']}; applied twice "
-            f"{ledger['applied_twice']}; order preserved {ledger['order_preserved']}"
+            f"[load] ledger: {ledger['accepted']} tasks accepted (+{ledger['idempotent_retries']} "
+            f"idempotent retries answered with their first task) = completed "
+            f"{ledger['completed']} + dead-lettered {ledger['dead_lettered']}; lost "
+            f"{ledger['lost']}; applied twice {ledger['applied_twice']}; order preserved "
+            f"{ledger['order_preserved']}"
         )
+    for cause, count in summary.get("failures_by_cause", {}).items():
+        echo(f"[load] {count:>7} x {cause}")
+    if summary.get("knee"):
+        knee = summary["knee"]
+        echo(
+            f"[load] knee at step {knee['index']} ({knee['users']} users): offered "
+            f"{knee['offered_per_s']:g}/s, achieved {knee['achieved_per_s']:g}/s"
+            + "".join(f"; {label}" for label in summary.get("limits", {}))
+        )
+    quota = (summary.get("sqs") or {}).get("quota") or {}
+    for name, found in summary.get("call_knees", {}).items():
+        where = (
+            f"knee at step {found['index']}: offered {found['offered_per_s']:g} calls/s, "
+            f"accepted {found['achieved_per_s']:g}"
+            if found
+            else "no knee"
+        )
+        echo(f"[load] {name:<32} {where}; quota {quota.get('quota_calls_per_s', 0):g} calls/s")
     for row in summary.get("sqs", {}).get("calls", []):
         echo(
             f"[load] {row['call']:<32} {row['messages_per_s']} msg/s, "
@@ -504,4 +648,6 @@ def _print_verdicts(
         code = summary["locust"]["exit_code"]
         echo(f"[load] locust did not finish cleanly (exit code {code}); see locust.log")
     verdict_word = "PASSED" if summary["passed"] else "FAILED"
-    echo(f"[load] {verdict_word} (exit code {summary['exit_code']}); report: {report}")
+    echo(
+        f"[load] {verdict_word} (exit code {summary['exit_code']}); report: {report / 'index.html'}"
+    )

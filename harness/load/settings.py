@@ -7,6 +7,7 @@ workers), and the locustfiles read them back with :func:`shape_params_from_env` 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +24,14 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 LOCUSTFILES: Final = REPO_ROOT / "loadtest"
 DEFAULT_THRESHOLDS: Final = LOCUSTFILES / "thresholds.toml"
 EXIT_CRASHED: Final = 2  # locust failed or the command was misused (1 = a threshold failed)
+
+# AWS's quota for a FIFO queue without high-throughput mode: 300 transactions (API calls)
+# per second per action; a batch of up to 10 messages is one transaction.
+FIFO_QUOTA_CALLS_PER_S: Final = 300.0
+FIFO_BATCH_SIZE: Final = 10
+# What sqs_fifo_limits lowers the local SQS quota to on a local stack it starts: two cores
+# cannot offer 300 calls/s per action, so the quota would never be reached locally.
+LOCAL_SQS_QUOTA: Final = 25.0
 
 # Environment variables (one place, so CLI, locustfiles and docs agree).
 ENV_OUTPUTS: Final = "LOAD_OUTPUTS"  # the stack outputs JSON file
@@ -42,6 +51,7 @@ ENV_IDEMPOTENT_RATIO: Final = "LOAD_IDEMPOTENT_RATIO"
 ENV_READ_RATIO: Final = "LOAD_READ_RATIO"
 ENV_POISON_RATIO: Final = "LOAD_POISON_RATIO"
 ENV_RECORD_FILE: Final = "LOAD_RECORD_FILE"  # end_to_end: JSON lines of accepted tasks
+ENV_FAILURES_FILE: Final = "LOAD_FAILURES_FILE"  # JSON lines: every failed request's cause
 ENV_SQS_QUEUES: Final = "LOAD_SQS_QUEUES"  # sqs_fifo_limits: JSON {role: queue url}
 ENV_SQS_GROUPS: Final = "LOAD_SQS_GROUPS"  # sqs_fifo_limits: group count of the "many" users
 
@@ -51,12 +61,28 @@ DEFAULT_USER_RATE: Final[Mapping[str, float]] = {
     "end_to_end": 2.0,
     "sqs_fifo_limits": 50.0,
 }
+# The step shape ramps the offered load from well under the limit it is meant to find to
+# well past it: the API stage throttle (100 req/s) for the API scenarios (5 to 50 users
+# at 5 req/s: 25 to 250 req/s), the FIFO quota per action for sqs_fifo_limits (6 to 60
+# users over its 6 user classes at 5 calls/s: 5 to 50 calls/s per action, past the
+# lowered local quota; see harness load --sqs-quota).
+STEP_USER_RATE: Final[Mapping[str, float]] = {
+    "api_ingest": 5.0,
+    "end_to_end": 5.0,
+    "sqs_fifo_limits": 5.0,
+}
 # sqs_fifo_limits has six user classes; fewer users would leave some of them unspawned.
 DEFAULT_SMOKE_USERS: Final[Mapping[str, int]] = {
     "api_ingest": 2,
     "end_to_end": 2,
     "sqs_fifo_limits": 6,
 }
+
+
+def default_user_rate(scenario: Scenario, shape: ShapeName) -> float:
+    """Requests per second per user when ``--user-rate`` is not given."""
+    return (STEP_USER_RATE if shape == "step" else DEFAULT_USER_RATE)[scenario]
+
 
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$"
@@ -89,6 +115,35 @@ class ShapeParams:
     spike_users: int = 0
     spike_time_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        checks = (
+            ("users", self.users >= 1, ">= 1"),
+            ("spawn rate", self.spawn_rate > 0, "> 0"),
+            ("run time", self.run_time_s > 0, "> 0 s"),
+            ("step users", self.shape != "step" or self.step_users >= 1, ">= 1"),
+            ("step time", self.shape != "step" or self.step_time_s > 0, "> 0 s"),
+            ("spike users", self.shape != "spike" or self.spike_users >= 1, ">= 1"),
+            ("spike time", self.shape != "spike" or self.spike_time_s > 0, "> 0 s"),
+        )
+        for name, ok, rule in checks:
+            if not ok:
+                value = getattr(self, name.replace(" ", "_") + ("_s" if "time" in name else ""))
+                raise ValueError(f"{self.shape} shape: {name} must be {rule}, got {value:g}")
+
+    def step_starts(self) -> list[float]:
+        """Seconds into the run at which the user count changes (step and spike shapes)."""
+        if self.shape == "step":
+            steps = -(-self.users // self.step_users)
+            return [
+                i * self.step_time_s
+                for i in range(1, steps)
+                if i * self.step_time_s < self.run_time_s
+            ]
+        if self.shape == "spike":
+            start = max(0.0, (self.run_time_s - self.spike_time_s) / 2)
+            return [start, start + self.spike_time_s]
+        return []
+
     def to_env(self) -> dict[str, str]:
         """The ``LOAD_*`` variables that reproduce these parameters in a locust process."""
         return {
@@ -109,9 +164,13 @@ def default_shape_params(shape: ShapeName, scenario: Scenario) -> ShapeParams:
         users = DEFAULT_SMOKE_USERS[scenario]
         return ShapeParams("smoke", users=users, spawn_rate=users, run_time_s=5)
     if shape == "step":
-        # 10 steps of 30 s; the knee is where achieved throughput stops following offered.
+        # 10 steps of 20 s; the knee is where achieved throughput stops following offered.
+        if scenario == "sqs_fifo_limits":
+            return ShapeParams(
+                "step", users=60, spawn_rate=30, run_time_s=200, step_users=6, step_time_s=20
+            )
         return ShapeParams(
-            "step", users=50, spawn_rate=10, run_time_s=300, step_users=5, step_time_s=30
+            "step", users=50, spawn_rate=25, run_time_s=200, step_users=5, step_time_s=20
         )
     if shape == "spike":
         return ShapeParams(
@@ -144,7 +203,16 @@ def shape_params_from_env(
         raw = env.get(name, "")
         if not raw:
             return default
-        return parse_duration(raw) if name.endswith("_TIME") else float(raw)
+        try:
+            value = parse_duration(raw) if name.endswith("_TIME") else float(raw)
+        except ValueError:
+            kind = "a duration like 30s or 5m" if name.endswith("_TIME") else "a number"
+            raise ValueError(f"{name}={raw!r} is not {kind}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{name}={raw!r} is not a finite number")
+        if value < 0:
+            raise ValueError(f"{name}={raw!r} must not be negative")
+        return value
 
     users = int(number(ENV_USERS, base.users))
     step_users = int(number(ENV_STEP_USERS, base.step_users)) or base.step_users
@@ -168,4 +236,9 @@ def shape_params_from_env(
 def env_float(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
     """A float from the environment, ``default`` when unset or empty."""
     raw = (os.environ if env is None else env).get(name, "")
-    return float(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None

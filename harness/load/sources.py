@@ -3,6 +3,8 @@
 - :class:`TableStates` / :class:`ApiStates` fetch task states for the ledger (the tasks
   table by ``BatchGetItem``, or ``GET /tasks/{id}`` when no table is reachable).
 - :class:`BacklogSampler` records queue depth every second into ``backlog.csv``.
+- :func:`lambda_metric` reads a function's ``AWS/Lambda`` metric over the run (the
+  throttles that API Gateway turns into bare 500s);
 - :func:`scratch_queues` creates the FIFO queues sqs_fifo_limits hammers, cloned from the
   task queue's attributes, and always deletes them.
 """
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -165,6 +168,44 @@ def queue_depth(target: Target, queue_url: str) -> dict[str, int]:
         "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
         "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
     }
+
+
+def lambda_metric(
+    target: Target, function_name: str, metric: str, *, start: float, end: float
+) -> dict[int, float]:
+    """``{epoch second: sum}`` of one ``AWS/Lambda`` metric of a function over a window.
+
+    Per second from the local stack (it publishes every second); per minute on AWS,
+    whose standard-resolution Lambda metrics have 60-second periods.
+    """
+    period = 1 if target.endpoint_url else 60
+    first = int(start) - int(start) % period
+    reply = target.cloudwatch().get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/Lambda",
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+                    },
+                    "Period": period,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=datetime.fromtimestamp(first, UTC),
+        EndTime=datetime.fromtimestamp(int(end) + period, UTC),
+    )
+    series: dict[int, float] = {}
+    for result in reply.get("MetricDataResults", []):
+        for moment, value in zip(
+            result.get("Timestamps", []), result.get("Values", []), strict=False
+        ):
+            second = int(moment.timestamp())
+            series[second] = series.get(second, 0.0) + float(value)
+    return series
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from cdk import contract
 
 if TYPE_CHECKING:
+    from types_boto3_cloudwatch.client import CloudWatchClient
     from types_boto3_dynamodb.service_resource import DynamoDBServiceResource
     from types_boto3_sqs.client import SQSClient
 
@@ -38,6 +39,8 @@ class Target:
     tasks_table_name: str | None
     endpoint_url: str | None  # set for the local stack; AWS uses boto3's default chain
     region: str | None
+    api_function_name: str | None = None
+    processor_function_name: str | None = None
 
     def boto3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client``: the local endpoint and region when given."""
@@ -57,10 +60,19 @@ class Target:
         from botocore.config import Config
 
         config = Config(
-            retries={"max_attempts": 3 if retries else 1, "mode": "standard"},
+            # ``total_max_attempts`` counts the first call. Client-config ``max_attempts``
+            # counts retries only: 1 there meant one retry after a back-off of up to 1 s,
+            # which hid throttles and stalled the sqs_fifo_limits users below their rate.
+            retries={"total_max_attempts": 4 if retries else 1, "mode": "standard"},
             max_pool_connections=100,  # one client is shared by all users of a process
         )
         return boto3.client("sqs", config=config, **self.boto3_kwargs())
+
+    def cloudwatch(self) -> CloudWatchClient:
+        """A CloudWatch client (the metrics a report reads after the run)."""
+        import boto3
+
+        return boto3.client("cloudwatch", **self.boto3_kwargs())
 
     def dynamodb(self) -> DynamoDBServiceResource:
         """A DynamoDB resource (items come back as plain Python values)."""
@@ -97,4 +109,6 @@ def load_target(path: Path, scenario: str | None = None) -> Target:
         tasks_table_name=outputs.get(contract.TASKS_TABLE_NAME) or None,
         endpoint_url=outputs.get(contract.AWS_ENDPOINT_URL) or None,
         region=outputs.get(contract.REGION) or None,
+        api_function_name=outputs.get(contract.API_FUNCTION_NAME) or None,
+        processor_function_name=outputs.get(contract.PROCESSOR_FUNCTION_NAME) or None,
     )

@@ -26,6 +26,7 @@ THRESHOLD_KEYS: Mapping[str, tuple[str, Comparison]] = {
     "min_requests": ("requests", "min"),
     "max_error_ratio": ("error_ratio", "max"),
     "max_throttle_ratio": ("throttle_ratio", "max"),
+    "max_lambda_throttle_ratio": ("lambda_throttle_ratio", "max"),
     "max_p95_ms": ("p95_ms", "max"),
     "max_p99_ms": ("p99_ms", "max"),
     "min_throughput_rps": ("throughput_rps", "min"),
@@ -38,6 +39,10 @@ THRESHOLD_KEYS: Mapping[str, tuple[str, Comparison]] = {
     "max_e2e_p95_ms": ("e2e_p95_ms", "max"),
     "max_e2e_p99_ms": ("e2e_p99_ms", "max"),
     "min_drain_per_s": ("drain_per_s", "min"),
+    "min_drain_ratio": ("drain_ratio", "min"),
+    "max_calls_vs_quota": ("peak_calls_vs_quota", "max"),
+    "require_throttled_over_quota": ("throttled_over_quota", "require"),
+    "min_batch_factor": ("batch_factor", "min"),
 }
 _OVERRIDE_SECTIONS = ("local", "aws", "smoke", "step", "spike", "soak")
 
@@ -84,11 +89,15 @@ def load_thresholds(
     return limits
 
 
-def run_figures(stats: LocustStats, ledger: Ledger | None = None) -> dict[str, Figure]:
+def run_figures(
+    stats: LocustStats, ledger: Ledger | None = None, *, lambda_throttled: int = 0
+) -> dict[str, Figure]:
     """The named figures thresholds can limit.
 
-    Throttled calls (sqs_fifo_limits) are not errors here: they are counted apart as the
-    throttle ratio, and latency and throughput are over the calls that got through.
+    Throttled calls (the stage throttle's 429s, SQS throttles, and the ``lambda_throttled``
+    500s API Gateway answered for a throttled API function) are not errors here: they are
+    counted apart as the throttle ratio (the Lambda ones also as their own ratio), and
+    latency and throughput are over the calls that got through.
     """
     throttled = [e for e in stats.entries if e.name.endswith(THROTTLED_SUFFIX)]
     served = aggregate(e for e in stats.entries if not e.name.endswith(THROTTLED_SUFFIX))
@@ -104,11 +113,16 @@ def run_figures(stats: LocustStats, ledger: Ledger | None = None) -> dict[str, F
     send_messages = sum(e.content_total for e in senders)
     figures: dict[str, Figure] = {
         "requests": everything.requests,
-        "error_ratio": served.failures / served.requests if served.requests else None,
+        "error_ratio": (
+            (served.failures - lambda_throttled) / served.requests if served.requests else None
+        ),
         "throttle_ratio": (
-            sum(e.requests for e in throttled) / everything.requests
+            (sum(e.requests for e in throttled) + lambda_throttled) / everything.requests
             if everything.requests
             else None
+        ),
+        "lambda_throttle_ratio": (
+            lambda_throttled / everything.requests if everything.requests else None
         ),
         "p50_ms": served.pct(0.50) if served.requests else None,
         "p95_ms": served.pct(0.95) if served.requests else None,
@@ -126,6 +140,7 @@ def run_figures(stats: LocustStats, ledger: Ledger | None = None) -> dict[str, F
             e2e_p95_ms=ledger.e2e_p95_ms,
             e2e_p99_ms=ledger.e2e_p99_ms,
             drain_per_s=ledger.drain_per_s,
+            drain_ratio=ledger.drain_ratio,
         )
     return figures
 

@@ -475,11 +475,13 @@ class _RestApi:
         raw_path, _, query = request.target.partition("?")
         if raw_path.startswith(("http://", "https://")):  # absolute-form target
             raw_path = "/" + raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else "/"
+        raw_path = "/" + raw_path.lstrip("/")  # API Gateway reads //stage/x as /stage/x
         if raw_path != self.stage_prefix and not raw_path.startswith(self.stage_prefix + "/"):
             return _gateway_error(FORBIDDEN_STAGE)
         if self.bucket is not None and not self.bucket.take():
             return _gateway_error(THROTTLED)
-        path = raw_path[len(self.stage_prefix) :] or "/"
+        # The resource path: leading slashes after the stage collapse, the rest stays raw.
+        path = "/" + raw_path[len(self.stage_prefix) :].lstrip("/")
         segments = [unquote(s) for s in path.split("/") if s]
         found = self.router.match(segments)
         if found is None:
@@ -496,7 +498,7 @@ class _RestApi:
         if method.integration_type == "MOCK":
             outcome: _Outcome | None = _mock_response(method, request, path_params, query)
         else:
-            event = self._event(exchange, path, query, resource_path, path_params, used_key)
+            event = self._event(exchange, raw_path, path, query, resource_path, used_key)
             outcome = self._invoke(exchange, method, event, resource_path, used_key)
         if outcome is not None:
             outcome.resource_path = resource_path
@@ -506,17 +508,26 @@ class _RestApi:
     def _event(
         self,
         exchange: _Exchange,
+        stage_path: str,
         path: str,
         query: str,
         resource_path: str,
-        path_params: Mapping[str, str],
         api_key: str | None,
     ) -> dict[str, Any]:
-        """The REST API (v1) Lambda proxy integration event."""
+        """The REST API (v1) Lambda proxy integration event (``stage_path``: the request's
+        path with the stage, ``path``: the resource path; both as sent, percent-encoded).
+
+        Key for key what AWS's recorded events hold (tests/parity/test_event_shapes.py).
+        """
         request, source_ip, started = exchange.request, exchange.source_ip, exchange.started
         headers: dict[str, str] = {}
         multi_headers: dict[str, list[str]] = {}
         for name, value in request.headers:
+            key = name.lower()
+            if key in _NOT_FORWARDED:
+                continue  # hop-by-hop and framing headers never reach the integration
+            if key == "authorization":
+                name = "Authorization"  # the one header whose name API Gateway re-cases
             headers[name] = value  # REST v1: the last value of a repeated header
             multi_headers.setdefault(name, []).append(value)
         # What API Gateway adds in front of the integration.
@@ -558,7 +569,7 @@ class _RestApi:
             "multiValueHeaders": multi_headers,
             "queryStringParameters": query_params,
             "multiValueQueryStringParameters": multi_query,
-            "pathParameters": dict(path_params) or None,
+            "pathParameters": _path_parameters(resource_path, path) or None,
             "stageVariables": None,
             "requestContext": {
                 "resourceId": self.resource_ids[resource_path],
@@ -566,7 +577,7 @@ class _RestApi:
                 "httpMethod": request.method,
                 "extendedRequestId": exchange.extended_id,
                 "requestTime": _request_time(started),
-                "path": f"{self.stage_prefix}{path}",
+                "path": stage_path,
                 "accountId": ACCOUNT_ID,
                 "protocol": request.version,
                 "stage": self.stage,
@@ -896,6 +907,38 @@ def _format_access_log(template: str, context: Mapping[str, Any]) -> str:
         return "-" if value is None or value == "" else str(value)
 
     return _CONTEXT_VARIABLE.sub(replace, template)
+
+
+# Request headers API Gateway does not pass to a proxy integration (absent from every
+# AWS-recorded event): hop-by-hop headers and the body's framing.
+_NOT_FORWARDED = frozenset(
+    {
+        "connection",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+def _path_parameters(resource_path: str, path: str) -> dict[str, str]:
+    """The path parameters of ``path`` (as sent, percent-encoding kept) for the resource
+    that matched: ``{name}`` takes one segment, ``{name+}`` the rest of the path without
+    its trailing slash (inner ``//`` kept), as AWS's recorded events show."""
+    params: dict[str, str] = {}
+    remaining = path.lstrip("/")
+    for segment in (s for s in resource_path.split("/") if s):
+        if segment.endswith("+}"):
+            params[segment[1:-2]] = remaining.rstrip("/")
+            break
+        value, _, remaining = remaining.partition("/")
+        if segment.startswith("{"):
+            params[segment[1:-1]] = value
+    return params
 
 
 def _request_time(epoch: float) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from harness.cliargs import PORT
 from harness.local.endpoint import AwsEndpoint
 
 
@@ -28,7 +29,7 @@ def _add_services(subparsers: Any) -> None:
             "Prints the URL and runs until Ctrl-C or SIGTERM."
         ),
     )
-    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free)")
+    parser.add_argument("--port", type=PORT, default=0, help="port to bind, 0 for any free one")
     parser.add_argument(
         "--no-throttling",
         action="store_true",
@@ -49,7 +50,7 @@ _SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (_add_services, _add_lifecycle
 def register(subparsers: Any) -> None:
     """Add the ``local`` command group to the ``harness`` parser."""
     parser = subparsers.add_parser("local", help="the local cloud on 127.0.0.1")
-    local = parser.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    local = parser.add_subparsers(dest="local_command", metavar="COMMAND")
     for add in _SUBCOMMANDS:
         add(local)
 

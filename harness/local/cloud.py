@@ -1,16 +1,19 @@
 """The local stack: the synthesized CDK stacks running on this machine, on 127.0.0.1 only.
 
 ``LocalStack`` is what ``harness local up`` and the features' session fixture use. It
-synthesizes the ``ephemeral`` profile (or takes a ready cloud assembly), starts the local
+takes the ``ephemeral`` profile's cloud assembly from the synthesis cache (synthesizing
+it when the tree changed, :mod:`harness.synth_cache`) or a ready one, starts the local
 cloud (one AWS endpoint: our SQS engine + moto; the Lambda runtime; the SQS event source
 mappings; the API Gateway front; metrics and alarms), deploys the templates onto it, and
 writes the outputs file. Leaving the context stops every thread and process it started,
-in reverse order, whatever happened.
+in reverse order, whatever happened. While it runs, :meth:`LocalStack.swap_handler_code`
+and :meth:`LocalStack.redeploy` bring a changed tree in (``harness local up --watch``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,12 +21,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cdk import contract
+from cdk.synth import PROJECT_ROOT
 from harness.local.lambda_api import LambdaControlPlane
 from harness.local.metrics import local_client
 from harness.local.specs import (
@@ -33,9 +37,12 @@ from harness.local.specs import (
     InvokeResult,
     RestApiSpec,
 )
+from harness.synth_cache import LINE_PREFIXES, Lease, SynthCache
 
 LOCAL_STACK_PREFIX = "local"
+LOCAL_PROFILE = "ephemeral"
 STATUS_PATH = "/_local/status"
+HANDLERS_PACKAGE = "handlers"
 
 
 class LocalStackError(RuntimeError):
@@ -63,11 +70,26 @@ class _Services:
         self._stack.alarms.add_alarm(spec)
 
 
+@dataclass(frozen=True)
+class Reload:
+    """What :meth:`LocalStack.swap_handler_code` or :meth:`LocalStack.redeploy` did."""
+
+    updated: tuple[str, ...] = ()
+    """Functions now running new code or configuration (``name (what changed)``)."""
+    needs_restart: tuple[str, ...] = ()
+    """Changes the running stack cannot take; nothing was applied."""
+    synthesized: bool = False
+    """True when the new cloud assembly had to be synthesized (not taken from the cache)."""
+
+
 class LocalStack:
     """Start the whole stack locally; a context manager that yields itself.
 
     ``outputs`` and ``outputs_file`` are ready once entered. ``assembly_dir`` skips
     synthesis (a cloud assembly synthesized before); ``context`` adds CDK context.
+    Otherwise the assembly of the tree at ``project_root`` (this repository by default)
+    comes from the synthesis cache under ``cache_dir`` (``<project_root>/build/
+    cdk-assemblies``), or is synthesized into the work directory with ``use_cache=False``.
     """
 
     def __init__(
@@ -80,6 +102,9 @@ class LocalStack:
         throttling: bool = True,
         port: int = 0,
         on_progress: Callable[[str], None] | None = None,
+        project_root: Path | None = None,
+        use_cache: bool = True,
+        cache_dir: Path | None = None,
     ) -> None:
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="task-api-local-"))
@@ -89,12 +114,16 @@ class LocalStack:
         self.throttling = throttling
         self.port = port
         self.progress = on_progress or (lambda message: None)
+        self.project_root = Path(project_root or PROJECT_ROOT).resolve()
+        self.use_cache = use_cache
+        self.cache = SynthCache(self.project_root, cache_dir)
         self.outputs: dict[str, dict[str, str]] = {}
         self.timings: dict[str, float] = {}
         self._closers: list[tuple[str, Callable[[], Any]]] = []
         self._deployed: Any = None
         self._started = False
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -128,7 +157,10 @@ class LocalStack:
         warm = threading.Thread(target=_warm_up, name="local-stack-warm-up", daemon=True)
         warm.start()
         if self.assembly_dir is None:
-            self.assembly_dir = self._timed("synth", self._synthesize)
+            began = time.monotonic()
+            lease = self._lease()
+            self.timings["cache_lookup" if lease.reused else "synth"] = time.monotonic() - began
+            self.assembly_dir = lease.path
         warm.join()
         started = time.monotonic()
         self._start_cloud()
@@ -176,12 +208,21 @@ class LocalStack:
 
     # --- steps ------------------------------------------------------------------------
 
-    def _synthesize(self) -> Path:
-        from cdk.synth import synthesize
-
-        outdir = self.work_dir / "cdk.out"
-        self.progress(f"synthesizing the ephemeral profile into {outdir} ...")
-        return Path(synthesize("ephemeral", outdir, self.context))
+    def _lease(self, *, announce: bool = True) -> Lease:
+        """The assembly of the tree as it is now (cached or synthesized), held until stop."""
+        lease = self.cache.lease(
+            LOCAL_PROFILE,
+            self.context,
+            private_dir=self.work_dir / f"cdk.out-{len(self._closers)}",
+            use_cache=self.use_cache,
+            on_progress=self.progress if announce else None,
+        )
+        # Released after everything else has stopped (closers run newest first): no
+        # worker runs from the entry once the cache may prune it.
+        self._on_stop("cloud assembly", lease.release)
+        if announce:
+            self.progress(lease.describe(self.project_root))
+        return lease
 
     def _start_cloud(self) -> None:
         from harness.local.alarms import AlarmService
@@ -257,6 +298,72 @@ class LocalStack:
         self._on_stop("queue metrics", self.queue_metrics.close)
         self.progress(f"local cloud listening on {url} (region {region})")
 
+    # --- reloading a changed tree -------------------------------------------------------
+
+    def _update_function(self, spec: FunctionSpec) -> None:
+        self.lambdas.update_function(spec)
+        self.control_plane.add_function(self.lambdas.function_spec(spec.function_name))
+
+    def swap_handler_code(self) -> Reload:
+        """Bundle ``handlers/`` as it is now and give it to every function running that
+        package: invocations in flight finish on the old code, the next ones cold-start on
+        the new. A function whose ``handlers`` package already has these bytes is left
+        alone (its warm workers stay)."""
+        from cdk.bundling import build_lambda_asset
+
+        handlers = self.project_root / HANDLERS_PACKAGE
+        with self._reload_lock:
+            asset = build_lambda_asset(
+                handlers_dir=handlers,
+                requirements=handlers / "requirements.txt",
+                cache_dir=self.cache.directory.parent / "lambda-assets",
+            )
+            new_code = _package_digest(asset.path)
+            updated = []
+            for name in self.lambdas.function_names():
+                spec = self.lambdas.function_spec(name)
+                runs_package = (
+                    spec.handler.split(".", 1)[0] == HANDLERS_PACKAGE
+                    and (spec.code_dir / HANDLERS_PACKAGE).is_dir()
+                )
+                if not runs_package or _package_digest(spec.code_dir) == new_code:
+                    continue
+                self._update_function(replace(spec, code_dir=asset.path))
+                updated.append(f"{name} (code)")
+        return Reload(updated=tuple(updated))
+
+    def redeploy(self) -> Reload:
+        """Synthesize the tree as it is now (through the cache) and apply what changed, if
+        the running stack can take it in place (Lambda code and configuration); otherwise
+        apply nothing and say which changes need a restart."""
+        from harness.local.cfn.update import apply_update, plan_update
+
+        with self._reload_lock:
+            lease = self._lease(announce=False)  # the reload's own line says what happened
+            synthesized = not lease.reused
+            plan = plan_update(self._deployed, lease.path)
+            if plan.blockers:
+                return Reload(needs_restart=plan.blockers, synthesized=synthesized)
+            same_code: dict[str, bool] = {}
+
+            def update(spec: FunctionSpec) -> None:
+                current = self.lambdas.function_spec(spec.function_name)
+                same = _code_digest(spec.code_dir) == _code_digest(current.code_dir)
+                if same and replace(spec, code_dir=current.code_dir) == current:
+                    return  # a new code key for the code it already runs: keep its workers
+                same_code[spec.function_name] = same
+                self._update_function(spec)
+
+            apply_update(self._deployed, plan, update)
+            self.assembly_dir = lease.path
+        updated = []
+        for change in plan.changes:
+            name = self._deployed.resource(change.stack_name, change.logical_id).physical_id
+            if name in same_code:
+                shown = [p for p in change.properties if not (p == "Code" and same_code[name])]
+                updated.append(f"{name} ({', '.join(shown)})")
+        return Reload(updated=tuple(updated), synthesized=synthesized)
+
     def _invoke(self, function_name: str, payload: bytes) -> InvokeResult:
         return self.lambdas.invoke(function_name, payload)
 
@@ -320,6 +427,48 @@ class LocalStack:
             "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         )
         return [body]
+
+
+def assembly_lines(pytest_config: Any) -> Callable[[str], None]:
+    """An ``on_progress`` for a test session's stack: the lines saying how its cloud
+    assembly was obtained (reused from the cache, or synthesized and why), on pytest's
+    terminal, which shows them even while it captures output."""
+    reporter = pytest_config.pluginmanager.get_plugin("terminalreporter")
+    capture = pytest_config.pluginmanager.get_plugin("capturemanager")
+
+    def show(line: str) -> None:
+        if reporter is None or not line.startswith(LINE_PREFIXES):
+            return
+        # Output is captured at the file descriptor while fixtures run: lift it, as
+        # pytest's own live logging does, or the line lands in the captured output.
+        paused = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+        with paused:
+            reporter.write_line(line)
+
+    return show
+
+
+def _package_digest(code_dir: Path) -> str:
+    """SHA-256 of the handlers package's files in a code directory (bytecode left out)."""
+    digest = hashlib.sha256()
+    package = code_dir / HANDLERS_PACKAGE
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _code_digest(code_dir: Path) -> str:
+    """The handlers package's bytes and every other file's path and size: what tells two
+    bundles apart (dependencies differ by version, hence by file names and sizes)."""
+    digest = hashlib.sha256(_package_digest(code_dir).encode())
+    for path in sorted(code_dir.rglob("*")):
+        if path.is_file() and HANDLERS_PACKAGE not in path.relative_to(code_dir).parts[:1]:
+            digest.update(
+                f"{path.relative_to(code_dir).as_posix()}\0{path.stat().st_size}\n".encode()
+            )
+    return digest.hexdigest()
 
 
 def _warm_up() -> None:

@@ -218,7 +218,7 @@ class AwsEndpoint:
         target = header("X-Amz-Target")
         if target:
             if target.startswith("AmazonSQS."):
-                return self._wire.handle_json(target, body)
+                return self._wire.handle_json(target, body, header("X-Amzn-Trace-Id"))
             return None
         content_type = header("Content-Type") or ""
         form: dict[str, str] = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
@@ -233,7 +233,7 @@ class AwsEndpoint:
             and action in _SQS_ACTIONS
             and (path in ("", "/") or _QUEUE_PATH.match(path))
         ):
-            return self._wire.handle_query(form, path)
+            return self._wire.handle_query(form, path, header("X-Amzn-Trace-Id"))
         return None
 
     def _record_caller(

@@ -108,9 +108,18 @@ class BatchDecision:
 
 
 def sqs_event(
-    messages: Sequence[Mapping[str, Any]], *, event_source_arn: str, region: str
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    event_source_arn: str,
+    region: str,
+    batching_window: bool = False,
 ) -> dict[str, Any]:
-    """The event Lambda sends for a batch of SQS messages (``ReceiveMessage`` output)."""
+    """The event Lambda sends for a batch of SQS messages (``ReceiveMessage`` output).
+
+    A record has ``md5OfMessageAttributes`` when its message has attributes; without them
+    the key is ``null`` if the mapping has a batching window and absent if not (every
+    AWS-recorded sample agrees; tests/parity/test_event_shapes.py holds them).
+    """
     records = []
     for message in messages:
         attributes = message.get("Attributes", {})
@@ -130,6 +139,8 @@ def sqs_event(
         }
         if message.get("MD5OfMessageAttributes"):
             record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        elif batching_window:
+            record["md5OfMessageAttributes"] = None
         records.append(record)
     return {"Records": records}
 
@@ -413,7 +424,12 @@ class EventSourceMappingService(ClosesOnExit):
                 continue
             if not messages:
                 continue
-            event = sqs_event(messages, event_source_arn=spec.event_source_arn, region=self._region)
+            event = sqs_event(
+                messages,
+                event_source_arn=spec.event_source_arn,
+                region=self._region,
+                batching_window=spec.maximum_batching_window_s > 0,
+            )
             try:
                 result = self._lambda.invoke(spec.function_name, json.dumps(event).encode())
             except LambdaServiceClosedError:

@@ -85,7 +85,6 @@ class AccessLog:
         self.region = region
         self.account_id = account_id
         self._calls: set[Call] = set()
-        self._functions: dict[str, set[str]] = {}  # role -> function names
         self._lock = threading.Lock()
 
     def check(self, principal: Principal, action: str, resource: str) -> None:
@@ -95,7 +94,6 @@ class AccessLog:
             return
         with self._lock:
             self._calls.add(call)
-            self._functions.setdefault(principal.role_arn, set()).add(principal.function_name)
 
     def calls(self, role_arn: str | None = None) -> list[Call]:
         """The recorded calls (of one role), sorted."""

@@ -6,11 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from datetime import timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk.naming import validate_stack_prefix
+from harness.cliargs import new_file, positive_float
 from harness.stack import EXIT_FAILED, EXIT_REFUSED
 from harness.stack.cdk import Cdk, install_pinned_cdk, resolve_cdk_command
 from harness.stack.cloud import Cloud
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Ephemeral AWS stacks for CI. Exit codes: 0 ok, 1 failed, 2 usage, "
         "3 refused by a guard rail, 128+N interrupted by signal N.",
     )
-    commands = stack.add_subparsers(dest="stack_command", required=True, metavar="SUBCOMMAND")
+    commands = stack.add_subparsers(dest="stack_command", metavar="SUBCOMMAND")
 
     name = commands.add_parser("name", help="print the stack prefix derived from the CI context")
     name.set_defaults(func=_guarded(_name))
@@ -51,11 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     deploy.add_argument("--name", help="stack prefix (default: derived from the CI context)")
     deploy.add_argument(
-        "--outputs", type=Path, default=DEFAULT_OUTPUTS, help="outputs file (default %(default)s)"
+        "--outputs",
+        type=new_file,
+        default=DEFAULT_OUTPUTS,
+        help="outputs file",
     )
     deploy.add_argument(
         "--ttl-hours",
-        type=float,
+        type=positive_float,
         default=DEFAULT_TTL_HOURS,
         help="expires-at = now + this (default %(default)s)",
     )
@@ -69,13 +73,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     destroy.add_argument("name", metavar="NAME", help="the stack prefix")
     destroy.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT_S,
         help="seconds to wait (default %(default)s)",
     )
     destroy.add_argument(
         "--poll-interval",
-        type=float,
+        type=positive_float,
         default=DEFAULT_INTERVAL_S,
         help="seconds between polls (default %(default)s)",
     )
@@ -86,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reaper.add_argument(
         "--older-than",
         required=True,
+        type=_age,
         metavar="DURATION",
         help="also delete ephemeral stacks created longer ago (90m, 6h, 1d12h)",
     )
@@ -94,13 +99,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     reaper.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT_S,
         help="seconds to wait per wave (default %(default)s)",
     )
     reaper.add_argument(
         "--poll-interval",
-        type=float,
+        type=positive_float,
         default=DEFAULT_INTERVAL_S,
         help="seconds between polls (default %(default)s)",
     )
@@ -122,9 +127,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     outputs = commands.add_parser("outputs", help="write the outputs file of a deployed prefix")
     outputs.add_argument("name", metavar="NAME", help="the stack prefix")
     outputs.add_argument(
-        "--outputs", type=Path, default=DEFAULT_OUTPUTS, help="file to write (default %(default)s)"
+        "--outputs",
+        type=new_file,
+        default=DEFAULT_OUTPUTS,
+        help="file to write",
     )
     outputs.set_defaults(func=_guarded(_outputs))
+
+
+def _age(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _guarded(command: Command) -> Command:
@@ -172,8 +187,8 @@ def _deploy(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     prefix = validate_stack_prefix(args.name) if args.name else derive_stack_prefix(env)
     cloud = Cloud()
+    preflight(prefix, cloud, env, action="deploy")  # credentials and guards before the CLI
     cdk = _cdk(args)
-    preflight(prefix, cloud, env, action="deploy")
     write_ci_outputs(env, prefix, args.outputs)
     try:
         return deploy_stacks(
@@ -197,8 +212,8 @@ def _destroy(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     prefix = validate_stack_prefix(args.name)
     cloud = Cloud()
+    preflight(prefix, cloud, env, action="destroy")  # credentials and guards before the CLI
     cdk = _cdk(args)
-    preflight(prefix, cloud, env, action="destroy")
     return destroy_stacks(
         prefix, cdk=cdk, cloud=cloud, timeout=args.timeout, interval=args.poll_interval
     )
@@ -207,7 +222,7 @@ def _destroy(args: argparse.Namespace) -> int:
 def _reap(args: argparse.Namespace) -> int:
     return reap(
         Cloud(),
-        older_than=parse_duration(args.older_than),
+        older_than=args.older_than,
         dry_run=args.dry_run,
         env=dict(os.environ),
         timeout=args.timeout,

@@ -22,6 +22,7 @@ from typing import Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk.naming import validate_stack_prefix
+from harness.cliargs import new_file, positive_float, report_dir
 from harness.stack import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from harness.stack.cdk import PROJECT_ROOT, Cdk, resolve_cdk_command
 from harness.stack.cloud import Cloud
@@ -130,21 +131,21 @@ def add_aws_verify_arguments(parser: argparse.ArgumentParser) -> None:
     _add(
         group,
         "--outputs",
-        type=Path,
+        type=new_file,
         default=None,
         help=f"outputs file to write (default: {DEFAULT_OUTPUTS})",
     )
     _add(
         group,
         "--report-dir",
-        type=Path,
+        type=report_dir,
         default=None,
         help=f"feature reports (default: {DEFAULT_REPORT_DIR})",
     )
     _add(
         group,
         "--ttl-hours",
-        type=float,
+        type=positive_float,
         default=DEFAULT_TTL_HOURS,
         help="expires-at = now + this (default %(default)s)",
     )
@@ -160,14 +161,14 @@ def add_aws_verify_arguments(parser: argparse.ArgumentParser) -> None:
     _add(
         group,
         "--destroy-timeout",
-        type=float,
+        type=positive_float,
         default=DEFAULT_TIMEOUT_S,
         help="seconds to wait for deletion (default %(default)s)",
     )
     _add(
         group,
         "--poll-interval",
-        type=float,
+        type=positive_float,
         default=DEFAULT_INTERVAL_S,
         help="seconds between status polls (default %(default)s)",
     )
@@ -207,18 +208,19 @@ def run_aws_verification(
     steps: list[tuple[str, str]] = []
     with interruptible():
         try:
-            cdk = Cdk(
-                command=resolve_cdk_command(options.cdk_command, environ),
-                env=environ,
-                extra_context=dict(options.context),
-            )
             prefix = (
                 validate_stack_prefix(options.name)
                 if options.name
                 else derive_stack_prefix(environ)
             )
             print(f"AWS verification on stack prefix {prefix}", flush=True)
+            # Credentials and account guards first: without them the CDK CLI is moot.
             preflight(prefix, client, environ, action="deploy")
+            cdk = Cdk(
+                command=resolve_cdk_command(options.cdk_command, environ),
+                env=environ,
+                extra_context=dict(options.context),
+            )
         except GuardError as error:
             print(f"refused: {error}", file=sys.stderr)
             return EXIT_REFUSED

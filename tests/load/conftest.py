@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,22 +39,29 @@ def fake_api(tmp_path: Path) -> Iterator[FakeApiFactory]:
 
 
 @pytest.fixture(scope="module")
-def local_stack_outputs() -> Iterator[Path]:
-    """Outputs file of a real local stack, shared by the module's smoke runs.
+def local_stack() -> Iterator[tuple[Path, Any]]:
+    """``(outputs file, LocalStack)`` of a real local stack, shared by the module's runs.
 
     Started through the very seam ``harness load --target local`` uses, so the smoke runs
     also prove that it starts the stack and that leaving it stops everything.
     """
     from harness.load.cli import local_stack_outputs as start_local_stack
 
-    with start_local_stack() as outputs:
+    started: list[Any] = []
+    with start_local_stack(on_started=started.append) as outputs:
         endpoint = load_target(outputs).endpoint_url
         assert endpoint is not None, f"{outputs} names no AwsEndpointUrl"
-        yield outputs
+        yield outputs, started[0]
     assert not outputs.exists(), f"the local stack left its work directory: {outputs}"
     port = int(endpoint.rsplit(":", 1)[1].strip("/"))
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0, f"{endpoint} still answers"
+
+
+@pytest.fixture(scope="module")
+def local_stack_outputs(local_stack: tuple[Path, Any]) -> Path:
+    """Outputs file of the module's real local stack."""
+    return local_stack[0]
 
 
 @pytest.fixture

@@ -15,33 +15,60 @@ from harness.cli import main as harness_main
 from harness.load.runner import run_load
 from harness.load.settings import ShapeParams
 from tests.load.conftest import FakeApiFactory
-from tests.load.runs import SMOKE_SECONDS, smoke, verdicts
+from tests.load.runs import smoke, verdicts
 
 
-def test_throttles_are_seen_and_not_counted_as_errors(
+def test_a_fifo_queue_is_held_to_its_quota_and_throttles_above_it(
     sqs_outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # This machine cannot offer 300 calls/s per queue, so lower the local endpoint's FIFO
-    # quota (it runs in this process) to make the same code path throttle at a few calls/s.
-    engine = pytest.importorskip("harness.local.sqs.engine", reason="needs the local SQS")
-    monkeypatch.setattr(engine, "FIFO_TRANSACTIONS_PER_SECOND", 1.0)
-    # At 1 call/s the checked-in minimum throughput cannot hold; errors are the point here.
-    thresholds = tmp_path / "errors-only.toml"
-    thresholds.write_text("[sqs_fifo_limits]\nmin_requests = 1\nmax_error_ratio = 0\n")
+    # quota (it runs in this process) as `harness load` does for a stack it starts; the
+    # step offers 4 then 8 calls/s per call type against 5.
+    set_fifo_quota = pytest.importorskip("harness.local.lifecycle").set_fifo_quota
+    engine = pytest.importorskip("harness.local.sqs.engine")
+    monkeypatch.setattr(engine, "FIFO_TRANSACTIONS_PER_SECOND", engine.FIFO_TRANSACTIONS_PER_SECOND)
+    set_fifo_quota(5)
+    shape = ShapeParams("step", users=4, spawn_rate=4, run_time_s=12, step_users=2, step_time_s=6)
     options = smoke(
-        "sqs_fifo_limits", tmp_path / "report", user_rate=20, thresholds=thresholds,
+        "sqs_fifo_limits", tmp_path / "report", user_rate=4, shape=shape, sqs_quota=5,
         user_classes=["SendOneGroup", "BatchOneGroup"],
-        shape=ShapeParams("smoke", users=2, spawn_rate=2, run_time_s=SMOKE_SECONDS),
     )  # fmt: skip
     result = run_load(options, sqs_outputs)
     assert result.exit_code == 0, verdicts(result)  # throttling is not an error
+    checked = verdicts(result)
+    for name in ("max_calls_vs_quota", "require_throttled_over_quota", "min_batch_factor"):
+        assert checked[name], result.summary["thresholds"]["verdicts"]
     calls = {row["call"]: row for row in result.summary["sqs"]["calls"]}
     for call in ("SendMessage one-group", "SendMessageBatch one-group"):
         assert calls[call]["throttled"] > 0, calls[call]
         assert calls[call]["errors"] == 0
-        # A 1-per-second bucket (1 to start with) lets about one call a second through.
-        assert calls[call]["calls_ok"] <= SMOKE_SECONDS + 3
+    quota = result.summary["sqs"]["quota"]
+    assert quota["peak_calls_vs_quota"] <= 1.2
+    assert quota["batch_factor"] == 10
     assert result.summary["figures"]["throttle_ratio"] > 0
+    # Each call type's knee: accepted stopped following offered in the second step.
+    knees = result.summary["call_knees"]
+    assert knees["SendMessage one-group"]["index"] == 2, knees
+    assert "sqs.png" in result.summary["charts"]
+    causes_seen = result.summary["failures_by_cause"]
+    assert list(causes_seen) == ["SQS ThrottlingException (FIFO quota)"], causes_seen
+
+
+def test_a_queue_accepting_more_than_the_checked_quota_fails_the_run(
+    sqs_outputs: Path, tmp_path: Path
+) -> None:
+    # The endpoint keeps AWS's 300/s while the run checks against 2/s: the check must see
+    # a queue that let more through than its quota, and nothing throttled above it.
+    shape = ShapeParams("step", users=2, spawn_rate=2, run_time_s=8, step_users=2, step_time_s=8)
+    options = smoke(
+        "sqs_fifo_limits", tmp_path / "report", user_rate=8, shape=shape, sqs_quota=2,
+        user_classes=["SendOneGroup", "BatchOneGroup"],
+    )  # fmt: skip
+    result = run_load(options, sqs_outputs)
+    assert result.exit_code == 1
+    checked = verdicts(result)
+    assert not checked["max_calls_vs_quota"]
+    assert not checked["require_throttled_over_quota"]
 
 
 def test_a_run_violating_its_thresholds_exits_1(fake_api: FakeApiFactory, tmp_path: Path) -> None:

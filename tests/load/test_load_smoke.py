@@ -10,11 +10,14 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.cli import main as harness_main
+from harness.load import causes
 from harness.load.runner import run_load
+from harness.load.settings import ShapeParams
 from harness.load.sources import SQS_ROLES
 from harness.load.target import load_target
 from tests.load.runs import PNG_SIGNATURE, SMOKE_SECONDS, smoke, verdicts
@@ -30,8 +33,9 @@ def test_api_ingest_smoke_passes_and_writes_the_report(
     seam_calls: list[str] = []
 
     @contextlib.contextmanager
-    def shared_stack() -> Iterator[Path]:
+    def shared_stack(**options: object) -> Iterator[Path]:
         seam_calls.append("started")
+        assert options == {"verbose": False, "fifo_quota": None}
         yield local_stack_outputs
 
     monkeypatch.setattr(cli, "local_stack_outputs", shared_stack)
@@ -45,10 +49,10 @@ def test_api_ingest_smoke_passes_and_writes_the_report(
     assert code == 0, summary["thresholds"]["verdicts"]
     for name in (
         "locust.html", "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
-        "locust_stats.json", "summary.json", "locust.log",
+        "locust_stats.json", "summary.json", "locust.log", "index.html",
     ):  # fmt: skip
         assert (report / name).stat().st_size > 0, name
-    for chart in ("throughput.png", "latency.png", "backlog.png"):
+    for chart in ("throughput.png", "latency.png", "backlog.png", "failures.png"):
         assert (report / chart).read_bytes().startswith(PNG_SIGNATURE), chart
     assert summary["target"]["kind"] == "local"
     assert summary["warm_up"]["accepted"] == 2  # the two smoke users' API workers
@@ -95,3 +99,40 @@ def test_sqs_fifo_limits_smoke_measures_each_call_type(
     assert sorted(result.summary["sqs"]["queues"]) == sorted(SQS_ROLES)
     assert target.task_queue_url not in result.summary["sqs"]["queues"].values()  # scratch
     assert sorted(target.sqs().list_queues()["QueueUrls"]) == queues_before  # cleaned up
+
+
+def test_a_throttled_api_function_is_named_as_such_in_the_report(
+    local_stack: tuple[Path, Any], tmp_path: Path
+) -> None:
+    outputs, stack = local_stack
+    function_name = load_target(outputs).api_function_name
+    assert function_name is not None
+    # A function without reserved concurrency is capped at 16 workers locally, and API
+    # Gateway answers a throttled invocation with a bare 500. The local Lambda service has
+    # no PutFunctionConcurrency, so lower the cap of the API function directly: 4 users
+    # then collide on 1 worker as 60 users collided on 16.
+    function = stack.lambdas._functions[function_name]
+    saved, function.limit = function.limit, 1
+    try:
+        shape = ShapeParams("smoke", users=4, spawn_rate=4, run_time_s=SMOKE_SECONDS)
+        options = smoke("api_ingest", tmp_path / "report", shape=shape, user_rate=10, warm_up=0)
+        result = run_load(options, outputs)
+    finally:
+        function.limit = saved
+    by_cause = result.summary["failures_by_cause"]
+    named = by_cause.get(causes.LAMBDA_THROTTLE_500, 0)
+    assert named > 0, by_cause
+    assert causes.GATEWAY_500 not in by_cause, by_cause  # every 500 matched to a throttle
+    assert result.summary["figures"]["lambda_throttles"] >= named
+    assert result.summary["figures"]["lambda_throttled_500s"] == named
+    # Counted as throttles, not errors, and held to their own limit (5 % locally).
+    assert result.exit_code == 1
+    checked = verdicts(result)
+    assert checked["max_error_ratio"], result.summary["thresholds"]["verdicts"]
+    assert not checked["max_lambda_throttle_ratio"]
+    assert (
+        result.summary["figures"]["throttle_ratio"] >= named / result.summary["figures"]["requests"]
+    )
+    page = (result.report_dir / "index.html").read_text()
+    assert causes.LAMBDA_THROTTLE_500 in page
+    assert "failures.png" in result.summary["charts"]

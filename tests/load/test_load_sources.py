@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from harness.load.ledger import TaskState
 from harness.load.sources import (
@@ -147,6 +148,29 @@ def test_backlog_sampler_records_queue_depth(sqs_outputs: Path, tmp_path: Path) 
     assert len(samples) >= 2
     assert not s.errors
     assert {(x.queue, x.visible, x.in_flight) for x in samples} == {("task queue", 5, 0)}
+
+
+def test_an_sqs_client_without_retries_surfaces_a_throttle_from_its_one_attempt(
+    sqs_outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sqs_fifo_limits users count throttles; a client that retried one after botocore's
+    # back-off (up to 1 s) would hide it and stall the user, offering less than its rate.
+    engine = pytest.importorskip("harness.local.sqs.engine")
+    monkeypatch.setattr(engine, "FIFO_TRANSACTIONS_PER_SECOND", 1.0)
+    target = load_target(sqs_outputs, "sqs_fifo_limits")
+    assert target.task_queue_url
+    sqs, queue_url = target.sqs(retries=False), target.task_queue_url
+
+    # Calls of a few ms against 1 call/s: one of the first few is throttled, however slow
+    # the machine (a retrying client would show it only when its retry was throttled too).
+    def send_twenty() -> None:
+        for n in range(20):
+            sqs.send_message(QueueUrl=queue_url, MessageBody=f"m{n}", MessageGroupId="g")
+
+    with pytest.raises(ClientError) as raised:
+        send_twenty()
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+    assert raised.value.response["ResponseMetadata"]["RetryAttempts"] == 0
 
 
 def test_scratch_queues_clone_the_task_queue_and_are_always_deleted(sqs_outputs: Path) -> None:

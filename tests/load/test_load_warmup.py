@@ -20,8 +20,22 @@ from tests.load.runs import smoke
         ({"target_kind": "aws"}, 0),  # AWS: the operator decides
         ({"target_kind": "aws", "warm_up": 3}, 3),
         ({"warm_up": 0}, 0),
-        ({"shape": ShapeParams("step", users=50, spawn_rate=10, run_time_s=60)}, MAX_WARM_UP),
-        ({"shape": ShapeParams("spike", users=1, spawn_rate=1, run_time_s=60, spike_users=5)}, 5),
+        (
+            {
+                "shape": ShapeParams(
+                    "step", users=50, spawn_rate=10, run_time_s=60, step_users=5, step_time_s=6
+                )
+            },
+            MAX_WARM_UP,
+        ),
+        (
+            {
+                "shape": ShapeParams(
+                    "spike", users=1, spawn_rate=1, run_time_s=60, spike_users=5, spike_time_s=10
+                )
+            },
+            5,
+        ),
     ],
 )
 def test_warm_up_requests_default_to_the_shape_users_on_the_local_stack(

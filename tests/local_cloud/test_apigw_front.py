@@ -176,7 +176,8 @@ def test_proxy_event_has_the_rest_v1_shape_powertools_reads(
     assert event["resource"] == "/tasks/{task_id}"
     assert event["path"] == "/tasks/abc%20d%2Bf"  # REST APIs keep the path encoded
     assert event["httpMethod"] == "GET"
-    assert event["pathParameters"] == {"task_id": "abc d+f"}
+    # Path parameters stay percent-encoded too (AWS-recorded: tests/parity/test_event_shapes.py).
+    assert event["pathParameters"] == {"task_id": "abc%20d%2Bf"}
     assert event["queryStringParameters"] == {"x": "2", "y": "a b", "empty": ""}
     assert event["multiValueQueryStringParameters"] == {
         "x": ["1", "2"],
@@ -213,7 +214,7 @@ def test_proxy_event_has_the_rest_v1_shape_powertools_reads(
     # Powertools' strict pydantic model and its event data class both accept it.
     model = APIGatewayProxyEventModel.model_validate(event)
     assert model.requestContext.stage == "prod"
-    assert model.pathParameters == {"task_id": "abc d+f"}
+    assert model.pathParameters == {"task_id": "abc%20d%2Bf"}
     data_class = APIGatewayProxyEvent(event)
     assert data_class.request_context.identity.source_ip == "127.0.0.1"
     assert data_class.request_context.request_id == context["requestId"]

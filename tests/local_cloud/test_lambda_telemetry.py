@@ -15,7 +15,7 @@ import pytest
 
 from harness.local.inprocess import InProcessCloudWatchClient, InProcessLogsClient
 from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES
+from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES, MetricsPublisher
 from harness.local.lambda_service.testing import (
     Endpoint,
     boto_client,
@@ -227,3 +227,48 @@ def test_lambda_metrics_reach_cloudwatch(endpoint: Endpoint, path: str) -> None:
     duration_max = total("Duration", "Maximum")
     assert duration_max is not None
     assert duration_max >= 1000.0
+
+
+class _RecordingCloudWatch:
+    """Keeps every ``PutMetricData`` datum instead of sending it."""
+
+    def __init__(self) -> None:
+        self.data: list[dict[str, Any]] = []
+
+    def put_metric_data(self, *, Namespace: str, MetricData: list[dict[str, Any]]) -> None:
+        assert Namespace == "AWS/Lambda"
+        self.data.extend(MetricData)
+
+
+def test_lambda_metrics_are_stamped_with_the_second_of_the_event_not_of_publishing() -> None:
+    """A throttle at 100.7 s published at 102.4 s is a datapoint of second 100, as Lambda
+    stamps metrics with the invocation's time: a reader counting the throttles of a window
+    ending at 101 s finds it there, however late the publisher ran."""
+    cloudwatch = _RecordingCloudWatch()
+    clock = [100.7]
+    publisher = MetricsPublisher(lambda _: cloudwatch, interval=3600, clock=lambda: clock[0])
+    try:
+        publisher.record_throttle("f")
+        # Invoked at 100.2 s, recorded when it returned (now, 100.7 s): invocation's second.
+        publisher.record_invocation("f", 500.0, error=False, concurrency=1, invoked_at=100.2)
+        clock[0] = 101.3
+        publisher.record_throttle("f")
+        publisher.record_throttle("f")
+        clock[0] = 102.4
+        publisher.flush()
+    finally:
+        publisher.close()
+
+    def per_second(name: str) -> dict[int, float]:
+        return {
+            int(d["Timestamp"].timestamp()): d["Value"]
+            for d in cloudwatch.data
+            if d["MetricName"] == name
+        }
+
+    assert per_second("Throttles") == {100: 1.0, 101: 2.0}
+    assert per_second("Invocations") == {100: 1.0}
+    assert {d["Timestamp"] for d in cloudwatch.data} == {
+        datetime.fromtimestamp(100, UTC),
+        datetime.fromtimestamp(101, UTC),
+    }

@@ -145,6 +145,46 @@ def test_ctrl_c_during_a_batch_stops_everything(
 
 
 @pytest.mark.slow
+def test_a_second_up_in_the_same_directory_is_refused_with_the_first_ones_pid(
+    foreground: tuple[subprocess.Popen[bytes], Path], assembly: Path, tmp_path: Path
+) -> None:
+    process, outputs_file = foreground
+    before = outputs_file.read_text()
+    for extra in ((), ("--detach",)):
+        second = _harness(
+            tmp_path, "local", "up", *extra, "--outputs", str(tmp_path / "second.json"),
+            "--assembly", str(assembly), timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert f"already running from this directory (pid {process.pid})" in second.stderr
+        assert len(second.stderr.splitlines()) == 1, second.stderr
+        assert not (tmp_path / "second.json").exists()
+    # The same outputs file from another directory: refused too, the file left alone.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    third = _harness(
+        elsewhere, "local", "up", "--outputs", str(outputs_file), "--assembly", str(assembly),
+        timeout=60,
+    )  # fmt: skip
+    assert third.returncode == 3, third.stdout + third.stderr
+    assert f"a running local stack (pid {process.pid}) uses {outputs_file}" in third.stderr
+    assert outputs_file.read_text() == before
+    # status and down from that directory find the foreground stack.
+    status = _harness(tmp_path, "local", "status", timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert f"(pid {process.pid})" in status.stdout
+    log = (tmp_path / "up.log").read_text()
+    assert "| CREATE_COMPLETE | AWS::" not in log, log  # resource lines only with --verbose
+    assert "lifecycle-Queue | CREATE_COMPLETE | 10 resources in" in log
+    down = _harness(tmp_path, "local", "down", timeout=90)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert process.wait(timeout=60) == 0
+    assert not outputs_file.exists()
+    assert not (tmp_path / ".local-stack" / "pid").exists()
+    assert "DELETE_COMPLETE" not in (tmp_path / "up.log").read_text()
+
+
+@pytest.mark.slow
 def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
     outputs_file = tmp_path / "outputs.json"
     up = _harness(
@@ -166,8 +206,19 @@ def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
         again = _harness(
             tmp_path, "local", "up", "--detach", "--outputs", str(outputs_file), timeout=60
         )
-        assert again.returncode == 1, again.stdout
-        assert "already running" in again.stderr, again.stderr
+        assert again.returncode == 3, again.stdout
+        assert f"already running from this directory (pid {pid})" in again.stderr, again.stderr
+
+        # The AWS CLI line `up` printed works as printed, with the pinned AWS CLI (v1),
+        # and the same flags reach every service.
+        (line,) = [ln.strip() for ln in up.stdout.splitlines() if "aws --endpoint-url" in ln]
+        cli_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        for command in (line, line.replace("sqs list-queues", "dynamodb list-tables")):
+            aws = subprocess.run(
+                ["bash", "-c", command], env=cli_env, capture_output=True, text=True, timeout=60
+            )
+            assert aws.returncode == 0, command + "\n" + aws.stderr
+            assert "lifecycle-" in aws.stdout, aws.stdout
 
         status = _harness(tmp_path, "local", "status", "--outputs", str(outputs_file), timeout=60)
         # Without --outputs, from the same directory: the detached stack's own outputs.
@@ -223,3 +274,32 @@ def test_one_process_can_run_local_stacks_one_after_another(assembly: Path) -> N
             api.close()
             assert accepted.status == 200, accepted.describe()
             TaskStore(target).wait_for_status(accepted.json["task_id"], {"COMPLETED"}, timeout=60)
+
+
+@pytest.mark.slow
+def test_load_keep_stack_leaves_a_detached_stack_to_inspect(tmp_path: Path) -> None:
+    # Run from a directory of the user's: a relative report folder lands there, and the
+    # repository's thresholds are found.
+    report = tmp_path / "report"
+    run = _harness(
+        tmp_path, "load", "--scenario", "api_ingest", "--run-time", "2s", "--keep-stack",
+        "--report-dir", "report", timeout=300,
+    )  # fmt: skip
+    pid_file = tmp_path / ".local-stack" / "pid"
+    try:
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+        assert "harness local down" in run.stdout
+        assert json.loads((report / "summary.json").read_text())["passed"], run.stdout[-3000:]
+        assert (report / "index.html").exists()
+        pid = int(pid_file.read_text())
+        assert _alive(pid)
+        status = _harness(tmp_path, "local", "status", timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert f"(pid {pid})" in status.stdout
+        # The run's tasks are still there to look at.
+        assert "local-tasks.fifo" in status.stdout
+    finally:
+        down = _harness(tmp_path, "local", "down", timeout=90)
+    assert down.returncode == 0, down.stdout + down.stderr
+    wait_until(lambda: not _alive(pid), timeout=30, description=f"local stack {pid} to exit")
+    assert not pid_file.exists()

@@ -4,7 +4,6 @@ protocol, keep-alive, long polls that starve nobody, a clean stop, and the
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import os
@@ -20,13 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 
 from harness.local.endpoint import AwsEndpoint
 from harness.local.sqs.errors import SqsError
 from harness.local.sqs.protocol import InProcessSqsClient
-from harness.local.sqs.testing import client, error_of
+from harness.local.sqs.testing import client, error_of, query_client
 from harness.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,38 +86,9 @@ def test_the_aws_cli_works_unchanged(aws_endpoint: AwsEndpoint) -> None:
 
 
 @pytest.fixture(scope="module")
-def query_sqs(aws_endpoint: AwsEndpoint, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def query_sqs(aws_endpoint: AwsEndpoint) -> Any:
     """A botocore SQS client speaking the query protocol (what SQS spoke before JSON)."""
-    from moto.core.utils import _load_service_model
-
-    # moto's query-compatible SQS model, turned into a plain query-protocol model.
-    model = copy.deepcopy(_load_service_model("sqs", "service-2"))
-    model["metadata"]["protocol"] = "query"
-    model["metadata"]["protocols"] = ["query"]
-
-    def query_name(reference: dict[str, Any]) -> None:
-        name = reference.get("locationNameForQueryCompatibility")
-        if name:
-            reference["locationName"] = name
-
-    for shape in model["shapes"].values():
-        for member in shape.get("members", {}).values():
-            query_name(member)
-        for key in ("member", "key", "value"):
-            if key in shape:
-                query_name(shape[key])
-    data = tmp_path_factory.mktemp("botocore-data")
-    (data / "sqs" / "2012-11-05").mkdir(parents=True)
-    (data / "sqs" / "2012-11-05" / "service-2.json").write_text(json.dumps(model))
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(data))
-    return session.create_client(
-        "sqs",
-        region_name="us-east-1",
-        endpoint_url=aws_endpoint.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return query_client(aws_endpoint.url)
 
 
 def test_the_query_protocol_works(query_sqs: Any) -> None:

@@ -102,8 +102,15 @@ class DeployedAssembly:
         clients: Clients,
         on_progress: Progress | None,
         deploy_seconds: float,
+        assembly: CloudAssembly,
+        region: str,
+        account_id: str,
     ) -> None:
         self.stacks = stacks
+        self.assembly = assembly
+        """The cloud assembly deployed (the newer one after ``harness.local.cfn.update``)."""
+        self.region = region
+        self.account_id = account_id
         self.functions: list[FunctionSpec] = list(state.functions)
         self.event_source_mappings: list[EventSourceMappingSpec] = list(state.event_source_mappings)
         self.alarms: list[AlarmSpec] = list(state.alarms)
@@ -129,6 +136,11 @@ class DeployedAssembly:
             stack.name: {lid: res.physical_id for lid, res in stack.resources.items()}
             for stack in self.stacks
         }
+
+    @property
+    def exports(self) -> dict[str, str]:
+        """Every stack's exports (``Fn::ImportValue`` names to values)."""
+        return {name: value for stack in self.stacks for name, value in stack.exports.items()}
 
     @property
     def resource_types(self) -> set[str]:
@@ -785,4 +797,7 @@ def deploy_assembly(
         clients=clients,
         on_progress=on_progress,
         deploy_seconds=time.perf_counter() - started,
+        assembly=assembly,
+        region=region,
+        account_id=account_id,
     )

@@ -65,3 +65,7 @@ class DeployError(CfnError):
         self.logical_id = logical_id
         self.resource_type = resource_type
         super().__init__(f"stack {stack}, resource {logical_id} ({resource_type}): {message}")
+
+
+class UpdateError(CfnError):
+    """A change the running stack cannot take in place; the message lists each one."""

@@ -24,7 +24,8 @@ Fidelity choices (each like AWS unless said otherwise):
   (``Function.ResponseSizeTooLarge``); log events cut at CloudWatch's 256 KB.
 - Logs: worker output and START/END/REPORT lines go to the function's log group, one stream
   per execution environment; metrics (AWS/Lambda Invocations, Errors, Duration, Throttles,
-  ConcurrentExecutions) go to CloudWatch. Both from background threads, batched.
+  ConcurrentExecutions) go to CloudWatch, stamped with the second of the invocation (or
+  throttle) as Lambda stamps them. Both from background threads, batched.
 
 Third-party packages come from the local virtualenv, the function's own code from its asset
 directory. An asset bundled for Lambda (Python 3.12, Linux) may carry binary wheels (e.g.
@@ -121,6 +122,11 @@ class _Function:
         self.init_errors = 0
         self.max_concurrency = 0
         self.next_worker = 0
+        # Bumped by every code or configuration update; a worker started on an older one
+        # finishes its invocation and is retired instead of going back to ``idle``.
+        self.generation = 0
+        self.generation_of: dict[Worker, int] = {}
+        self.updates = 0
 
 
 def lambda_environment(
@@ -266,6 +272,39 @@ class LambdaService(ClosesOnExit):
 
     def add_function(self, spec: FunctionSpec) -> None:
         """Register a function; its workers start on first invoke (cold start)."""
+        spec, limit, env = self._prepare(spec)
+        with self._lock:
+            if self._closed:
+                raise LambdaServiceClosedError("LambdaService is closed")
+            if spec.function_name in self._functions:
+                raise ValueError(f"function {spec.function_name} already exists")
+            self._functions[spec.function_name] = _Function(spec, limit, env)
+
+    def update_function(self, spec: FunctionSpec) -> int:
+        """Replace a function's code and configuration, as ``UpdateFunctionCode`` does.
+
+        The next invocations cold-start on the new code; invocations in flight finish on
+        their worker, which is then retired instead of reused. Idle workers of the old code
+        are stopped at once. Returns how many workers were running the old code.
+        """
+        spec, limit, env = self._prepare(spec)
+        fn = self._functions.get(spec.function_name)
+        if fn is None:
+            raise KeyError(f"function {spec.function_name} does not exist")
+        with fn.lock:
+            if self._closed:
+                raise LambdaServiceClosedError("LambdaService is closed")
+            fn.spec, fn.limit, fn.base_env = spec, limit, env
+            fn.log_group = env["AWS_LAMBDA_LOG_GROUP_NAME"]
+            fn.generation += 1
+            fn.updates += 1
+            idle, fn.idle = fn.idle, []
+            old = len(fn.workers)
+        for worker in idle:
+            worker.kill()
+        return old
+
+    def _prepare(self, spec: FunctionSpec) -> tuple[FunctionSpec, int, dict[str, str]]:
         if not spec.code_dir.is_dir():
             raise FileNotFoundError(
                 f"code directory of {spec.function_name} missing: {spec.code_dir}"
@@ -284,12 +323,7 @@ class LambdaService(ClosesOnExit):
         if self._identities is not None:
             # Lambda hands each function its execution role's credentials.
             env.update(self._identities.credentials_for(self.principal_of(spec)))
-        with self._lock:
-            if self._closed:
-                raise LambdaServiceClosedError("LambdaService is closed")
-            if spec.function_name in self._functions:
-                raise ValueError(f"function {spec.function_name} already exists")
-            self._functions[spec.function_name] = _Function(spec, limit, env)
+        return spec, limit, env
 
     @staticmethod
     def principal_of(spec: FunctionSpec) -> Principal:
@@ -358,6 +392,7 @@ class LambdaService(ClosesOnExit):
                     else "ConcurrentInvocationLimitExceeded"
                 },
             )
+        invoked_at = time.time()  # the metrics' timestamp, as Lambda stamps them
         try:
             result = self._invoke_admitted(fn, payload, client_context, cognito_identity)
         finally:
@@ -369,16 +404,19 @@ class LambdaService(ClosesOnExit):
                 result.duration_ms,
                 error=result.function_error is not None,
                 concurrency=concurrency,
+                invoked_at=invoked_at,
             )
         return result
 
-    def _take_idle(self, fn: _Function) -> Worker | None:
+    def _take_idle(self, fn: _Function) -> tuple[Worker | None, FunctionSpec]:
+        """A warm worker (or None) and the spec the invocation runs under, taken together
+        so that a code update cannot slip in between."""
         with fn.lock:
             while fn.idle:
                 worker = fn.idle.pop()  # LIFO: the most recently used is the warmest
                 if worker.alive:
-                    return worker
-        return None
+                    return worker, fn.spec
+            return None, fn.spec
 
     def _invoke_admitted(
         self,
@@ -390,18 +428,18 @@ class LambdaService(ClosesOnExit):
         # A warm worker that died while idle (killed from outside) never saw the event:
         # run it again on another worker, like Lambda replaces a lost environment.
         for _attempt in range(3):
+            worker, spec = self._take_idle(fn)
             invocation = Invocation(
                 payload,
-                timeout_s=fn.spec.timeout_s,
-                function_arn=fn.spec.arn,
+                timeout_s=spec.timeout_s,
+                function_arn=spec.arn,
                 client_context=client_context,
                 cognito_identity=cognito_identity,
             )
-            worker = self._take_idle(fn)
             cold = worker is None
             if worker is None:
                 try:
-                    worker = self._start_worker(fn, invocation)
+                    worker, spec = self._start_worker(fn, invocation)
                 except LambdaServiceClosedError:
                     # Admitted before close(): answer like a failed invoke, do not raise.
                     return InvokeResult(
@@ -413,22 +451,27 @@ class LambdaService(ClosesOnExit):
                     )
             else:
                 worker.dispatch(invocation)
-            result = self._await(fn, worker, invocation, cold)
+            result = self._await(fn, spec, worker, invocation, cold)
             if result is not None:
                 return result
         raise RuntimeError(f"{fn.spec.function_name}: workers kept dying before taking the event")
 
-    def _start_worker(self, fn: _Function, invocation: Invocation) -> Worker:
+    def _start_worker(self, fn: _Function, invocation: Invocation) -> tuple[Worker, FunctionSpec]:
+        """A new worker on the function's current code, and the spec it runs."""
         with fn.lock:
             fn.next_worker += 1
             worker_id = f"{fn.spec.function_name}-{fn.next_worker}"
             fn.cold_starts += 1
+            spec, env, log_group, generation = (
+                fn.spec,
+                dict(fn.base_env),
+                fn.log_group,
+                fn.generation,
+            )
         stream = log_stream_name(suffix=uuid.uuid4().hex)
-        env = dict(fn.base_env)
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
-        log_group = fn.log_group
 
-        access, principal = self._access, self.principal_of(fn.spec)
+        access, principal = self._access, self.principal_of(spec)
         if access is not None and self._logs is not None:
             # Lambda ships the function's logs with its role (what logs:* statements allow).
             access.check(
@@ -447,8 +490,8 @@ class LambdaService(ClosesOnExit):
 
         worker = Worker(
             worker_id=worker_id,
-            command=[self._python, "-P", "-m", "awslambdaric", fn.spec.handler],
-            cwd=fn.spec.code_dir,
+            command=[self._python, "-P", "-m", "awslambdaric", spec.handler],
+            cwd=spec.code_dir,
             env=env,
             stream_name=stream,
             body_limit=MAX_PAYLOAD_BYTES,
@@ -460,30 +503,32 @@ class LambdaService(ClosesOnExit):
                 worker.server.close()
                 raise LambdaServiceClosedError("LambdaService is closed")
             fn.workers.add(worker)
-        runtime = fn.spec.runtime.replace("python", "python:")
+            fn.generation_of[worker] = generation
+        runtime = spec.runtime.replace("python", "python:")
         worker.log(f"INIT_START Runtime Version: {runtime}.local\tRuntime Version ARN: local\n")
         try:
             worker.start(invocation)
         except (OSError, WorkerStoppedError) as exc:
             with fn.lock:
                 fn.workers.discard(worker)
+                fn.generation_of.pop(worker, None)
             worker.server.close()
             if isinstance(exc, WorkerStoppedError):
                 raise LambdaServiceClosedError("LambdaService is closed") from exc
             raise
-        return worker
+        return worker, spec
 
     def _on_worker_exit(self, fn: _Function, worker: Worker) -> None:
         with fn.lock:
             fn.workers.discard(worker)
+            fn.generation_of.pop(worker, None)
             if worker in fn.idle:
                 fn.idle.remove(worker)
 
     def _await(
-        self, fn: _Function, worker: Worker, invocation: Invocation, cold: bool
+        self, fn: _Function, spec: FunctionSpec, worker: Worker, invocation: Invocation, cold: bool
     ) -> InvokeResult | None:
         """Wait for ``invocation`` on ``worker``; None means: never started, try again."""
-        spec = fn.spec
         init_deadline = time.monotonic() + self._init_timeout_s
         while True:
             picked = invocation.picked_up_at
@@ -508,10 +553,12 @@ class LambdaService(ClosesOnExit):
         duration_ms = (end - invocation.picked_up_at) * 1000 if invocation.picked_up_at else 0.0
         if outcome.kind == "timeout":
             duration_ms = spec.timeout_s * 1000.0
-        result = self._result(fn, worker, invocation, outcome, duration_ms, cold)
+        result = self._result(fn, spec, worker, invocation, outcome, duration_ms, cold)
         worker.release()
         reusable = outcome.kind in ("response", "error", "too_large") and worker.alive
         with fn.lock:
+            # A worker of code replaced meanwhile is retired once its invocation is over.
+            reusable = reusable and fn.generation_of.get(worker) == fn.generation
             if reusable and not self._closed:
                 fn.idle.append(worker)
         if not reusable:
@@ -521,13 +568,13 @@ class LambdaService(ClosesOnExit):
     def _result(
         self,
         fn: _Function,
+        spec: FunctionSpec,
         worker: Worker,
         invocation: Invocation,
         outcome: Outcome,
         duration_ms: float,
         cold: bool,
     ) -> InvokeResult:
-        spec = fn.spec
         rid = invocation.request_id
         timeout_text = f"{spec.timeout_s:.2f}"
         payload: bytes

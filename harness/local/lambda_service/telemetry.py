@@ -272,23 +272,35 @@ def parse_emf(message: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 class MetricsPublisher:
-    """Aggregates the AWS/Lambda metrics per function and puts them every ``interval`` s,
-    with the custom metrics the functions logged in the embedded metric format.
+    """Aggregates the AWS/Lambda metrics per function and second; puts them every ``interval``
+    s, with the custom metrics the functions logged in the embedded metric format.
 
     Published like Lambda does: ``Invocations``, ``Errors`` (also when 0, so an alarm on
     Errors sees data), ``Duration`` (as statistic sets), ``Throttles`` and
-    ``ConcurrentExecutions`` (the maximum seen), with the ``FunctionName`` dimension. EMF
-    lines (:func:`parse_emf`) become metrics in their own namespace, as CloudWatch Logs
-    extracts them from a Lambda log group.
+    ``ConcurrentExecutions`` (the maximum seen), with the ``FunctionName`` dimension.
+    Each datapoint is stamped with the second its invocations started (or were throttled)
+    in, not the moment it is published: "the timestamp on a metric reflects when the
+    function was invoked" (Lambda developer guide, "Using CloudWatch metrics with
+    Lambda"). A reader counting a window's throttles then finds every throttle of the
+    window in it, however late the publishing thread runs. EMF lines (:func:`parse_emf`)
+    become metrics in their own namespace, as CloudWatch Logs extracts them from a Lambda
+    log group.
     """
 
     NAMESPACE = "AWS/Lambda"
 
-    def __init__(self, make_client: ClientFactory, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        make_client: ClientFactory,
+        *,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._make_client = make_client
         self._interval = interval
+        self._clock = clock
         self._lock = threading.Lock()
-        self._aggregates: dict[str, _Aggregate] = {}
+        self._aggregates: dict[tuple[str, int], _Aggregate] = {}
         self._custom: list[tuple[str, dict[str, Any]]] = []
         self._stop = threading.Event()
         self.published = 0
@@ -297,18 +309,26 @@ class MetricsPublisher:
         self._thread = threading.Thread(target=self._run, name="lambda-metrics", daemon=True)
         self._thread.start()
 
-    def _agg(self, function_name: str) -> _Aggregate:
-        agg = self._aggregates.get(function_name)
+    def _agg(self, function_name: str, at: float | None) -> _Aggregate:
+        key = (function_name, int(self._clock() if at is None else at))
+        agg = self._aggregates.get(key)
         if agg is None:
-            agg = self._aggregates[function_name] = _Aggregate()
+            agg = self._aggregates[key] = _Aggregate()
         return agg
 
     def record_invocation(
-        self, function_name: str, duration_ms: float, *, error: bool, concurrency: int
+        self,
+        function_name: str,
+        duration_ms: float,
+        *,
+        error: bool,
+        concurrency: int,
+        invoked_at: float | None = None,
     ) -> None:
-        """One invocation that ran (successfully or not)."""
+        """One invocation that ran (successfully or not), started at ``invoked_at`` (epoch
+        seconds; default: now)."""
         with self._lock:
-            agg = self._agg(function_name)
+            agg = self._agg(function_name, invoked_at)
             agg.invocations += 1
             agg.errors += int(error)
             agg.duration_count += 1
@@ -325,9 +345,9 @@ class MetricsPublisher:
                 self._custom.extend(data)
 
     def record_throttle(self, function_name: str) -> None:
-        """One invocation rejected by the concurrency limit."""
+        """One invocation rejected by the concurrency limit, now."""
         with self._lock:
-            self._agg(function_name).throttles += 1
+            self._agg(function_name, None).throttles += 1
 
     def flush(self) -> None:
         """Publish what has been aggregated so far (the background thread calls this)."""
@@ -338,16 +358,16 @@ class MetricsPublisher:
             self._put_custom(custom)
         if not aggregates:
             return
-        now = datetime.now(UTC)
         data: list[dict[str, Any]] = []
-        for name, agg in aggregates.items():
+        for (name, second), agg in aggregates.items():
             dims = [{"Name": "FunctionName", "Value": name}]
+            stamp = datetime.fromtimestamp(second, UTC)
 
             def metric(metric_name: str, value: float, unit: str) -> dict[str, Any]:
                 return {
                     "MetricName": metric_name,
                     "Dimensions": dims,  # noqa: B023 - used immediately, in this iteration
-                    "Timestamp": now,
+                    "Timestamp": stamp,  # noqa: B023 - likewise
                     "Value": value,
                     "Unit": unit,
                 }
@@ -360,7 +380,7 @@ class MetricsPublisher:
                     {
                         "MetricName": "Duration",
                         "Dimensions": dims,
-                        "Timestamp": now,
+                        "Timestamp": stamp,
                         "StatisticValues": {
                             "SampleCount": agg.duration_count,
                             "Sum": agg.duration_sum,

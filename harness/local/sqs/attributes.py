@@ -60,18 +60,19 @@ def validate_message_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> 
                 "the following supported type prefixes: Binary, Number, String."
             )
         base = data_type.split(".", 1)[0]
-        if base == "Binary":
-            binary = value.get("BinaryValue")
-            if not binary:
-                raise invalid_parameter_value(
-                    f"The message attribute '{name}' with type 'Binary' must use field 'Binary'."
-                )
-        else:
-            string = value.get("StringValue")
-            if string is None or string == "":
-                raise invalid_parameter_value(
-                    f"The message attribute '{name}' with type '{base}' must use field 'String'."
-                )
+        kind = "Binary" if base == "Binary" else "String"
+        field = f"{kind}Value"
+        if value.get(field) is None:
+            raise invalid_parameter_value(
+                f"The message attribute '{name}' with type '{base}' must use field '{kind}'."
+            )
+        if len(value[field]) == 0:
+            raise invalid_parameter_value(
+                f"Message (user) attribute '{name}' must contain a non-empty value of type "
+                f"'{base}'."
+            )
+        if base != "Binary":
+            string = value[field]
             if has_invalid_characters(string):
                 raise invalid_parameter_value(
                     f"Message (user) attribute '{name}' value contains invalid characters."
@@ -127,14 +128,15 @@ def attributes_md5(attributes: Mapping[str, Mapping[str, Any]]) -> str | None:
 
 
 def select_attributes(attributes: MessageAttributes, names: Iterable[str]) -> MessageAttributes:
-    """The attributes a ReceiveMessage asked for: ``All``, ``.*``, ``prefix.*`` or exact names."""
+    """The attributes a ReceiveMessage asked for: ``All``, ``*``, ``.*``, ``prefix.*``
+    (``Hel.*`` selects ``Hello`` and ``Help.Me``, as recorded) or exact names."""
     wanted = list(names)
     if not wanted or not attributes:
         return {}
-    if "All" in wanted or ".*" in wanted:
+    if "All" in wanted or "*" in wanted or ".*" in wanted:
         return attributes
     exact = set(wanted)
-    prefixes = tuple(name[:-1] for name in wanted if name.endswith(".*"))
+    prefixes = tuple(name[:-2] for name in wanted if name.endswith(".*"))
     return {
         key: value
         for key, value in attributes.items()

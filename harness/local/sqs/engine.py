@@ -10,11 +10,15 @@ sequence number; what is ready is a heap (per message group on FIFO queues, plus
 of groups that may deliver); in-flight, delayed and retention deadlines are heaps whose
 stale entries are skipped when popped and compacted when they outnumber live ones.
 
-FIFO rules (AWS's, see the SQS developer guide):
+FIFO rules (AWS's: the SQS developer guide, and AWS's recorded answers):
 - order within a message group, across redeliveries and partial deletes: a message that
   comes back from flight goes back to its place by sequence number;
-- a group is locked while any of its messages is in flight (a new send does not unlock it);
-- a receive takes as many messages of one group as it can before moving to the next group;
+- a group delivers only the messages before its first one in flight: while its oldest
+  message is in flight nothing of it is delivered (a new send does not change that), but a
+  message that comes back from flight (its visibility timeout ran out or was changed) is
+  delivered again even while later messages of its group are still in flight;
+- a receive takes as many messages of one group as it can before moving to the next
+  group, and groups take turns in the order they became deliverable;
 - deduplication within a 5-minute window that outlives the message (PurgeQueue clears it);
 - a SequenceNumber that increases with every send.
 """
@@ -28,7 +32,6 @@ import heapq
 import json
 import re
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +61,7 @@ from harness.local.sqs.errors import (
     message_not_inflight,
     missing_parameter,
     purge_in_progress,
+    queue_deleted_recently,
     queue_does_not_exist,
     queue_name_exists,
     receipt_handle_expired,
@@ -72,6 +76,8 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_SENDER_ID = "AIDAIT2UOQQY3AUEKVGXU"
 DEDUPLICATION_WINDOW_S = 300.0
 PURGE_INTERVAL_S = 60.0
+# How long a deleted queue's name stays taken (QueueDeletedRecently).
+RECREATE_DELAY_S = 60.0
 FIFO_TRANSACTIONS_PER_SECOND = 300.0
 MAX_BATCH_ENTRIES = 10
 MAX_RECEIVE_MESSAGES = 10
@@ -135,6 +141,9 @@ class SendEntry:
     system_attributes: Mapping[str, Mapping[str, Any]] | None = None
     deduplication_id: str | None = None
     group_id: str | None = None
+    # The request's X-Amzn-Trace-Id header: the AWSTraceHeader system attribute unless
+    # the entry sets that attribute itself.
+    trace_header: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,13 +265,23 @@ class _Message:
 
 
 class _Group:
-    __slots__ = ("group_id", "inflight", "listed", "ready", "ready_count", "version")
+    __slots__ = (
+        "group_id",
+        "inflight",
+        "inflight_seqs",
+        "listed",
+        "ready",
+        "ready_count",
+        "version",
+    )
 
     def __init__(self, group_id: str) -> None:
         self.group_id = group_id
         self.ready: list[tuple[int, int]] = []  # heap of (seq, receive_count)
         self.ready_count = 0
         self.inflight = 0
+        # heap of the sequence numbers of messages delivered (stale ones skipped at the top)
+        self.inflight_seqs: list[int] = []
         self.listed = False  # has a valid entry in the queue's group heap
         self.version = 0
 
@@ -318,7 +337,8 @@ class Queue:
         self.n_delayed = 0
         self.ready: list[tuple[int, int]] = []  # standard queues: heap of (seq, receive_count)
         self.groups: dict[str, _Group] = {}  # FIFO queues
-        self.group_heap: list[tuple[int, str, int]] = []  # (head seq, group id, version)
+        # groups that may deliver: (turn, group id, version), turns in listing order
+        self.group_heap: list[tuple[int, str, int]] = []
         self.group_version = 0
         self.inflight: dict[int, None] = {}
         self.inflight_heap: list[tuple[float, int, int]] = []  # (visible_at, seq, receive_count)
@@ -329,16 +349,26 @@ class Queue:
         self.dedup_order: deque[tuple[float, tuple[str | None, str]]] = deque()
         self.buckets: dict[str, _Bucket] = {}
         self.set_attributes(attributes, now)
+        # The deduplication scope the queue was created with: AWS kept applying it after
+        # SetQueueAttributes changed DeduplicationScope, both ways (recorded).
+        self.dedup_per_group = self._attributes.get("DeduplicationScope") == "messageGroup"
 
     # -- attributes ---------------------------------------------------------------------
 
     def set_attributes(self, attributes: Mapping[str, str], now: float) -> None:
         """Store normalised attributes and refresh the typed values the rules read."""
         for name, value in attributes.items():
-            if value == "" and name in ("Policy", "RedrivePolicy", "RedriveAllowPolicy"):
+            if value == "" and name in qa.CLEARED_BY_EMPTY:
                 self._attributes.pop(name, None)
             else:
                 self._attributes[name] = value
+        if "KmsMasterKeyId" in attributes:
+            if self._attributes.get("KmsMasterKeyId"):
+                # A KMS key replaces SQS-managed encryption (recorded).
+                self._attributes["SqsManagedSseEnabled"] = "false"
+            else:
+                # No key: its reuse period goes with it; SQS-managed SSE stays off (recorded).
+                self._attributes.pop("KmsDataKeyReusePeriodSeconds", None)
         self.last_modified = int(now)
         get = self._attributes.get
         self.visibility_timeout = int(get("VisibilityTimeout", "30"))
@@ -347,9 +377,9 @@ class Queue:
         self.maximum_message_size = int(get("MaximumMessageSize", str(qa.MAX_MESSAGE_BYTES)))
         self.wait_time_seconds = int(get("ReceiveMessageWaitTimeSeconds", "0"))
         self.content_based_dedup = get("ContentBasedDeduplication") == "true"
-        self.dedup_per_group = get("DeduplicationScope") == "messageGroup"
         self.high_throughput = (
-            get("FifoThroughputLimit") == "perMessageGroupId" and self.dedup_per_group
+            get("FifoThroughputLimit") == "perMessageGroupId"
+            and get("DeduplicationScope") == "messageGroup"
         )
         redrive = get("RedrivePolicy")
         if redrive:
@@ -369,6 +399,10 @@ class Queue:
 
 
 class _MoveTask:
+    """A message move task. It makes progress whenever the engine runs, by its clock: a
+    task at N messages per second may have moved N messages after its start and N more
+    at each whole second after that (all at once without a rate)."""
+
     def __init__(
         self,
         *,
@@ -376,21 +410,32 @@ class _MoveTask:
         source_arn: str,
         destination_arn: str | None,
         rate: int | None,
-        started_ms: int,
+        started: float,
         to_move: list[int],
     ) -> None:
         self.handle = handle
         self.source_arn = source_arn
         self.destination_arn = destination_arn
         self.rate = rate
-        self.started_ms = started_ms
+        self.started = started
         self.to_move = deque(to_move)
         self.messages_to_move = len(to_move)
         self.moved = 0
         self.status = "RUNNING"
         self.failure_reason: str | None = None
-        self.cancel = threading.Event()
-        self.thread: threading.Thread | None = None
+
+    def allowed(self, now: float) -> int:
+        """How many messages the task may have moved by ``now``."""
+        if self.rate is None:
+            return self.messages_to_move
+        return self.rate * (int(now - self.started) + 1)
+
+    @property
+    def next_due(self) -> float:
+        """When the task may move its next message."""
+        if self.rate is None:
+            return self.started
+        return self.started + self.moved // self.rate
 
     def info(self) -> MoveTaskInfo:
         return MoveTaskInfo(
@@ -401,7 +446,7 @@ class _MoveTask:
             max_messages_per_second=self.rate,
             messages_moved=self.moved,
             messages_to_move=self.messages_to_move,
-            started_ms=self.started_ms,
+            started_ms=int(self.started * 1000),
             failure_reason=self.failure_reason,
         )
 
@@ -459,6 +504,8 @@ class SqsEngine:
         self._queues: dict[tuple[str, str], Queue] = {}
         self._by_arn: dict[str, Queue] = {}
         self._move_tasks: dict[str, _MoveTask] = {}
+        self._moves_running: list[_MoveTask] = []
+        self._deleted: dict[tuple[str, str], float] = {}  # (account, name) -> deleted at
         self._closed = False
         self._waiting = 0
 
@@ -470,16 +517,11 @@ class SqsEngine:
             self._closed = False
 
     def close(self) -> None:
-        """Wake every long poll (they return empty) and stop move tasks."""
+        """Wake every long poll (they return empty)."""
         with self._lock:
             self._closed = True
             for queue in self._queues.values():
                 queue.cond.notify_all()
-            tasks = list(self._move_tasks.values())
-        for task in tasks:
-            task.cancel.set()
-            if task.thread is not None:
-                task.thread.join(timeout=5)
 
     # -- lookups (also for the local cloud's metrics and event source mappings) ---------
 
@@ -577,15 +619,17 @@ class SqsEngine:
                 "Can only include alphanumeric characters, hyphens, or underscores. "
                 "1 to 80 in length"
             )
-        if not fifo:
-            # FifoQueue=false is accepted on a standard queue but not stored.
-            attributes.pop("FifoQueue", None)
         normalized = qa.normalize_all(attributes, fifo=fifo)
         if tags is not None and len(tags) > MAX_TAGS:
             raise invalid_parameter_value(f"Too many tags added for queue {name}.")
         with self._lock:
             now = self.clock.time()
             existing = self._queues.get((self.account_id, name))
+            deleted_at = self._deleted.get((self.account_id, name))
+            if existing is None and deleted_at is not None:
+                if now - deleted_at < RECREATE_DELAY_S:
+                    raise queue_deleted_recently()
+                del self._deleted[(self.account_id, name)]
             if existing is not None:
                 current = existing.stored_attributes()
                 defaults = {**qa.DEFAULTS, **(qa.FIFO_DEFAULTS if existing.fifo else {})}
@@ -632,6 +676,11 @@ class SqsEngine:
             queue.deleted = True
             del self._queues[(queue.account_id, queue.name)]
             del self._by_arn[queue.arn]
+            now = self.clock.time()
+            for key, deleted_at in list(self._deleted.items()):
+                if now - deleted_at >= RECREATE_DELAY_S:
+                    del self._deleted[key]
+            self._deleted[(queue.account_id, queue.name)] = now
             queue.cond.notify_all()
 
     def get_queue_url(self, name: str, owner_account_id: str | None = None) -> str:
@@ -672,8 +721,10 @@ class SqsEngine:
                     "QueueArn": queue.arn,
                 }
             )
-            if "KmsMasterKeyId" in values:
+            if values.get("KmsMasterKeyId"):
                 values.setdefault("KmsDataKeyReusePeriodSeconds", "300")
+            else:
+                values.pop("KmsDataKeyReusePeriodSeconds", None)
             if "All" in names:
                 return values
             return {name: values[name] for name in names if name in values}
@@ -681,13 +732,10 @@ class SqsEngine:
     def set_queue_attributes(self, queue_url: str, attributes: Mapping[str, Any]) -> None:
         with self._lock:
             queue = self._require(queue_url)
-            if "FifoQueue" in attributes:
-                wanted = str(attributes["FifoQueue"]).lower()
-                if wanted != ("true" if queue.fifo else "false"):
-                    raise invalid_attribute_value(
-                        "FifoQueue", "Modifying queue type is not supported."
-                    )
-            rest = {key: value for key, value in attributes.items() if key != "FifoQueue"}
+            if queue.fifo and str(attributes.get("FifoQueue", "true")).lower() != "true":
+                raise invalid_attribute_value("FifoQueue", "Modifying queue type is not supported.")
+            # FifoQueue is unknown on a standard queue, so normalize_all refuses it there.
+            rest = {k: v for k, v in attributes.items() if k != "FifoQueue" or not queue.fifo}
             normalized = qa.normalize_all(rest, fifo=queue.fifo)
             if normalized.get("RedrivePolicy"):
                 self._check_redrive_target(normalized["RedrivePolicy"], fifo=queue.fifo)
@@ -762,7 +810,8 @@ class SqsEngine:
             policy: dict[str, Any] = json.loads(text)
             policy.setdefault("Statement", [])
             return policy
-        return {"Version": "2012-10-17", "Id": f"{queue.arn}/SQSDefaultPolicy", "Statement": []}
+        # The version and id AWS gives the policy AddPermission creates (recorded).
+        return {"Version": "2008-10-17", "Id": f"{queue.arn}/SQSDefaultPolicy", "Statement": []}
 
     def list_dead_letter_source_queues(self, queue_url: str) -> list[str]:
         with self._lock:
@@ -821,6 +870,7 @@ class SqsEngine:
         deduplication_id: str | None = None,
         group_id: str | None = None,
         sender_id: str = DEFAULT_SENDER_ID,
+        trace_header: str | None = None,
     ) -> SendResult:
         """Send one message; a FIFO duplicate within the window succeeds and is not delivered."""
         entry = SendEntry(
@@ -831,6 +881,7 @@ class SqsEngine:
             system_attributes=system_attributes,
             deduplication_id=deduplication_id,
             group_id=group_id,
+            trace_header=trace_header,
         )
         with self._lock:
             queue = self._require(queue_url)
@@ -857,15 +908,24 @@ class SqsEngine:
             if total > qa.MAX_MESSAGE_BYTES:
                 raise batch_request_too_long(qa.MAX_MESSAGE_BYTES, total)
             if queue.fifo:
+                # AWS rejects the whole batch for these (recorded), not the entry.
                 for entry in entries:
                     if not entry.group_id:
-                        raise missing_parameter("MessageGroupId")
+                        raise invalid_parameter_value(
+                            "The request must contain the parameter MessageGroupId."
+                        )
+                if not queue.content_based_dedup:
+                    for entry in entries:
+                        if entry.deduplication_id is None:
+                            raise _no_deduplication_id()
             self._maintain(queue, now)
             successes: list[tuple[str, SendResult]] = []
             failures: list[BatchError] = []
             for entry in entries:
                 try:
-                    successes.append((entry.id, self._send(queue, entry, now, sender_id)))
+                    successes.append(
+                        (entry.id, self._send(queue, entry, now, sender_id, in_batch=True))
+                    )
                 except SqsError as error:
                     failures.append(
                         BatchError(entry.id, error.code, error.message, error.sender_fault)
@@ -888,35 +948,44 @@ class SqsEngine:
                 raise batch_ids_not_distinct(entry_id)
             seen.add(entry_id)
 
-    def _send(self, queue: Queue, entry: SendEntry, now: float, sender_id: str) -> SendResult:
+    def _send(
+        self, queue: Queue, entry: SendEntry, now: float, sender_id: str, *, in_batch: bool = False
+    ) -> SendResult:
         body = entry.body
         if body is None or body == "":
             raise missing_parameter("MessageBody")
         attributes = {k: dict(v) for k, v in (entry.message_attributes or {}).items()}
         validate_message_attributes(attributes)
         system = self._system_attributes(entry.system_attributes)
+        if entry.trace_header and "AWSTraceHeader" not in system:
+            system["AWSTraceHeader"] = entry.trace_header
         body_bytes = body.encode()
         size = len(body_bytes) + attributes_size(attributes)
         if size > queue.maximum_message_size:
+            # A batch entry's wording differs from a single send's (both recorded).
+            verb = "cannot be validated" if in_batch else "are invalid"
             raise invalid_parameter_value(
-                "One or more parameters are invalid. Reason: Message must be shorter than "
+                f"One or more parameters {verb}. Reason: Message must be shorter than "
                 f"{queue.maximum_message_size} bytes."
             )
         if has_invalid_characters(body):
             raise invalid_message_contents()
         delay = queue.delay_seconds
         if entry.delay_seconds is not None:
-            delay = int(entry.delay_seconds)
-            if not 0 <= delay <= 900:
+            requested = int(entry.delay_seconds)
+            if not 0 <= requested <= 900:
                 raise invalid_parameter_value(
-                    f"Value {delay} for parameter DelaySeconds is invalid. "
+                    f"Value {requested} for parameter DelaySeconds is invalid. "
                     "Reason: DelaySeconds must be >= 0 and <= 900."
                 )
-            if queue.fifo and delay > 0:
+            if queue.fifo and requested > 0:
                 raise invalid_parameter_value(
-                    f"Value {delay} for parameter DelaySeconds is invalid. Reason: The request "
-                    "include parameter that is not valid for this queue type."
+                    f"Value {requested} for parameter DelaySeconds is invalid. Reason: The "
+                    "request include parameter that is not valid for this queue type."
                 )
+            if not queue.fifo:
+                # A FIFO queue's own delay applies even to DelaySeconds=0 (recorded).
+                delay = requested
         group_id = entry.group_id
         dedup_id = entry.deduplication_id
         if group_id is not None:
@@ -932,10 +1001,7 @@ class SqsEngine:
                 raise missing_parameter("MessageGroupId")
             if dedup_id is None:
                 if not queue.content_based_dedup:
-                    raise invalid_parameter_value(
-                        "The queue should either have ContentBasedDeduplication enabled or "
-                        "MessageDeduplicationId provided explicitly"
-                    )
+                    raise _no_deduplication_id()
                 dedup_id = hashlib.sha256(body_bytes).hexdigest()
             dedup_key = (group_id if queue.dedup_per_group else None, dedup_id)
             self._prune_dedup(queue, now)
@@ -1036,23 +1102,60 @@ class SqsEngine:
             group = queue.groups[group_id] = _Group(group_id)
         heapq.heappush(group.ready, entry)
         group.ready_count += 1
-        if group.inflight == 0:
-            self._list_group(queue, group)
+        self._list_group(queue, group)
 
     @staticmethod
-    def _list_group(queue: Queue, group: _Group) -> None:
-        """Make a group with ready messages and nothing in flight eligible to deliver."""
-        if group.listed:
+    def _ready_head(queue: Queue, group: _Group) -> int | None:
+        """The sequence number of the group's first ready message (stale entries dropped)."""
+        heap = group.ready
+        while heap:
+            seq, count = heap[0]
+            message = queue.messages.get(seq)
+            if message is not None and message.state == _READY and message.receive_count == count:
+                return seq
+            heapq.heappop(heap)
+        return None
+
+    @staticmethod
+    def _first_inflight(queue: Queue, group: _Group) -> int | None:
+        """The sequence number of the group's first message in flight, if any."""
+        if not group.inflight:
+            group.inflight_seqs.clear()
+            return None
+        heap = group.inflight_seqs
+        while heap:
+            message = queue.messages.get(heap[0])
+            if message is not None and message.state == _INFLIGHT:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
+    def _list_group(self, queue: Queue, group: _Group) -> None:
+        """Give a group a turn to deliver if its first ready message precedes everything
+        of it in flight (see the FIFO rules in the module docstring)."""
+        if group.listed or not group.ready_count:
+            return
+        head = self._ready_head(queue, group)
+        if head is None:
+            return
+        first_inflight = self._first_inflight(queue, group)
+        if first_inflight is not None and first_inflight < head:
             return
         queue.group_version += 1
         group.version = queue.group_version
         group.listed = True
-        head = group.ready[0][0] if group.ready else 0
-        heapq.heappush(queue.group_heap, (head, group.group_id, group.version))
+        heapq.heappush(queue.group_heap, (group.version, group.group_id, group.version))
+        queue.cond.notify()
 
     # -- maintenance: what time has made due --------------------------------------------
 
     def _maintain(self, queue: Queue, now: float) -> None:
+        """Apply what time has made due to ``queue`` (and let move tasks progress)."""
+        if self._moves_running:
+            self._progress_moves(now)
+        self._maintain_queue(queue, now)
+
+    def _maintain_queue(self, queue: Queue, now: float) -> None:
         # Retention first, so an expired message is never delivered.
         heap = queue.retention_heap
         period = queue.retention_period
@@ -1124,9 +1227,7 @@ class SqsEngine:
             del queue.inflight[message.seq]
             if group is not None:
                 group.inflight -= 1
-                if group.inflight == 0 and group.ready_count:
-                    self._list_group(queue, group)
-                    queue.cond.notify()
+                self._list_group(queue, group)
         else:
             queue.n_delayed -= 1
         if group is not None and group.ready_count == 0 and group.inflight == 0:
@@ -1166,8 +1267,7 @@ class SqsEngine:
             queue = self._require(queue_url)
             now = self.clock.time()
             self._throttle(queue, "ReceiveMessage", now)
-            wait = queue.wait_time_seconds if wait_time_s is None else wait_time_s
-            deadline = time.monotonic() + wait
+            remaining = float(queue.wait_time_seconds if wait_time_s is None else wait_time_s)
             while True:
                 now = self.clock.time()
                 self._maintain(queue, now)
@@ -1175,31 +1275,30 @@ class SqsEngine:
                     queue.visibility_timeout if visibility_timeout is None else visibility_timeout
                 )
                 taken = self._take(queue, max_messages, timeout, now)
-                if taken or wait <= 0 or self._closed or queue.deleted:
+                if taken or remaining <= 0 or self._closed or queue.deleted:
                     return [
                         self._view(queue, message, system_attribute_names, message_attribute_names)
                         for message in taken
                     ]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                # Wake by the next visibility or delay deadline even without a notify.
+                # Wake by the next visibility, delay or move deadline even without a notify.
+                step = remaining
                 due = self._next_due(queue)
                 if due is not None:
-                    remaining = min(remaining, max(0.005, due - now))
+                    step = min(step, max(0.005, due - now))
                 self._waiting += 1
                 try:
-                    queue.cond.wait(remaining)
+                    remaining -= self.clock.wait(queue.cond, step)
                 finally:
                     self._waiting -= 1
 
-    @staticmethod
-    def _next_due(queue: Queue) -> float | None:
+    def _next_due(self, queue: Queue) -> float | None:
         candidates = []
         if queue.inflight_heap:
             candidates.append(queue.inflight_heap[0][0])
         if queue.delayed_heap:
             candidates.append(queue.delayed_heap[0][0])
+        if self._moves_running:
+            candidates.extend(task.next_due for task in self._moves_running)
         return min(candidates) if candidates else None
 
     def _take(self, queue: Queue, limit: int, timeout: int, now: float) -> list[_Message]:
@@ -1223,12 +1322,16 @@ class SqsEngine:
             if group is None or group.version != version or not group.listed:
                 continue
             group.listed = False
-            if group.inflight or not group.ready_count:
-                continue
-            # Fill from this group first, in order, before moving to the next group.
-            while len(taken) < limit and group.ready:
-                seq, count = heapq.heappop(group.ready)
-                message = queue.messages.get(seq)
+            # Fill from this group first, in order, before moving to the next group, up to
+            # its first message that was already in flight.
+            first_inflight = self._first_inflight(queue, group)
+            ready = group.ready
+            while ready and len(taken) < limit:
+                head, count = ready[0]
+                if first_inflight is not None and head > first_inflight:
+                    break  # the rest of the group waits behind a message in flight
+                heapq.heappop(ready)
+                message = queue.messages.get(head)
                 if message is None or message.state != _READY or message.receive_count != count:
                     continue
                 if self._dead_letter(queue, message, now):
@@ -1237,7 +1340,7 @@ class SqsEngine:
                 taken.append(message)
             if group.ready_count == 0 and group.inflight == 0:
                 queue.groups.pop(group_id, None)
-            elif group.inflight == 0:
+            else:
                 self._list_group(queue, group)
         return taken
 
@@ -1249,6 +1352,16 @@ class SqsEngine:
         if group is not None:
             group.ready_count -= 1
             group.inflight += 1
+            heapq.heappush(group.inflight_seqs, message.seq)
+            if len(group.inflight_seqs) > 2 * group.inflight + 64:
+                # Drop the entries of messages no longer in flight (amortised O(1)).
+                live = [
+                    seq
+                    for seq in group.inflight_seqs
+                    if (m := queue.messages.get(seq)) is not None and m.state == _INFLIGHT
+                ]
+                heapq.heapify(live)
+                group.inflight_seqs = live
         message.state = _INFLIGHT
         message.receive_count += 1
         if message.first_receive_ms is None:
@@ -1402,6 +1515,8 @@ class SqsEngine:
                 "not exist or is not available for visibility timeout change."
             )
         if message.state != _INFLIGHT:
+            if not queue.fifo:
+                return  # AWS answers 200 for a standard queue's expired message (recorded)
             raise message_not_inflight()
         # Whole seconds since the receive, so extending to 12 h right after it is allowed.
         if int(now - message.received_at) + timeout > qa.MAX_VISIBILITY_TIMEOUT_S:
@@ -1449,6 +1564,8 @@ class SqsEngine:
                     "The resource that you specified for the DestinationArn parameter doesn't "
                     "exist."
                 )
+            now = self.clock.time()
+            self._maintain(source, now)
             if any(
                 t.source_arn == source_arn and t.status in ("RUNNING", "CANCELLING")
                 for t in self._move_tasks.values()
@@ -1457,75 +1574,80 @@ class SqsEngine:
                     "There is already a task running. Only one active task is allowed for a "
                     "source queue arn at a given time."
                 )
-            now = self.clock.time()
-            self._maintain(source, now)
             pending = [seq for seq, m in source.messages.items() if m.state == _READY]
+            task_id = str(uuid.uuid4())
             handle = base64.b64encode(
-                json.dumps({"taskId": uuid.uuid4().hex, "sourceArn": source_arn}).encode()
+                json.dumps(
+                    {"taskId": task_id, "sourceArn": source_arn}, separators=(",", ":")
+                ).encode()
             ).decode()
             task = _MoveTask(
                 handle=handle,
                 source_arn=source_arn,
                 destination_arn=destination_arn,
                 rate=max_messages_per_second,
-                started_ms=int(now * 1000),
+                started=now,
                 to_move=pending,
             )
             self._move_tasks[handle] = task
-        task.thread = threading.Thread(
-            target=self._run_move_task, args=(task,), name="sqs-move-task", daemon=True
-        )
-        task.thread.start()
-        return handle
+            self._moves_running.append(task)
+            self._progress_moves(now)
+            return handle
 
-    def _run_move_task(self, task: _MoveTask) -> None:
-        while not task.cancel.is_set():
-            chunk = task.rate or 500
-            with self._lock:
-                if self._closed:
-                    task.status = "CANCELLED"
-                    return
-                source = self._by_arn.get(task.source_arn)
-                if source is None:
-                    task.status, task.failure_reason = (
-                        "FAILED",
-                        "AWS.SimpleQueueService.NonExistentQueue",
-                    )
-                    return
-                now = self.clock.time()
-                self._maintain(source, now)
-                moved_now = 0
-                while task.to_move and moved_now < chunk:
-                    seq = task.to_move.popleft()
-                    message = source.messages.get(seq)
-                    if message is None or message.state != _READY:
-                        continue
-                    target_arn = task.destination_arn or message.dlq_source_arn
-                    target = self._by_arn.get(target_arn or "")
-                    if target is None:
-                        task.status = "FAILED"
-                        task.failure_reason = "AWS.SimpleQueueService.NonExistentQueue"
-                        return
-                    self._remove(source, message)
-                    copy = _clone(message)
-                    copy.receive_count = 0
-                    copy.first_receive_ms = None
-                    copy.dlq_source_arn = None
-                    copy.retention_base = copy.age_base = now
-                    self._enqueue(target, copy, now, 0)
-                    target.cond.notify()
-                    task.moved += 1
-                    moved_now += 1
-                if not task.to_move:
-                    task.status = "COMPLETED"
-                    return
-            # Pacing for MaxNumberOfMessagesPerSecond; the wait ends early on cancel.
-            task.cancel.wait(1.0 if task.rate else 0.0)
-        with self._lock:
-            task.status = "CANCELLED"
+    def _progress_moves(self, now: float) -> None:
+        """Move what each running task may have moved by ``now``."""
+        for task in list(self._moves_running):
+            if task.status == "RUNNING":
+                self._progress_move(task, now)
+            elif task.status == "CANCELLING":
+                task.status = "CANCELLED"
+            if task.status != "RUNNING":
+                self._moves_running.remove(task)
+
+    def _progress_move(self, task: _MoveTask, now: float) -> None:
+        source = self._by_arn.get(task.source_arn)
+        if source is None:
+            task.status, task.failure_reason = "FAILED", "AWS.SimpleQueueService.NonExistentQueue"
+            return
+        self._maintain_queue(source, now)
+        allowed = task.allowed(now)
+        while task.to_move and task.moved < allowed:
+            message = source.messages.get(task.to_move[0])
+            if message is None or message.state != _READY:
+                task.to_move.popleft()  # deleted, expired or received since the start
+                continue
+            target = self._by_arn.get(task.destination_arn or message.dlq_source_arn or "")
+            if target is None:
+                task.status = "FAILED"
+                task.failure_reason = "AWS.SimpleQueueService.NonExistentQueue"
+                return
+            task.to_move.popleft()
+            self._remove(source, message)
+            copy = _clone(message)
+            copy.receive_count = 0
+            copy.first_receive_ms = None
+            copy.dlq_source_arn = None
+            copy.retention_base = copy.age_base = now
+            self._maintain_queue(target, now)
+            self._enqueue(target, copy, now, 0)
+            target.cond.notify()
+            task.moved += 1
+        if not task.to_move:
+            task.status = "COMPLETED"
 
     def cancel_message_move_task(self, task_handle: str) -> int:
+        try:
+            document = json.loads(base64.b64decode(task_handle, validate=True))
+            source_arn = str(document["sourceArn"])
+            str(document["taskId"])
+        except (ValueError, TypeError, KeyError, binascii.Error):
+            raise invalid_parameter_value("Value for parameter TaskHandle is invalid.") from None
         with self._lock:
+            self._progress_moves(self.clock.time())
+            if source_arn not in self._by_arn:
+                raise resource_not_found(
+                    "The resource that you specified for the SourceArn parameter doesn't exist."
+                )
             task = self._move_tasks.get(task_handle)
             if task is None:
                 raise resource_not_found("Task does not exist.")
@@ -1535,8 +1657,8 @@ class SqsEngine:
                     "Only active tasks can be cancelled.",
                     shape="UnsupportedOperation",
                 )
+            # Cancelled at the task's next step, as AWS's CANCELLING -> CANCELLED.
             task.status = "CANCELLING"
-            task.cancel.set()
             return task.moved
 
     def list_message_move_tasks(self, source_arn: str, max_results: int = 1) -> list[MoveTaskInfo]:
@@ -1545,9 +1667,17 @@ class SqsEngine:
                 raise resource_not_found(
                     "The resource that you specified for the SourceArn parameter doesn't exist."
                 )
+            self._progress_moves(self.clock.time())
             tasks = [t for t in self._move_tasks.values() if t.source_arn == source_arn]
-            tasks.sort(key=lambda t: t.started_ms, reverse=True)
+            tasks.sort(key=lambda t: t.started, reverse=True)
             return [task.info() for task in tasks[: max(1, max_results)]]
+
+
+def _no_deduplication_id() -> SqsError:
+    return invalid_parameter_value(
+        "The queue should either have ContentBasedDeduplication enabled or "
+        "MessageDeduplicationId provided explicitly"
+    )
 
 
 def _check_fifo_id(value: str, parameter: str) -> None:

@@ -4,6 +4,9 @@ SQS speaks the JSON protocol with the ``awsQueryCompatible`` trait: an error car
 JSON ``__type`` (the modelled shape, e.g. ``QueueDoesNotExist``) and an
 ``x-amzn-query-error`` header with the historical query-protocol code (e.g.
 ``AWS.SimpleQueueService.NonExistentQueue``), which botocore reports as the error code.
+For the two common validation errors AWS's ``__type`` names an exception that the model
+does not have (``InvalidParameterValueException``, ``MissingRequiredParameterException``,
+recorded from AWS); SDKs that read ``__type`` see those names.
 """
 
 from __future__ import annotations
@@ -30,18 +33,25 @@ class SqsError(Exception):
 
 
 def invalid_parameter_value(message: str) -> SqsError:
-    return SqsError("InvalidParameterValue", message)
+    return SqsError("InvalidParameterValue", message, shape="InvalidParameterValueException")
 
 
 def missing_parameter(name: str) -> SqsError:
-    return SqsError("MissingParameter", f"The request must contain the parameter {name}.")
+    return SqsError(
+        "MissingParameter",
+        f"The request must contain the parameter {name}.",
+        shape="MissingRequiredParameterException",
+    )
+
+
+NON_EXISTENT_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
+# What the query protocol says instead of "The specified queue does not exist." (recorded).
+NON_EXISTENT_QUEUE_QUERY_MESSAGE = "The specified queue does not exist for this wsdl version."
 
 
 def queue_does_not_exist() -> SqsError:
     return SqsError(
-        "AWS.SimpleQueueService.NonExistentQueue",
-        "The specified queue does not exist.",
-        shape="QueueDoesNotExist",
+        NON_EXISTENT_QUEUE, "The specified queue does not exist.", shape="QueueDoesNotExist"
     )
 
 
@@ -56,6 +66,15 @@ def queue_name_exists(attribute: str) -> SqsError:
 
 def invalid_attribute_name(message: str) -> SqsError:
     return SqsError("InvalidAttributeName", message)
+
+
+def queue_deleted_recently() -> SqsError:
+    return SqsError(
+        "AWS.SimpleQueueService.QueueDeletedRecently",
+        "You must wait 60 seconds after deleting a queue before you can create another with "
+        "the same name.",
+        shape="QueueDeletedRecently",
+    )
 
 
 def invalid_attribute_value(attribute: str, reason: str | None = None) -> SqsError:

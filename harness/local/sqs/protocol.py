@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -24,7 +25,13 @@ from harness.local.sqs.engine import (
     SendResult,
     SqsEngine,
 )
-from harness.local.sqs.errors import SqsError, invalid_parameter_value, missing_parameter
+from harness.local.sqs.errors import (
+    NON_EXISTENT_QUEUE,
+    NON_EXISTENT_QUEUE_QUERY_MESSAGE,
+    SqsError,
+    invalid_parameter_value,
+    missing_parameter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +106,16 @@ def _failure(error: BatchError) -> Params:
     }
 
 
+def _batch_result(successful: list[Params], failed: list[BatchError]) -> Params:
+    # AWS leaves an empty list out (a batch that fully succeeded has no Failed: recorded).
+    out: Params = {}
+    if successful:
+        out["Successful"] = successful
+    if failed:
+        out["Failed"] = [_failure(error) for error in failed]
+    return out
+
+
 def _received(message: ReceivedMessage) -> Params:
     out: Params = {
         "MessageId": message.message_id,
@@ -114,12 +131,22 @@ def _received(message: ReceivedMessage) -> Params:
     return out
 
 
+@dataclass(frozen=True)
+class RequestContext:
+    """What a request carries besides its parameters."""
+
+    sender_id: str = DEFAULT_SENDER_ID
+    # X-Amzn-Trace-Id: SendMessage(Batch) keep it as the AWSTraceHeader system attribute.
+    trace_header: str | None = None
+    protocol: str = "json"  # "json" or "query"
+
+
 class SqsApi:
     """One method per SQS operation: input-shape dict in, output-shape dict out."""
 
     def __init__(self, engine: SqsEngine) -> None:
         self.engine = engine
-        self.operations: dict[str, Callable[[Params, str], Params]] = {
+        self.operations: dict[str, Callable[[Params, RequestContext], Params]] = {
             "CreateQueue": self.create_queue,
             "DeleteQueue": self.delete_queue,
             "GetQueueUrl": self.get_queue_url,
@@ -147,23 +174,23 @@ class SqsApi:
 
     # -- queues -------------------------------------------------------------------------
 
-    def create_queue(self, p: Params, sender: str) -> Params:
+    def create_queue(self, p: Params, ctx: RequestContext) -> Params:
         queue = self.engine.create_queue(
             str(p.get("QueueName") or ""), p.get("Attributes") or {}, p.get("tags") or None
         )
         return {"QueueUrl": queue.url}
 
-    def delete_queue(self, p: Params, sender: str) -> Params:
+    def delete_queue(self, p: Params, ctx: RequestContext) -> Params:
         self.engine.delete_queue(p.get("QueueUrl") or "")
         return {}
 
-    def get_queue_url(self, p: Params, sender: str) -> Params:
+    def get_queue_url(self, p: Params, ctx: RequestContext) -> Params:
         name = p.get("QueueName")
         if not name:
             raise missing_parameter("QueueName")
         return {"QueueUrl": self.engine.get_queue_url(str(name), p.get("QueueOwnerAWSAccountId"))}
 
-    def list_queues(self, p: Params, sender: str) -> Params:
+    def list_queues(self, p: Params, ctx: RequestContext) -> Params:
         urls = self.engine.list_queues(p.get("QueueNamePrefix"))
         max_results = _int(p, "MaxResults")
         if max_results is None:
@@ -180,32 +207,32 @@ class SqsApi:
             out["NextToken"] = str(start + max_results)
         return out
 
-    def get_queue_attributes(self, p: Params, sender: str) -> Params:
+    def get_queue_attributes(self, p: Params, ctx: RequestContext) -> Params:
         names = list(p.get("AttributeNames") or [])
         attributes = self.engine.get_queue_attributes(p.get("QueueUrl") or "", names)
         return {"Attributes": attributes} if attributes else {}
 
-    def set_queue_attributes(self, p: Params, sender: str) -> Params:
+    def set_queue_attributes(self, p: Params, ctx: RequestContext) -> Params:
         self.engine.set_queue_attributes(p.get("QueueUrl") or "", p.get("Attributes") or {})
         return {}
 
-    def purge_queue(self, p: Params, sender: str) -> Params:
+    def purge_queue(self, p: Params, ctx: RequestContext) -> Params:
         self.engine.purge_queue(p.get("QueueUrl") or "")
         return {}
 
-    def tag_queue(self, p: Params, sender: str) -> Params:
+    def tag_queue(self, p: Params, ctx: RequestContext) -> Params:
         self.engine.tag_queue(p.get("QueueUrl") or "", p.get("Tags") or {})
         return {}
 
-    def untag_queue(self, p: Params, sender: str) -> Params:
+    def untag_queue(self, p: Params, ctx: RequestContext) -> Params:
         self.engine.untag_queue(p.get("QueueUrl") or "", p.get("TagKeys") or [])
         return {}
 
-    def list_queue_tags(self, p: Params, sender: str) -> Params:
+    def list_queue_tags(self, p: Params, ctx: RequestContext) -> Params:
         tags = self.engine.list_queue_tags(p.get("QueueUrl") or "")
         return {"Tags": tags} if tags else {}
 
-    def add_permission(self, p: Params, sender: str) -> Params:
+    def add_permission(self, p: Params, ctx: RequestContext) -> Params:
         label = p.get("Label")
         if not label:
             raise missing_parameter("Label")
@@ -218,16 +245,16 @@ class SqsApi:
         self.engine.add_permission(p.get("QueueUrl") or "", str(label), accounts, actions)
         return {}
 
-    def remove_permission(self, p: Params, sender: str) -> Params:
+    def remove_permission(self, p: Params, ctx: RequestContext) -> Params:
         self.engine.remove_permission(p.get("QueueUrl") or "", str(p.get("Label") or ""))
         return {}
 
-    def list_dead_letter_source_queues(self, p: Params, sender: str) -> Params:
+    def list_dead_letter_source_queues(self, p: Params, ctx: RequestContext) -> Params:
         return {"queueUrls": self.engine.list_dead_letter_source_queues(p.get("QueueUrl") or "")}
 
     # -- messages -----------------------------------------------------------------------
 
-    def send_message(self, p: Params, sender: str) -> Params:
+    def send_message(self, p: Params, ctx: RequestContext) -> Params:
         if p.get("MessageBody") is None:
             raise missing_parameter("MessageBody")
         result = self.engine.send_message(
@@ -238,11 +265,12 @@ class SqsApi:
             system_attributes=_message_attributes(p.get("MessageSystemAttributes")),
             deduplication_id=p.get("MessageDeduplicationId"),
             group_id=p.get("MessageGroupId"),
-            sender_id=sender,
+            sender_id=ctx.sender_id,
+            trace_header=ctx.trace_header,
         )
         return _send_result(result)
 
-    def send_message_batch(self, p: Params, sender: str) -> Params:
+    def send_message_batch(self, p: Params, ctx: RequestContext) -> Params:
         entries = [
             SendEntry(
                 id=str(entry.get("Id") or ""),
@@ -252,21 +280,24 @@ class SqsApi:
                 system_attributes=_message_attributes(entry.get("MessageSystemAttributes")),
                 deduplication_id=entry.get("MessageDeduplicationId"),
                 group_id=entry.get("MessageGroupId"),
+                trace_header=ctx.trace_header,
             )
             for entry in _entries(p)
         ]
         done, failed = self.engine.send_message_batch(
-            p.get("QueueUrl") or "", entries, sender_id=sender
+            p.get("QueueUrl") or "", entries, sender_id=ctx.sender_id
         )
-        return {
-            "Successful": [{"Id": entry_id, **_send_result(result)} for entry_id, result in done],
-            "Failed": [_failure(error) for error in failed],
-        }
+        return _batch_result(
+            [{"Id": entry_id, **_send_result(result)} for entry_id, result in done], failed
+        )
 
-    def receive_message(self, p: Params, sender: str) -> Params:
-        names = list(p.get("MessageSystemAttributeNames") or []) + list(
-            p.get("AttributeNames") or []
-        )
+    def receive_message(self, p: Params, ctx: RequestContext) -> Params:
+        # Given both, the JSON protocol takes MessageSystemAttributeNames and the query
+        # protocol AttributeName.N (recorded).
+        preferred, other = ("MessageSystemAttributeNames", "AttributeNames")
+        if ctx.protocol == "query":
+            preferred, other = other, preferred
+        names = list(p.get(preferred) or p.get(other) or [])
         messages = self.engine.receive_message(
             p.get("QueueUrl") or "",
             max_messages=_int(p, "MaxNumberOfMessages") or 1,
@@ -277,25 +308,22 @@ class SqsApi:
         )
         return {"Messages": [_received(m) for m in messages]} if messages else {}
 
-    def delete_message(self, p: Params, sender: str) -> Params:
+    def delete_message(self, p: Params, ctx: RequestContext) -> Params:
         handle = p.get("ReceiptHandle")
         if not handle:
             raise missing_parameter("ReceiptHandle")
         self.engine.delete_message(p.get("QueueUrl") or "", str(handle))
         return {}
 
-    def delete_message_batch(self, p: Params, sender: str) -> Params:
+    def delete_message_batch(self, p: Params, ctx: RequestContext) -> Params:
         entries = [
             (str(entry.get("Id") or ""), str(entry.get("ReceiptHandle") or ""))
             for entry in _entries(p)
         ]
         done, failed = self.engine.delete_message_batch(p.get("QueueUrl") or "", entries)
-        return {
-            "Successful": [{"Id": entry_id} for entry_id in done],
-            "Failed": [_failure(error) for error in failed],
-        }
+        return _batch_result([{"Id": entry_id} for entry_id in done], failed)
 
-    def change_message_visibility(self, p: Params, sender: str) -> Params:
+    def change_message_visibility(self, p: Params, ctx: RequestContext) -> Params:
         timeout = _int(p, "VisibilityTimeout")
         if timeout is None:
             raise missing_parameter("VisibilityTimeout")
@@ -305,7 +333,7 @@ class SqsApi:
         self.engine.change_message_visibility(p.get("QueueUrl") or "", str(handle), timeout)
         return {}
 
-    def change_message_visibility_batch(self, p: Params, sender: str) -> Params:
+    def change_message_visibility_batch(self, p: Params, ctx: RequestContext) -> Params:
         entries = [
             (
                 str(entry.get("Id") or ""),
@@ -315,14 +343,11 @@ class SqsApi:
             for entry in _entries(p)
         ]
         done, failed = self.engine.change_message_visibility_batch(p.get("QueueUrl") or "", entries)
-        return {
-            "Successful": [{"Id": entry_id} for entry_id in done],
-            "Failed": [_failure(error) for error in failed],
-        }
+        return _batch_result([{"Id": entry_id} for entry_id in done], failed)
 
     # -- redrive ------------------------------------------------------------------------
 
-    def start_message_move_task(self, p: Params, sender: str) -> Params:
+    def start_message_move_task(self, p: Params, ctx: RequestContext) -> Params:
         source = p.get("SourceArn")
         if not source:
             raise missing_parameter("SourceArn")
@@ -331,11 +356,11 @@ class SqsApi:
         )
         return {"TaskHandle": handle}
 
-    def cancel_message_move_task(self, p: Params, sender: str) -> Params:
+    def cancel_message_move_task(self, p: Params, ctx: RequestContext) -> Params:
         moved = self.engine.cancel_message_move_task(str(p.get("TaskHandle") or ""))
         return {"ApproximateNumberOfMessagesMoved": moved}
 
-    def list_message_move_tasks(self, p: Params, sender: str) -> Params:
+    def list_message_move_tasks(self, p: Params, ctx: RequestContext) -> Params:
         source = p.get("SourceArn")
         if not source:
             raise missing_parameter("SourceArn")
@@ -360,7 +385,9 @@ class SqsApi:
             results.append(entry)
         return {"Results": results}
 
-    def call(self, operation: str, params: Params, sender: str = DEFAULT_SENDER_ID) -> Params:
+    def call(
+        self, operation: str, params: Params, ctx: RequestContext = RequestContext()
+    ) -> Params:
         handler = self.operations.get(operation)
         if handler is None:
             raise SqsError(
@@ -368,7 +395,7 @@ class SqsApi:
                 f"The action {operation} is not valid for this endpoint.",
                 shape="UnknownOperationException",
             )
-        return handler(params, sender)
+        return handler(params, ctx)
 
 
 def _json_default(value: Any) -> Any:
@@ -384,7 +411,7 @@ class SqsWire:
         self.api = SqsApi(engine)
         self._query: _QueryCodec | None = None
 
-    def handle_json(self, target: str, body: bytes) -> Response:
+    def handle_json(self, target: str, body: bytes, trace_header: str | None = None) -> Response:
         """A JSON-protocol request: ``X-Amz-Target: AmazonSQS.<Operation>``."""
         request_id = str(uuid.uuid4())
         operation = target.rsplit(".", 1)[-1]
@@ -395,7 +422,7 @@ class SqsWire:
                 raise SqsError("SerializationException", "Malformed JSON request body.") from None
             if not isinstance(params, dict):
                 raise SqsError("SerializationException", "Request body must be a JSON object.")
-            result = self.api.call(operation, params)
+            result = self.api.call(operation, params, RequestContext(trace_header=trace_header))
         except (TypeError, ValueError, AttributeError, KeyError) as error:
             # Parameters of the wrong shape (botocore validates them; hand-made requests may not).
             return self._json_error(
@@ -427,7 +454,9 @@ class SqsWire:
             payload,
         )
 
-    def handle_query(self, form: Mapping[str, str], path: str) -> Response:
+    def handle_query(
+        self, form: Mapping[str, str], path: str, trace_header: str | None = None
+    ) -> Response:
         """A query-protocol request (``Action=...`` form or query string)."""
         request_id = str(uuid.uuid4())
         operation = form.get("Action", "")
@@ -440,7 +469,8 @@ class SqsWire:
                 segments = [segment for segment in path.split("/") if segment]
                 if len(segments) >= 2:
                     params["QueueUrl"] = "/".join(segments[-2:])
-            result = self.api.call(operation, params)
+            ctx = RequestContext(trace_header=trace_header, protocol="query")
+            result = self.api.call(operation, params, ctx)
             body = self._query.serialize(operation, result, request_id)
         except (TypeError, ValueError, AttributeError, KeyError) as error:
             bad = invalid_parameter_value(f"Invalid request: {error!r}")
@@ -468,10 +498,13 @@ _NO_QUEUE_URL = frozenset(
 
 def _query_error(error: SqsError, request_id: str) -> bytes:
     fault = "Sender" if error.sender_fault else "Receiver"
+    message = error.message
+    if error.code == NON_EXISTENT_QUEUE:
+        message = NON_EXISTENT_QUEUE_QUERY_MESSAGE
     return (
         f'<?xml version="1.0"?><ErrorResponse xmlns="{_XML_NAMESPACE}"><Error>'
         f"<Type>{fault}</Type><Code>{escape(error.code)}</Code>"
-        f"<Message>{escape(error.message)}</Message><Detail/></Error>"
+        f"<Message>{escape(message)}</Message><Detail/></Error>"
         f"<RequestId>{request_id}</RequestId></ErrorResponse>"
     ).encode()
 

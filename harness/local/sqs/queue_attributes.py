@@ -34,11 +34,14 @@ ENUM_ATTRIBUTES: dict[str, frozenset[str]] = {
     "DeduplicationScope": frozenset({"messageGroup", "queue"}),
     "FifoThroughputLimit": frozenset({"perQueue", "perMessageGroupId"}),
 }
-FIFO_ONLY_ATTRIBUTES = frozenset(
-    {"ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
-)
+# On a standard queue AWS does not know these at all ("Unknown Attribute ...") ...
+FIFO_ONLY_UNKNOWN = frozenset({"FifoQueue", "ContentBasedDeduplication"})
+# ... and these it knows but refuses ("You can specify the ... only when FifoQueue ...").
+FIFO_ONLY_ATTRIBUTES = frozenset({"DeduplicationScope", "FifoThroughputLimit"})
 JSON_ATTRIBUTES = frozenset({"Policy", "RedrivePolicy", "RedriveAllowPolicy"})
 STRING_ATTRIBUTES = frozenset({"KmsMasterKeyId"})
+# An empty value removes these (GetQueueAttributes no longer returns them).
+CLEARED_BY_EMPTY = JSON_ATTRIBUTES | STRING_ATTRIBUTES
 SETTABLE_ATTRIBUTES = (
     frozenset(INTEGER_ATTRIBUTES)
     | BOOLEAN_ATTRIBUTES
@@ -82,7 +85,7 @@ def _text(value: Any) -> str:
 
 def normalize(name: str, value: Any, *, fifo: bool) -> str:
     """Validate one settable attribute and return its canonical string form."""
-    if name not in SETTABLE_ATTRIBUTES:
+    if name not in SETTABLE_ATTRIBUTES or (name in FIFO_ONLY_UNKNOWN and not fifo):
         raise invalid_attribute_name(f"Unknown Attribute {name}.")
     if name in FIFO_ONLY_ATTRIBUTES and not fifo:
         raise invalid_attribute_name(
@@ -167,4 +170,10 @@ def _check_redrive_allow_policy(text: str, document: Any) -> None:
 
 def normalize_all(attributes: Mapping[str, Any], *, fifo: bool) -> dict[str, str]:
     """Validate and normalise a whole attribute map (order preserved)."""
-    return {name: normalize(name, value, fifo=fifo) for name, value in attributes.items()}
+    normalized = {name: normalize(name, value, fifo=fifo) for name, value in attributes.items()}
+    if normalized.get("KmsMasterKeyId") and normalized.get("SqsManagedSseEnabled") == "true":
+        raise invalid_attribute_name(
+            "You can use one type of server-side encryption (SSE) at one time. You can either "
+            "enable KMS SSE or SQS SSE."
+        )
+    return normalized

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -27,6 +30,57 @@ def client(service: str, endpoint_url: str, config: Config = NO_RETRIES) -> Any:
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - local endpoint only
+        config=config,
+    )
+
+
+class _QueryProtocolLoader(botocore.loaders.Loader):
+    """botocore's loader, with SQS's model turned into the query protocol SQS spoke before
+    JSON (moto's query-compatible copy of the model, whose members carry their query
+    names)."""
+
+    def load_service_model(
+        self, service_name: str, type_name: str, api_version: str | None = None
+    ) -> Any:
+        if service_name != "sqs" or type_name != "service-2":
+            return super().load_service_model(service_name, type_name, api_version)
+        from moto.core.utils import _load_service_model
+
+        model = copy.deepcopy(_load_service_model("sqs", "service-2"))
+        model["metadata"]["protocol"] = "query"
+        model["metadata"]["protocols"] = ["query"]
+        model["metadata"].pop("awsQueryCompatible", None)
+
+        shapes = model["shapes"]
+
+        def query_name(reference: dict[str, Any]) -> None:
+            # The reference's own query name, else its shape's (a flattened map or list,
+            # e.g. TagQueue's Tags -> Tag.N.Key / Tag.N.Value).
+            name = reference.get("locationNameForQueryCompatibility") or shapes.get(
+                reference.get("shape"), {}
+            ).get("locationNameForQueryCompatibility")
+            if name:
+                reference["locationName"] = name
+
+        for shape in shapes.values():
+            for member in shape.get("members", {}).values():
+                query_name(member)
+            for key in ("member", "key", "value"):
+                if key in shape:
+                    query_name(shape[key])
+        return model
+
+
+def query_client(endpoint_url: str, config: Config = NO_RETRIES) -> Any:
+    """A botocore SQS client that speaks the query protocol (``Action=...`` forms, XML)."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _QueryProtocolLoader())
+    return session.create_client(
+        "sqs",
+        region_name=REGION,
+        endpoint_url=endpoint_url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - local endpoint only
         config=config,

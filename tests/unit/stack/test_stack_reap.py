@@ -250,5 +250,7 @@ def test_parse_duration_rejects(text: str) -> None:
 
 
 def test_a_bad_duration_is_a_usage_error(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["stack", "reap", "--older-than", "soon"]) == 2
+    with pytest.raises(SystemExit) as exited:  # refused while parsing, before any AWS call
+        main(["stack", "reap", "--older-than", "soon"])
+    assert exited.value.code == 2
     assert "not a duration" in capsys.readouterr().err
