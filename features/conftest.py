@@ -28,16 +28,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: {meaning}")
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Feature scenarios run after every other test of the session, in the order the step
-    plugins chose among themselves: their session-scoped local stack lives until the session
-    ends, and moto's state is per process, so a test's own local stack started after it
-    would find its tables already there."""
-    features = Path(__file__).resolve().parent
-    items.sort(key=lambda item: features in Path(str(item.path)).resolve().parents)
-
-
 @pytest.fixture(scope="session")
 def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
