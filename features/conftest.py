@@ -16,6 +16,10 @@ FEATURE_TAGS = {
     "spec": "checks the spec's numbers as literals; also run on a production-profile stack",
     "resilience": "feature tag",
     "retry": "feature tag",
+    "acceptance": "an accepted task of some kind is processed and stored as the rules say",
+    "validation": "a rule's limit: the last accepted and the first rejected value",
+    "sanitization": "text is trimmed, cleaned of control characters, normalized, escaped",
+    "idempotency": "the Idempotency-Key header",
 }
 
 

@@ -11,7 +11,8 @@ Feature: Tasks that cannot be processed go to the dead-letter queue
 
   @fault_injection
   Scenario: A task that always fails is dead-lettered after exactly 3 receives
-    Given the dead-letter queue is empty and its alarm is OK
+    Given the dead-letter queue is empty
+    And the dead-letter alarm is OK and its window holds no failures
     When a client submits a task that always fails
     And a client submits 2 valid tasks right after it
     Then the failing task is in the dead-letter queue after exactly 3 receives
@@ -22,9 +23,9 @@ Feature: Tasks that cannot be processed go to the dead-letter queue
   Scenario: A malformed message is dead-lettered at once, exactly once
     Given the task queue is empty
     When a message that is not a task is put on the task queue
-    Then that message is in the dead-letter queue with the reason it was rejected
-    And the task queue no longer holds it before a visibility timeout has passed
-    And the dead-letter queue holds exactly one copy of it, forwarded on its first receive
+    Then the task queue no longer holds it before a visibility timeout has passed
+    And the dead-letter queue holds exactly one copy of it, with the reason it was rejected
+    And that copy was forwarded on the message's first receive
 
   @fault_injection
   Scenario: A dead-lettered task completes after its fault is cleared and it is sent back

@@ -13,12 +13,14 @@ Feature: Task submission and validation
   Background:
     Given the Task API is available
 
+  @acceptance
   Scenario: A valid task is accepted and completed
     When a client submits a valid task titled "Prepare the quarterly report"
     Then the task is accepted with a new task id and the status QUEUED
     And the task is eventually COMPLETED
     And looking the task up shows it COMPLETED after 1 attempt
 
+  @acceptance
   Scenario Outline: Every kind of task the API accepts is processed: <field> <value>
     Accepted is not enough: a task the API answers 200 for must reach the processor and
     complete, whatever its priority, due date or length, and be stored as the rules say.
@@ -49,6 +51,7 @@ Feature: Task submission and validation
       | due date    | "2026-12-31T17:30:00+00:00"            | "2026-12-31T17:30:00Z"      |
       | due date    | "2026-12-31t17:30:00.25z"              | "2026-12-31T17:30:00.250000Z" |
 
+  @validation
   Scenario Outline: Values just past each rule are rejected with a useful message
     When a client submits a task whose <field> is <value>
     Then the submission is rejected as invalid
@@ -68,29 +71,34 @@ Feature: Task submission and validation
       | due date    | "2026-12-31T17:30:00"  | time zone   |
       | due date    | "next tuesday"         | ISO 8601    |
 
+  @sanitization
   Scenario: Titles are trimmed, normalized and have their markup escaped
     When a client submits a task titled "  <b>Crème brûlée</b>  " written with combining accents
     Then the task is accepted with a new task id and the status QUEUED
     And the task is eventually COMPLETED
     And the stored title is "&lt;b&gt;Crème brûlée&lt;/b&gt;" in composed form
 
+  @sanitization
   Scenario: Descriptions keep tabs and new lines but lose other control characters
     When a client submits a task whose description holds a tab, a new line and a bell character
     Then the task is accepted with a new task id and the status QUEUED
     And the task is eventually COMPLETED
     And the stored description keeps the tab and the new line but not the bell character
 
+  @sanitization
   Scenario: A title is cleaned of control characters before its length is counted
     When a client submits a task whose title is 200 characters long with a bell character inside
     Then the task is accepted with a new task id and the status QUEUED
     And the task is eventually COMPLETED
     And its stored title is 200 characters long
 
+  @validation
   Scenario: A body of exactly 16384 bytes is accepted
     When a client submits a valid task padded to exactly 16384 bytes
     Then the task is accepted with a new task id and the status QUEUED
     And the task is eventually COMPLETED
 
+  @validation
   Scenario Outline: Requests that are not a task are rejected
     When a client sends <request>
     Then the request is rejected with status <status> and an error explaining why
@@ -108,6 +116,7 @@ Feature: Task submission and validation
     When a browser asks whether it may POST tasks from "https://app.example.com"
     Then the API allows that origin to POST tasks with a Content-Type header
 
+  @idempotency
   Scenario: Retrying a submission with the same idempotency key creates one task
     When a client submits a valid task with a fresh idempotency key
     And the client retries exactly the same submission with the same key
@@ -115,12 +124,14 @@ Feature: Task submission and validation
     And the task is eventually COMPLETED
     And the task was processed once
 
+  @idempotency
   Scenario: Reusing an idempotency key for a different task is refused
     When a client submits a valid task with a fresh idempotency key
     And the client submits a different task with the same key
     Then the request is rejected with status 422 and an error explaining why
     And no task was created for the different body
 
+  @idempotency @validation
   Scenario Outline: An idempotency key of <length> characters is <verdict>
     When a client submits a valid task with an idempotency key of <length> characters
     Then the key is <verdict>

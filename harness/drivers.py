@@ -119,46 +119,83 @@ class TaskStore:
         return found
 
     def wait_for_status(
-        self, task_id: str, statuses: Iterable[str], *, timeout: float
+        self,
+        task_id: str,
+        statuses: Iterable[str],
+        *,
+        timeout: float,
+        fail_on: Iterable[str] = (),
+        idle: QueueIdle | None = None,
     ) -> dict[str, Any]:
-        """Poll until the task has one of ``statuses``; the timeout names what was seen."""
+        """Poll until the task has one of ``statuses``; the timeout names what was seen.
+
+        The wait ends early, with an ``AssertionError``, when the task reaches a status in
+        ``fail_on``, or (given ``idle``) when the task queue has stayed empty while the task
+        is still not there: no delivery is left that could change it, so waiting out the
+        timeout would only delay the same verdict.
+        """
         wanted = frozenset(statuses)
+        ending = frozenset(fail_on)
+        awaited = "/".join(sorted(wanted))
         seen: dict[str, Any] = {}
 
         def probe() -> dict[str, Any] | None:
+            # The queue first: a task's last write precedes its message's delete, so an
+            # empty queue read before the task means the task read is final.
+            quiet = idle is not None and idle.quiet()
             item = self.get(task_id)
             seen["item"] = item
-            return item if item and item.get("status") in wanted else None
+            status = item.get("status") if item else None
+            if item and status in wanted:
+                return item
+            if status in ending:
+                raise AssertionError(f"task {task_id} ended {status}, not {awaited}: {item}")
+            if quiet and idle is not None:
+                raise AssertionError(
+                    f"task {task_id} is {status or 'not stored'} and the task queue has been "
+                    f"empty for {idle.grace_s:g}s: no delivery is left that could make it "
+                    f"{awaited}. Last seen: {_summary(item)}"
+                )
+            return None
 
         try:
             return wait_until(
                 probe,
                 timeout=timeout,
                 interval=0.1,
-                description=f"task {task_id} to become {'/'.join(sorted(wanted))}",
+                description=f"task {task_id} to become {awaited}",
             )
         except TimeoutError:
-            item = seen.get("item")
-            state = (
-                "no record"
-                if item is None
-                else (f"status {item.get('status')}, attempts {item.get('attempts')}")
-            )
             raise TimeoutError(
-                f"task {task_id} did not become {'/'.join(sorted(wanted))} within {timeout:.0f}s; "
-                f"last seen: {state}"
+                f"task {task_id} did not become {awaited} within {timeout:.0f}s; "
+                f"last seen: {_summary(seen.get('item'))}"
             ) from None
 
     def wait_all(
-        self, task_ids: Sequence[str], statuses: Iterable[str], *, timeout: float
+        self,
+        task_ids: Sequence[str],
+        statuses: Iterable[str],
+        *,
+        timeout: float,
+        idle: QueueIdle | None = None,
     ) -> list[dict[str, Any]]:
         """Wait for every task in ``task_ids`` (one shared deadline); returns them in order."""
         deadline = datetime.now(UTC) + timedelta(seconds=timeout)
         items = []
         for task_id in task_ids:
             remaining = max(0.5, (deadline - datetime.now(UTC)).total_seconds())
-            items.append(self.wait_for_status(task_id, statuses, timeout=remaining))
+            items.append(self.wait_for_status(task_id, statuses, timeout=remaining, idle=idle))
         return items
+
+
+def _summary(item: Mapping[str, Any] | None) -> str:
+    if item is None:
+        return "no record"
+    events = [f"{e.get('event')} {e.get('attempt')}" for e in item.get("history") or []]
+    return (
+        f"status {item.get('status')}, attempts {item.get('attempts')}, "
+        f"history [{', '.join(events)}]"
+    )
 
 
 @dataclass(frozen=True)
@@ -226,6 +263,35 @@ class TaskQueue:
             raise TimeoutError(
                 f"the task queue still holds messages after {timeout:.0f}s: {last}"
             ) from None
+
+
+class QueueIdle:
+    """Whether the task queue has stayed empty (nothing waiting, in flight or delayed) for
+    ``grace_s``: then no delivery is left that could still change a task.
+
+    SQS's counts are approximate and may lag on AWS, hence the grace; the local queue's are
+    exact. Call :meth:`quiet` at the start of each poll, before reading what it guards.
+    """
+
+    def __init__(self, queue: TaskQueue, grace_s: float) -> None:
+        self._queue = queue
+        self.grace_s = grace_s
+        self._empty_since: float | None = None
+
+    @classmethod
+    def for_target(cls, target: Target) -> QueueIdle:
+        """The grace for ``target``: 1 s locally, 90 s on AWS."""
+        return cls(TaskQueue(target), 1.0 if target.name == "local" else 90.0)
+
+    def quiet(self) -> bool:
+        """True once the queue has been empty at every poll for ``grace_s``."""
+        if any(self._queue.depth().values()):
+            self._empty_since = None
+            return False
+        now = time.monotonic()
+        if self._empty_since is None:
+            self._empty_since = now
+        return now - self._empty_since >= self.grace_s
 
 
 class ProcessorEventSource:
@@ -574,20 +640,6 @@ class FunctionMetrics:
             Dimensions=[{"Name": "FunctionName", "Value": self.function_name}],
             StartTime=start,
             EndTime=end,
-            Period=60,
-            Statistics=["Sum"],
-        )["Datapoints"]
-        return float(sum(point["Sum"] for point in datapoints))
-
-    def sum(self, metric: str, *, since: datetime) -> float:
-        """The sum of ``metric`` (e.g. ``Errors``) from ``since`` until now."""
-        now = datetime.now(UTC)
-        datapoints = self._cloudwatch.get_metric_statistics(
-            Namespace="AWS/Lambda",
-            MetricName=metric,
-            Dimensions=[{"Name": "FunctionName", "Value": self.function_name}],
-            StartTime=since - timedelta(minutes=1),
-            EndTime=now + timedelta(minutes=1),
             Period=60,
             Statistics=["Sum"],
         )["Datapoints"]

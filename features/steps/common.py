@@ -15,6 +15,7 @@ from harness.drivers import (
     ApiResponse,
     DeadLetters,
     ProcessorEventSource,
+    QueueIdle,
     TaskApi,
     TaskQueue,
     TaskStore,
@@ -32,6 +33,8 @@ class Submitted:
     task_id: str | None
     fault: str | None = None
     """The fault directive it was submitted with (test-only fault injection)."""
+    redriven: bool = False
+    """Sent back from the dead-letter queue: FAILED until the processor takes it again."""
 
 
 @dataclass
@@ -218,17 +221,28 @@ def completion_budget_s(tasks: ScenarioTasks, budget: Any) -> float:
 
 
 @then("the task is eventually COMPLETED")
-def eventually_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def eventually_completed(
+    target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any
+) -> None:
     task_id = tasks.accepted_ids()[-1]
-    # COMPLETED only: a redriven task is FAILED until the processor gets it again.
-    store.wait_for_status(task_id, {"COMPLETED"}, timeout=completion_budget_s(tasks, budget))
+    store.wait_for_status(
+        task_id,
+        {"COMPLETED"},
+        timeout=completion_budget_s(tasks, budget),
+        # A redriven task is FAILED until the processor takes it again; any other is done.
+        fail_on=() if tasks.last.redriven else {"FAILED"},
+        idle=QueueIdle.for_target(target),
+    )
 
 
 @then("all submitted tasks are eventually COMPLETED")
-def all_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def all_completed(target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     ids = tasks.accepted_ids()
     items = store.wait_all(
-        ids, {"COMPLETED", "FAILED"}, timeout=completion_budget_s(tasks, budget) + 0.2 * len(ids)
+        ids,
+        {"COMPLETED", "FAILED"},
+        timeout=completion_budget_s(tasks, budget) + 0.2 * len(ids),
+        idle=QueueIdle.for_target(target),
     )
     failed = [item["task_id"] for item in items if item["status"] != "COMPLETED"]
     assert not failed, f"tasks ended FAILED instead of COMPLETED: {failed}"

@@ -48,14 +48,18 @@ def runs_profile(target: Target, profile: str) -> None:
 @then("the task queue is a FIFO queue with content-based deduplication")
 def fifo_queue(target: Target) -> None:
     attributes = _queue(target, contract.TASK_QUEUE_URL)
-    assert attributes.get("FifoQueue") == "true", attributes
-    assert attributes.get("ContentBasedDeduplication") == "true", attributes
+    assert attributes.get("FifoQueue") == "true", f"FifoQueue={attributes.get('FifoQueue')}"
+    assert attributes.get("ContentBasedDeduplication") == "true", (
+        f"ContentBasedDeduplication={attributes.get('ContentBasedDeduplication')}"
+    )
 
 
 @then(parsers.parse("the task queue hides a received message for {seconds:d} seconds"))
 def visibility_timeout(target: Target, seconds: int) -> None:
     attributes = _queue(target, contract.TASK_QUEUE_URL)
-    assert int(attributes["VisibilityTimeout"]) == seconds, attributes["VisibilityTimeout"]
+    assert int(attributes["VisibilityTimeout"]) == seconds, (
+        f"visibility timeout {attributes['VisibilityTimeout']} s, expected {seconds} s"
+    )
 
 
 @then(parsers.parse("the task queue keeps a message for {days:d} days"))
@@ -75,14 +79,16 @@ def queue_retention(target: Target, days: int) -> None:
 def redrive_policy(target: Target, receives: int) -> None:
     policy = json.loads(_queue(target, contract.TASK_QUEUE_URL)["RedrivePolicy"])
     dlq_arn = _queue(target, contract.DEAD_LETTER_QUEUE_URL)["QueueArn"]
-    assert policy["deadLetterTargetArn"] == dlq_arn, policy
-    assert int(policy["maxReceiveCount"]) == receives, policy
+    assert policy["deadLetterTargetArn"] == dlq_arn, f"redrive target {policy}, not {dlq_arn}"
+    assert int(policy["maxReceiveCount"]) == receives, (
+        f"maxReceiveCount {policy['maxReceiveCount']}, expected {receives}"
+    )
 
 
 @then(parsers.parse("the dead-letter queue is a FIFO queue that keeps a message for {days:d} days"))
 def dlq_settings(target: Target, days: int) -> None:
     attributes = _queue(target, contract.DEAD_LETTER_QUEUE_URL)
-    assert attributes.get("FifoQueue") == "true", attributes
+    assert attributes.get("FifoQueue") == "true", f"DLQ FifoQueue={attributes.get('FifoQueue')}"
     assert int(attributes["MessageRetentionPeriod"]) == days * DAY_S, (
         f"DLQ retention {attributes['MessageRetentionPeriod']} s, expected {days} days"
     )
@@ -91,13 +97,16 @@ def dlq_settings(target: Target, days: int) -> None:
 @then(parsers.parse("the processor runs on Python {version}"))
 def processor_runtime(target: Target, version: str) -> None:
     runtime = _function(target, contract.PROCESSOR_FUNCTION_NAME)["Runtime"]
-    assert runtime == f"python{version}", runtime
+    assert runtime == f"python{version}", f"runtime {runtime}, expected python{version}"
 
 
 @then(parsers.parse("the processor may run for {seconds:d} seconds with {memory:d} MB of memory"))
 def processor_size(target: Target, seconds: int, memory: int) -> None:
     function = _function(target, contract.PROCESSOR_FUNCTION_NAME)
-    assert (function["Timeout"], function["MemorySize"]) == (seconds, memory), function
+    assert (function["Timeout"], function["MemorySize"]) == (seconds, memory), (
+        f"timeout {function['Timeout']} s and {function['MemorySize']} MB, "
+        f"expected {seconds} s and {memory} MB"
+    )
 
 
 @then(parsers.parse("at most {count:d} copies of the processor run at once"))
@@ -105,7 +114,8 @@ def processor_concurrency(target: Target, count: int) -> None:
     concurrency = target.client("lambda").get_function_concurrency(
         FunctionName=target.output(contract.PROCESSOR_FUNCTION_NAME)
     )
-    assert concurrency.get("ReservedConcurrentExecutions") == count, concurrency
+    reserved = concurrency.get("ReservedConcurrentExecutions")
+    assert reserved == count, f"reserved concurrency {reserved}, expected {count}"
 
 
 @then(parsers.parse("the processor gives a task at most {attempts:d} attempts"))
@@ -127,9 +137,12 @@ def event_source(target: Target, size: int) -> None:
     )["EventSourceMappings"]
     queue_arn = _queue(target, contract.TASK_QUEUE_URL)["QueueArn"]
     mine = [m for m in mappings if m["EventSourceArn"] == queue_arn]
-    assert len(mine) == 1, mappings
-    assert mine[0]["BatchSize"] == size, mine[0]
-    assert mine[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"], mine[0]
+    assert len(mine) == 1, f"{len(mine)} event source mappings from the task queue: {mappings}"
+    assert mine[0]["BatchSize"] == size, f"batch size {mine[0]['BatchSize']}, expected {size}"
+    assert mine[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"], (
+        f"function response types {mine[0].get('FunctionResponseTypes')}, "
+        "expected ['ReportBatchItemFailures']"
+    )
 
 
 @then(parsers.parse("fault injection is switched {switch} in the API and the processor"))

@@ -8,7 +8,7 @@ from pytest_bdd import given, then, when
 
 from cdk import contract
 from features.steps.common import ScenarioTasks, stored, valid_task
-from harness.drivers import TaskApi, TaskStore
+from harness.drivers import QueueIdle, TaskApi, TaskStore
 from harness.target import Target
 from harness.waiting import wait_until
 
@@ -52,13 +52,26 @@ def send_identical(target: Target, completed_task: dict[str, Any]) -> None:
 
 
 @then("the duplicate delivery is counted on the task")
-def duplicate_counted(store: TaskStore, completed_task: dict[str, Any], budget: Any) -> None:
+def duplicate_counted(
+    target: Target, store: TaskStore, completed_task: dict[str, Any], budget: Any
+) -> None:
     task_id = completed_task["task_id"]
+    idle = QueueIdle.for_target(target)
+
+    def counted_or_consumed() -> bool:
+        # Once the queue is empty the duplicate was consumed: its count, if any, is written.
+        consumed = idle.quiet()
+        return consumed or int((store.get(task_id) or {}).get("duplicate_deliveries", 0)) >= 1
+
     wait_until(
-        lambda: int((store.get(task_id) or {}).get("duplicate_deliveries", 0)) >= 1,
+        counted_or_consumed,
         timeout=budget.redelivery_budget_s(1),
         interval=0.1,
-        description=f"the processor to count the duplicate delivery of task {task_id}",
+        description=f"the processor to take the duplicate delivery of task {task_id}",
+    )
+    item = stored(store, task_id)
+    assert int(item.get("duplicate_deliveries", 0)) >= 1, (
+        f"the duplicate was delivered and not counted: {item}"
     )
 
 

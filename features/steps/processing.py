@@ -11,7 +11,6 @@ from pytest_bdd import given, parsers, then, when
 from cdk import contract
 from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
 from harness.drivers import (
-    Alarms,
     DeadLetter,
     DeadLetters,
     FunctionMetrics,
@@ -70,16 +69,12 @@ def submit_around_fault(api: TaskApi, target: Target, tasks: ScenarioTasks, faul
         submit_with_fault(api, target, tasks, label, FAULTS[fault] if label == fault else None)
 
 
-@then(parsers.parse("task {label} completed on attempt {attempt:d}"))
 @then(parsers.parse("it completed on attempt {attempt:d}"))
-def completed_on_attempt(
-    tasks: ScenarioTasks, store: TaskStore, attempt: int, label: str = ""
-) -> None:
-    task_id = tasks.by_label(label).task_id if label else tasks.accepted_ids()[-1]
-    item = stored(store, task_id or "")
+def completed_on_attempt(tasks: ScenarioTasks, store: TaskStore, attempt: int) -> None:
+    item = stored(store, tasks.accepted_ids()[-1])
     assert item["status"] == "COMPLETED", item
     assert int(item["attempts"]) == attempt, (
-        f"task {label or task_id} completed on attempt {item['attempts']}, expected {attempt}"
+        f"the task completed on attempt {item['attempts']}, expected {attempt}"
     )
 
 
@@ -103,28 +98,6 @@ def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
     assert item["status"] == "FAILED", f"the dead-lettered task is {item['status']}: {item}"
     assert int(item["attempts"]) == budget.attempt_budget == 3, item
     assert item.get("failure_code"), f"no failure code recorded on the failed task: {item}"
-
-
-@given("the dead-letter queue is empty and its alarm is OK")
-def dlq_empty_alarm_ok(target: Target, dead_letters: DeadLetters) -> None:
-    """Whatever earlier scenarios left in the DLQ goes, and the alarm is seen OK: so the
-    alarm this scenario expects can only come from its own task."""
-    dead_letters.drain()
-    alarms = Alarms(target)
-    alarm = alarms.describe(contract.DLQ_ALARM_NAME)
-    # The alarm looks back one period (plus CloudWatch's delay on AWS) before it is OK.
-    slack = 30.0 if target.name == "local" else 180.0
-    timeout = float(alarm["Period"]) * (int(alarm["EvaluationPeriods"]) + 1) + slack
-    alarms.wait_for_state(contract.DLQ_ALARM_NAME, "OK", timeout=timeout)
-
-
-@then("the dead-letter alarm goes off")
-def dlq_alarm(target: Target) -> None:
-    alarms = Alarms(target)
-    alarm = alarms.describe(contract.DLQ_ALARM_NAME)
-    # CloudWatch needs a full period of data plus its evaluation delay.
-    timeout = float(alarm["Period"]) * (int(alarm["EvaluationPeriods"]) + 2) + 30.0
-    alarms.wait_for_state(contract.DLQ_ALARM_NAME, "ALARM", timeout=timeout)
 
 
 @then("the tasks behind it are COMPLETED afterwards, in submission order")
@@ -152,32 +125,32 @@ def put_malformed(target: Target) -> str:
     return marker
 
 
-@then("that message is in the dead-letter queue with the reason it was rejected")
-def malformed_in_dlq(dead_letters: DeadLetters, malformed_id: str, budget: Any) -> None:
-    entry = wait_until(
-        lambda: _copies(dead_letters, malformed_id),
-        timeout=budget.redelivery_budget_s(1),
-        interval=0.5,
-        description="the malformed message to reach the dead-letter queue",
-    )[0]
-    reason = entry.attributes.get("PoisonReason")
-    assert reason == "malformed_json", f"the dead-lettered message carries no reason: {entry}"
-
-
 @then("the task queue no longer holds it before a visibility timeout has passed")
 def malformed_deleted(target: Target, budget: Any) -> None:
-    # Deleted with its batch, not left to come back: a retried message would be in flight
-    # or visible again for at least one visibility timeout (then moved by the redrive).
+    # Taken and deleted with its batch, not left to come back: a retried message would be
+    # in flight or visible again for at least one visibility timeout.
     TaskQueue(target).wait_until_empty(timeout=float(budget.visibility_timeout_s))
 
 
-@then("the dead-letter queue holds exactly one copy of it, forwarded on its first receive")
-def one_copy(dead_letters: DeadLetters, malformed_id: str) -> None:
+@then(
+    "the dead-letter queue holds exactly one copy of it, with the reason it was rejected",
+    target_fixture="malformed_copy",
+)
+def one_copy(dead_letters: DeadLetters, malformed_id: str) -> DeadLetter:
+    # The processor forwards before its batch is deleted: with the task queue empty, every
+    # copy there will ever be is in the dead-letter queue already.
     copies = _copies(dead_letters, malformed_id)
     assert len(copies) == 1, f"the dead-letter queue holds {len(copies)} copies: {copies}"
+    reason = copies[0].attributes.get("PoisonReason")
+    assert reason == "malformed_json", f"the dead-lettered message has reason {reason!r}"
+    return copies[0]
+
+
+@then("that copy was forwarded on the message's first receive")
+def forwarded_first(malformed_copy: DeadLetter) -> None:
     # The processor records how often the task queue had delivered it: once.
-    count = copies[0].attributes.get("SourceReceiveCount")
-    assert count == "1", f"the malformed message was received {count} times: {copies[0]}"
+    count = malformed_copy.attributes.get("SourceReceiveCount")
+    assert count == "1", f"the malformed message was received {count} times: {malformed_copy}"
 
 
 def _copies(dead_letters: DeadLetters, marker: str) -> list[DeadLetter]:
@@ -210,6 +183,7 @@ def clear_and_redrive(
         UpdateExpression="REMOVE fault",
     )
     dead_letters.send_back(task_id)
+    tasks.by_label("poison").redriven = True
 
 
 # --- evidence from the recorded history ---------------------------------------------

@@ -27,7 +27,13 @@ from harness.mutate.catalogue import (
     load_catalogue,
     select,
 )
-from harness.mutate.runner import MutantResult, MutationRunner, describe, run_catalogue
+from harness.mutate.runner import (
+    MutantResult,
+    MutationRunner,
+    baseline_tags,
+    describe,
+    run_catalogue,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CATALOGUE = ROOT / "features" / "mutants.toml"
@@ -47,7 +53,8 @@ def markdown_table(results: list[MutantResult], mutants: list[Mutant], wall_s: f
     by_name = {mutant.name: mutant for mutant in mutants}
     killed = sum(1 for result in results if result.outcome == "killed")
     lines = [
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'} "
+        f"Run finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"on {platform.node() or 'this machine'} "
         f"({platform.machine()}, {_cores()} cores, Python {platform.python_version()}): "
         f"{killed} of {len(results)} killed, wall time {wall_s / 60:.1f} min.",
         "",
@@ -94,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         runner = MutationRunner(ROOT, work_dir, run_timeout_s=args.timeout)
+        if not args.no_baseline and not _baseline_passes(runner, mutants):
+            return 2
         results = run_catalogue(
             mutants,
             runner,
@@ -122,6 +131,26 @@ def _run(args: argparse.Namespace) -> int:
     if counts["survived"]:
         return 1
     return 2 if counts["error"] else 0
+
+
+def _baseline_passes(runner: MutationRunner, mutants: list[Mutant]) -> bool:
+    """The unmutated stack passes every scenario the mutants will run (else a kill proves
+    nothing: the scenario would fail anyway)."""
+    for profile, tags in baseline_tags(mutants).items():
+        print(f"[baseline] the unmutated tree ({profile}; -m {tags})", flush=True)
+        result = runner.run_baseline(profile, tags)
+        if result.outcome != "survived":
+            failure = f"{result.scenario} ({result.feature}): {result.reason}"
+            print(
+                f"    the unmutated stack FAILS: {failure}\n"
+                "    fix that first: no mutant's verdict would mean anything",
+                file=sys.stderr,
+            )
+            return False
+        print(
+            f"    passes: {result.scenarios_run} scenario(s) in {result.seconds:.1f}s", flush=True
+        )
+    return True
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,5 +182,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--markdown", type=Path, default=None, help="also write the kill table (Markdown) here"
+    )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the first run of the same scenarios against the unmutated tree",
     )
     parser.set_defaults(func=_run)

@@ -145,6 +145,25 @@ class MutationRunner:
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
+    def run_baseline(self, profile: Profile, tags: str) -> MutantResult:
+        """The same scenarios against the unmutated stack: every one must pass (outcome
+        ``survived``), or no mutant's verdict on this profile means anything."""
+        started = time.monotonic()
+        clean = Mutant(
+            name=f"baseline-{profile}",
+            promise="none: the unmutated tree",
+            tags=tags,
+            profile=profile,
+            patches=(),
+        )
+        directory = self.work_dir / clean.name
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        try:
+            return self._run_features(clean, self.base_assembly(profile), directory, started)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
     def _run_features(
         self, mutant: Mutant, assembly: Path, directory: Path, started: float
     ) -> MutantResult:
@@ -212,6 +231,19 @@ class MutationRunner:
             scenario=what,
             reason=_last_line(str(detail)),
         )
+
+
+def baseline_tags(mutants: Sequence[Mutant]) -> dict[Profile, str]:
+    """Per profile, the ``-m`` expression selecting every scenario some mutant runs."""
+    by_profile: dict[Profile, list[str]] = {}
+    for mutant in mutants:
+        expressions = by_profile.setdefault(mutant.profile, [])
+        if mutant.tags not in expressions:
+            expressions.append(mutant.tags)
+    return {
+        profile: " or ".join(f"({tags})" for tags in tags_list)
+        for profile, tags_list in by_profile.items()
+    }
 
 
 def run_catalogue(
