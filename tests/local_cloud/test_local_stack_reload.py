@@ -24,14 +24,15 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cdk import contract
 from harness.drivers import ApiResponse, TaskApi
 from harness.local.cloud import LocalStack
+from harness.local.lambda_service.runtime_api import PostedBody
 from harness.local.lambda_service.testing import pid_alive
+from harness.local.lambda_service.worker import Worker
 from harness.node import env_with_node
 from harness.synth_cache import INPUT_DIRS, INPUT_FILES
 from harness.target import Target
@@ -156,22 +157,26 @@ def _next_line(lines: queue.Queue[str], timeout: float = 120) -> str:
         raise AssertionError(f"no reload line within {timeout}s") from None
 
 
-def _held_send_message(
-    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+def _held_response(
+    stack: LocalStack, function_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[threading.Event, threading.Event]:
-    """Hold the first SendMessage the stack receives until ``release`` is set: the API
-    call that sent it stays in flight, inside its worker."""
-    engine = stack.endpoint.sqs
-    send = engine.send_message
+    """Hold the first response ``function_name``'s runtime posts until ``release`` is set:
+    the handler has run on the code it started with, and its invocation stays in flight,
+    its worker busy. (Holding one of the handler's own AWS calls instead would end in its
+    SDK client's 1 s read timeout and a 503, not in a call held across the swap.)"""
+    respond = Worker.invocation_response
     entered, release = threading.Event(), threading.Event()
 
-    def held(*args: Any, **kwargs: Any) -> Any:
-        if not entered.is_set():
+    def held(worker: Worker, request_id: str, body: PostedBody) -> tuple[int, bytes]:
+        ours = worker.process is not None and worker.process.pid in set(
+            stack.lambdas.worker_pids(function_name)
+        )
+        if ours and not entered.is_set():
             entered.set()
             release.wait(120)
-        return send(*args, **kwargs)
+        return respond(worker, request_id, body)
 
-    monkeypatch.setattr(engine, "send_message", held)
+    monkeypatch.setattr(Worker, "invocation_response", held)
     return entered, release
 
 
@@ -191,7 +196,7 @@ def test_a_handler_edit_is_swapped_in_while_a_call_is_in_flight(
     old_message = before.json["message"]
     new_message = old_message + " (edited)"
 
-    entered, release = _held_send_message(stack, monkeypatch)
+    entered, release = _held_response(stack, api_function, monkeypatch)
     with ThreadPoolExecutor(max_workers=1) as pool:
 
         def submit() -> ApiResponse:
@@ -202,7 +207,7 @@ def test_a_handler_edit_is_swapped_in_while_a_call_is_in_flight(
                 other.close()
 
         in_flight: Future[ApiResponse] = pool.submit(submit)
-        wait_until(entered.is_set, timeout=30, description="a call to reach SendMessage")
+        wait_until(entered.is_set, timeout=30, description="an API call to post its response")
         old_workers = set(stack.lambdas.worker_pids(api_function)) | set(
             stack.lambdas.worker_pids(processor)
         )
