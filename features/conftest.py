@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from features.session import FEATURES_LOCAL_STACK, SETTLED_SCENARIOS, is_scenario
 from harness.target import Target, TargetError
 
 # Tags that need a capability of the target.
@@ -61,9 +62,24 @@ def target(
                 assembly_dir=assembly,
                 on_progress=assembly_lines(request.config),
             ) as stack:
-                yield Target.from_outputs_file(stack.outputs_file, "local")
+                request.config.stash[FEATURES_LOCAL_STACK] = stack
+                try:
+                    yield Target.from_outputs_file(stack.outputs_file, "local")
+                finally:
+                    del request.config.stash[FEATURES_LOCAL_STACK]
     except TargetError as exc:
         pytest.exit(f"cannot use the {name} target: {exc}", returncode=2)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Note each scenario that passed or was skipped (``features.session``)."""
+    report = yield
+    if is_scenario(item) and (report.skipped or (report.when == "call" and report.passed)):
+        item.config.stash.setdefault(SETTLED_SCENARIOS, set()).add(item.nodeid)
+    return report
 
 
 @pytest.fixture(autouse=True)

@@ -30,15 +30,18 @@ COMPARISONS = {
 @dataclass(frozen=True)
 class Timing:
     """How long CloudWatch takes on this target: the local stack evaluates every second
-    and has a metric within a second; AWS publishes metrics a minute or more late and
-    evaluates once a minute."""
+    and has a metric within a second, stamped to the second; AWS publishes metrics a minute
+    or more late, stamped to the minute, and evaluates once a minute."""
 
     metric_delay_s: float
     evaluation_s: float
+    # How coarse a datapoint's timestamp is: a failure up to this long before a window's
+    # start can be stamped inside it.
+    stamp_s: float
 
     @classmethod
     def of(cls, target: Target) -> Timing:
-        return cls(5.0, 1.0) if target.name == "local" else cls(240.0, 60.0)
+        return cls(5.0, 1.0, 1.0) if target.name == "local" else cls(240.0, 60.0, 60.0)
 
 
 def _function_environment(target: Target, output_key: str) -> dict[str, str]:
@@ -186,15 +189,15 @@ def clean_window(target: Target, alarm: str) -> AlarmWindow:
 
     def clean() -> bool:
         now = datetime.now(UTC)
-        # One minute more than the window: datapoints are bucketed by the minute.
+        # The window plus the datapoints' stamping granularity (a minute on AWS).
         value = alarms.window_value(
-            output_key, start=now - timedelta(seconds=window_s + 60), end=now
+            output_key, start=now - timedelta(seconds=window_s + timing.stamp_s), end=now
         )
         return not value and alarms.describe(output_key)["StateValue"] == "OK"
 
     wait_until(
         clean,
-        timeout=window_s + 60.0 + timing.metric_delay_s + timing.evaluation_s * 2,
+        timeout=window_s + timing.stamp_s + timing.metric_delay_s + timing.evaluation_s * 2,
         interval=2.0,
         description=f"alarm {output_key} OK with no failure in its {window_s:.0f}s window",
     )

@@ -1,12 +1,15 @@
 """Each function's role allows exactly what its code calls: nothing missing, nothing unused.
 
-The features run against this module's own local stack (a subprocess of ``pytest
-features --outputs``; the monitoring scenarios, which only wait out alarm windows, are left
-out). Every function's workers sign with credentials of their own, so the local cloud
-records each ``(role, action, resource)`` used (``harness.local.identity``): the functions'
-own AWS calls, the event source mapping's receives and deletes, the log shipping. The
-roles' statements are read back from IAM as the CloudFormation engine created them, with
-every intrinsic resolved. Then, per role:
+The check reads what the features did: in a session that also ran every feature scenario
+and saw them pass (``make test``), it runs after them (``tests/hardening/conftest.py``)
+and reads their own local stack; alone, it runs the features against this module's own
+local stack (a subprocess of ``pytest features --outputs``, leaving out the monitoring
+scenarios, which only wait out alarm windows). Every function's workers sign with
+credentials of their own, so the local cloud records each ``(role, action, resource)``
+used (``harness.local.identity``): the functions' own AWS calls, the event source
+mapping's receives and deletes, the log shipping. The roles' statements are read back from
+IAM as the CloudFormation engine created them, with every intrinsic resolved.
+Then, per role:
 
 - **missing**: a call no statement allows (the function would get AccessDenied on AWS);
 - **unused**: an (action, resource) a statement allows that nothing used.
@@ -27,6 +30,7 @@ from typing import Any
 import pytest
 
 from cdk import contract
+from features.session import whole_feature_run_passed
 from harness.local.cloud import LocalStack
 from harness.node import env_with_node
 from harness.target import Target
@@ -66,10 +70,17 @@ def _allows(grant: tuple[str, str], action: str, resource: str) -> bool:
     return fnmatch.fnmatchcase(action, grant[0]) and fnmatch.fnmatchcase(resource, grant[1])
 
 
-@pytest.mark.timeout(1800)
-def test_each_role_allows_exactly_what_its_function_calls(
-    local_stack: LocalStack, target: Target, tmp_path: Path
-) -> None:
+def _stack_the_features_ran_on(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[LocalStack, Target]:
+    """The features' own stack if this session ran every scenario on it and they all
+    passed; else a stack of this module's own, with the features run against it now
+    (every feature but the monitoring ones, which only wait out alarm windows)."""
+    stack = whole_feature_run_passed(request.session)
+    if stack is not None:
+        print("\nreading the AWS calls of this session's feature run")
+        return stack, Target.from_outputs_file(stack.outputs_file, "local")
+    local_stack: LocalStack = request.getfixturevalue("local_stack")
     features = subprocess.run(
         [
             sys.executable,
@@ -93,7 +104,14 @@ def test_each_role_allows_exactly_what_its_function_calls(
         check=False,
     )
     assert features.returncode == 0, f"the features failed:\n{features.stdout[-4000:]}"
+    return local_stack, request.getfixturevalue("target")
 
+
+@pytest.mark.timeout(1800)
+def test_each_role_allows_exactly_what_its_function_calls(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    local_stack, target = _stack_the_features_ran_on(request, tmp_path)
     lam = target.client("lambda")
     report = []
     problems = []
