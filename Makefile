@@ -27,8 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite mostly waits (stacks, queues, alarm windows), so it runs on more workers than
+# cores; whole files per worker, the longest first (conftest.py).
+TEST_WORKERS ?= 3
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Long schemathesis run of docs/openapi.json against a local stack (~20,000 requests).
 FUZZ_EXAMPLES ?= 10000

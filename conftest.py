@@ -7,6 +7,7 @@ It owns the options that choose a target for the Gherkin features (``--target``,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,69 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _runs_features(config: pytest.Config) -> bool:
+    # Under xdist the scenarios' results are spread over processes: no QA report then
+    # (``make test``); ``make verify`` and ``pytest features`` write it.
+    if _under_xdist(config):
+        return False
     features = (Path(str(config.rootpath)) / "features").resolve()
     args = [Path(arg.split("::")[0]).resolve() for arg in config.args] or [features]
     return any(arg == features or features in arg.parents for arg in args)
+
+
+# --- pytest-xdist (`make test` runs the suite on several workers) -------------------------
+
+# Files that take minutes: under xdist they start first, each on its own worker, so that
+# none of them is what the last worker is still running when the others are done.
+_LONG_FIRST = (
+    "features/test_features.py",
+    "tests/hardening/test_faults_under_load.py",
+    "tests/local_cloud/test_mutation_subset.py",
+)
+# Reads what the session's feature run did on the features' own local stack
+# (``features.session``), so it runs in the features' worker, after them.
+_WITH_THE_FEATURES = "tests/hardening/test_least_privilege.py"
+
+
+def _under_xdist(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _under_xdist(config):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        if path == _WITH_THE_FEATURES:
+            return _LONG_FIRST.index("features/test_features.py")
+        return _LONG_FIRST.index(path) if path in _LONG_FIRST else len(_LONG_FIRST)
+
+    items.sort(key=rank)  # stable: within a file, and for the rest, the order stays
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (whole files to a worker: module fixtures start once) in the
+    order ``pytest_collection_modifyitems`` left (xdist would sort files by test count),
+    with the least-privilege check counted as part of the features' file, and the
+    features' worker running nothing else: their local stack lives for the whole session
+    and would share the worker's in-process moto with a later file's stack."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    features = _LONG_FIRST[0]
+    config.option.loadscopereorder = False
+
+    class FeaturesAlone(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(_WITH_THE_FEATURES + "::"):
+                return features
+            return str(super()._split_scope(nodeid))
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if features not in self.assigned_work.get(node, {}):
+                super()._assign_work_unit(node)
+
+    return FeaturesAlone(config, log)
