@@ -34,7 +34,7 @@ from pytest_bdd.scenario import scenario_wrapper_template_registry
 
 from harness.reports import page
 from harness.reports.model import RunInfo, ScenarioResult, StepResult, counts
-from harness.reports.recording import CallLog, hooks_installed, paused, recording
+from harness.reports.recording import CallLog, hooks_installed, paused, recording, redact_text
 
 UNREACHABLE = "stack unreachable"
 _PROBE_TIMEOUT_S = 2.0
@@ -357,7 +357,7 @@ def _message(call: pytest.CallInfo[None]) -> tuple[str, str]:
     cut = next((i for i, line in enumerate(lines[1:], 1) if line.startswith("assert ")), None)
     if cut is not None and not lines[0].startswith("AssertionError: assert "):
         text = "\n".join(lines[:cut])
-    return text[:4000], ""
+    return redact_text(text[:4000]), ""
 
 
 def _unreachable_url(exc: BaseException) -> tuple[str, str] | None:
@@ -417,7 +417,7 @@ def _stop_if_down(session: pytest.Session, call: pytest.CallInfo[None]) -> None:
 
 
 def _longrepr(report: pytest.TestReport) -> str:
-    return report.longreprtext[-6000:]
+    return redact_text(report.longreprtext[-6000:])
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -274,18 +274,19 @@ def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
 _CONTEXT_KEY = "task_api_report"
 
 
-def _on_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+def _on_params(params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     if _current() is not None:
-        context[_CONTEXT_KEY] = (time.monotonic(), _json(params))
+        service = model.service_model.service_name
+        context[_CONTEXT_KEY] = (time.monotonic(), _json(params), service, model.name)
 
 
 def _on_response(
-    http_response: Any, parsed: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any
+    http_response: Any, parsed: Mapping[str, Any], context: dict[str, Any], **_: Any
 ) -> None:
     log, stash = _current(), context.pop(_CONTEXT_KEY, None)
     if log is None or stash is None:
         return
-    started, request = stash
+    started, request, service, operation = stash
     status = str(getattr(http_response, "status_code", "") or "")
     error = parsed.get("Error") if isinstance(parsed, Mapping) else None
     if isinstance(error, Mapping) and error.get("Code"):
@@ -293,8 +294,8 @@ def _on_response(
     answer = {key: value for key, value in parsed.items() if key != "ResponseMetadata"}
     log.add(
         kind="aws",
-        method=model.service_model.service_name,
-        target=model.name,
+        method=service,
+        target=operation,
         status=status,
         started=started,
         request=request,
@@ -302,15 +303,15 @@ def _on_response(
     )
 
 
-def _on_error(exception: BaseException, model: Any, context: dict[str, Any], **_: Any) -> None:
+def _on_error(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
     log, stash = _current(), context.pop(_CONTEXT_KEY, None)
     if log is None or stash is None:
         return
-    started, request = stash
+    started, request, service, operation = stash
     log.add(
         kind="aws",
-        method=model.service_model.service_name,
-        target=model.name,
+        method=service,
+        target=operation,
         status=f"no answer: {type(exception).__name__}",
         started=started,
         request=request,
