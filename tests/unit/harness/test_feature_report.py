@@ -330,3 +330,44 @@ def test_redaction_of_values_and_text() -> None:
     text = excerpt('{"api_key": "k\\"q", "title": "t"}' + "x" * 3000)
     assert text.startswith('{"api_key": "<redacted>", "title": "t"}')
     assert text.endswith("... (1539 more characters)")
+
+
+CHROMIUM = shutil.which("chromium")
+PASSED_GREEN = (0x2E, 0x7D, 0x32)  # the "passed" badge
+
+
+def screenshot(page: Path, out: Path, *, fragment: str = "", height: int = 2000) -> Path:
+    """A headless Chromium screenshot of ``page`` (flags: the machine notes' probe)."""
+    assert CHROMIUM is not None
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars",
+             f"--window-size=1280,{height}", f"--screenshot={out}", page.as_uri() + fragment],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+    return out
+
+
+def _pixels(png: Path, colour: tuple[int, int, int]) -> int:
+    from PIL import Image
+
+    with Image.open(png) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 24) or []
+    return sum(count for count, value in colours if value == colour)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_in_a_real_browser_failed_only_hides_what_passed(tmp_path: Path, server: str) -> None:
+    _run_demo(tmp_path, server, "-k", "names_thing or failed_step or calls_are_recorded")
+    page = tmp_path / "report" / "features.html"
+
+    everything = screenshot(page, tmp_path / "all.png")
+    failed_only = screenshot(page, tmp_path / "failed.png", fragment="#failed")
+
+    # Two passed scenarios' badges are on the first page, and gone once filtered; the
+    # summary's own green (the "passed" chip) stays in both.
+    green_all, green_failed = _pixels(everything, PASSED_GREEN), _pixels(failed_only, PASSED_GREEN)
+    assert green_all - green_failed > 1000, (green_all, green_failed)
+    assert _pixels(failed_only, (0xC6, 0x28, 0x28)) > 1000  # failed badges and messages
