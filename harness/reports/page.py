@@ -266,7 +266,7 @@ font-size:.9em}.chip.failed{border-color:#c62828;color:#c62828}
 nav a{margin-right:1.2em}
 .overview table{border-collapse:collapse;margin:.5em 0}
 .overview th,.overview td{border-bottom:1px solid #e4e4e4;padding:.15em .6em;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}td.zero{color:#bbb}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.zero{color:#bbb}
 tr.failed td:first-child{border-left:4px solid #c62828}
 tr.passed td:first-child{border-left:4px solid #2e7d32}
 td.failed:not(.zero){color:#c62828;font-weight:bold}

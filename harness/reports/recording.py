@@ -99,18 +99,15 @@ class CallLog:
         """Record one call (``started`` from ``time.monotonic()``); polls collapse."""
         now = time.monotonic()
         request = excerpt(request)
-        last = self.calls[-1] if self.calls else None
-        if last is not None and (
-            last.kind,
-            last.method,
-            last.target,
-            last.status,
-            last.request,
-        ) == (kind, method, target, status, request):
-            last.count += 1
-            last.duration_s += now - started
-            last.response = excerpt(response)
-            return
+        key = (kind, method, target, status, request)
+        # A poll loop alternates a few calls (queue depth, then the task): any of the last
+        # rows that is the same call counts it again.
+        for row in self.calls[-_POLL_WINDOW:]:
+            if (row.kind, row.method, row.target, row.status, row.request) == key:
+                row.count += 1
+                row.duration_s += now - started
+                row.response = excerpt(response)
+                return
         if len(self.calls) >= MAX_CALLS:
             self.omitted += 1
             return

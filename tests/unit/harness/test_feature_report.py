@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from cdk.synth import PROJECT_ROOT
-from harness.reports.recording import MAX_CALLS, REDACTED, excerpt, redact_value
+from harness.reports.recording import MAX_CALLS, REDACTED, excerpt, recording, redact_value
 
 DEMO = Path(__file__).parent / "report_demo"
 WORDS = {1: "one", 2: "two"}
@@ -371,3 +371,18 @@ def test_in_a_real_browser_failed_only_hides_what_passed(tmp_path: Path, server:
     green_all, green_failed = _pixels(everything, PASSED_GREEN), _pixels(failed_only, PASSED_GREEN)
     assert green_all - green_failed > 1000, (green_all, green_failed)
     assert _pixels(failed_only, (0xC6, 0x28, 0x28)) > 1000  # failed badges and messages
+
+
+def test_an_alternating_poll_is_two_rows_with_counts() -> None:
+    with recording() as log:
+        for _ in range(30):
+            for operation in ("GetQueueAttributes", "GetItem"):
+                log.add(kind="aws", method="x", target=operation, status="200",
+                        started=time.monotonic(), request="{}", response="{}")  # fmt: skip
+        log.add(kind="http", method="GET", target="/t", status="200",
+                started=time.monotonic(), request="", response="done")  # fmt: skip
+    assert [(c.target, c.count) for c in log.calls] == [
+        ("GetQueueAttributes", 30),
+        ("GetItem", 30),
+        ("/t", 1),
+    ]

@@ -65,7 +65,7 @@ def poll(times: int) -> None:
 
 @when(parsers.parse("the client asks for {count:d} different things"))
 def many(count: int) -> None:
-    for number in range(count):
+    for number in range(100, 100 + count):
         requests.get(f"{SERVER}/things/{number}", timeout=10)
 
 
