@@ -52,11 +52,8 @@ class FeatureReport:
         self.last_stop = 0.0
         self.session_started = time.monotonic()
         self._logs: dict[str, CallLog] = {}
+        self._target_read = False
         self._hooks = contextlib.ExitStack()
-
-    @property
-    def target_name(self) -> str:
-        return self.run.target
 
     # --- session -------------------------------------------------------------------------
 
@@ -114,9 +111,19 @@ class FeatureReport:
         # A session's or module's fixtures (the local stack's deployment) are no scenario's.
         with contextlib.nullcontext() if fixturedef.scope == "function" else paused():
             value = yield
-        if fixturedef.argname == "target" and not self.run.settings:
+        if (
+            fixturedef.argname == "target"
+            and not self._target_read
+            and self._scenarios_see(fixturedef.baseid)
+        ):
+            self._target_read = True
             self._read_target(value)
         return value
+
+    def _scenarios_see(self, baseid: str) -> bool:
+        """Whether a fixture of conftest ``baseid`` is the scenarios' own (other test
+        folders may have a fixture of the same name)."""
+        return any(node.startswith(baseid) for node in self.selected)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(
@@ -210,10 +217,6 @@ class FeatureReport:
     def wall_s(self) -> float:
         """Seconds from the first scenario's start to the last scenario's end."""
         return self.last_stop - self.first_start if self.first_start is not None else 0.0
-
-    @property
-    def session_wall_s(self) -> float:
-        return self.run.wall_time_s
 
     def all_results(self) -> list[ScenarioResult]:
         """Every scenario the page shows: those that ran, then those that did not."""
