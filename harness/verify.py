@@ -13,6 +13,7 @@ runs the same features and always destroys it (``harness.stack.verify``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from harness.node import env_with_node
 DEFAULT_REPORT_DIR = Path("reports/features")
 SPEC_MARKER = "spec"
 PRODUCTION_REPORT_SUBDIR = "production"
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C
 
 
 def run_features(
@@ -55,12 +57,20 @@ def run_features(
         f"==> running the features against the {target} target: {' '.join(command[2:])}", flush=True
     )
     started = time.monotonic()
+    process = subprocess.Popen(command, env=env_with_node())
     try:
-        code = subprocess.call(command, env=env_with_node())
+        code = process.wait()
     except KeyboardInterrupt:
-        # pytest got the same SIGINT and tears its stack down itself; report and stop.
-        print("interrupted: the features' local stack is torn down by pytest", file=sys.stderr)
-        return 130
+        # pytest got the same SIGINT, tears its stack down and writes a report that says it
+        # was interrupted; wait for that rather than leave it half done.
+        print(
+            "interrupted (Ctrl-C): waiting for pytest to stop the stack and write the report",
+            file=sys.stderr,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            process.wait()
+        print(f"interrupted; report: {report_dir / 'features.html'}", file=sys.stderr)
+        return INTERRUPTED
     print(
         f"==> features finished in {time.monotonic() - started:.1f}s with exit code {code}; "
         f"report: {report_dir / 'features.html'}",
@@ -96,12 +106,17 @@ def print_runs_summary(runs: list[tuple[str, Path, int]]) -> None:
             print(f"    {name}: exit code {code}, no summary in {report_dir}")
             continue
         totals = summary["totals"]
-        verdict = "ok" if code == 0 else "FAILED"
+        complete = summary.get("status", "complete") == "complete"
+        verdict = "ok" if code == 0 and complete else ("FAILED" if complete else "INCOMPLETE")
+        not_run = totals.get("not run", 0)
         print(
-            f"    {verdict:6} {name}: {totals['passed']} passed, {totals['failed']} failed, "
-            f"{totals['skipped']} skipped in {summary['wall_time_s']:.0f}s "
-            f"(report: {report_dir / 'features.html'})"
+            f"    {verdict:10} {name}: {totals['passed']} passed, {totals['failed']} failed, "
+            f"{totals['skipped']} skipped"
+            + (f", {not_run} not run" if not_run else "")
+            + f" in {summary['wall_time_s']:.0f}s (report: {report_dir / 'features.html'})"
         )
+        if not complete:
+            print(f"               {summary.get('reason') or 'the run did not finish'}")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -121,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
             ),
         )
     ]
-    if not args.skip_production:
+    interrupted = runs[0][2] == INTERRUPTED
+    if not args.skip_production and not interrupted:
         production_dir = args.report_dir / PRODUCTION_REPORT_SUBDIR
         runs.append(
             (

@@ -109,3 +109,33 @@ def test_the_kill_table_names_the_killing_scenario_and_flags_the_rest() -> None:
     assert "| `survivor` | promise of survivor | ephemeral | SURVIVED | - | 9 s |" in table
     assert "KILLED in 7.2s by 'A | scenario'" in describe(results[0])
     assert "SURVIVED" in describe(results[1])
+
+
+def test_verify_says_why_a_run_did_not_complete_and_stops_after_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(**kwargs: Any) -> int:
+        summary = {
+            "status": "incomplete",
+            "reason": "the run was interrupted (Ctrl-C) before it ended",
+            "totals": {"passed": 3, "failed": 0, "skipped": 0, "not run": 51},
+            "wall_time_s": 9.0,
+        }
+        (kwargs["report_dir"] / "summary.json").write_text(json.dumps(summary))
+        return verify.INTERRUPTED
+
+    def production(report_dir: Path, extra_args: list[str] | None = None) -> int:
+        raise AssertionError("no production run after Ctrl-C")
+
+    monkeypatch.setattr(verify, "run_features", interrupted)
+    monkeypatch.setattr(verify, "run_spec_on_production", production)
+    args = argparse.Namespace(
+        target="local", report_dir=tmp_path, outputs=None, pytest_args=[], skip_production=False
+    )
+
+    assert verify._run(args) == verify.INTERRUPTED
+
+    out = capsys.readouterr().out
+    assert "INCOMPLETE every feature, ephemeral profile: 3 passed, 0 failed, 0 skipped, " in out
+    assert "51 not run" in out
+    assert "the run was interrupted (Ctrl-C) before it ended" in out
