@@ -179,8 +179,10 @@ def _code_dir(bundled: bool) -> Iterator[str]:
 
 
 def _sample(module: str, env: dict[str, str]) -> dict[str, float]:
+    # -P: the current directory stays off sys.path (the Lambda runtime's workers start so
+    # too); the code comes from PYTHONPATH alone.
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(module=module, repo=str(REPO_ROOT))],
+        [sys.executable, "-P", "-c", _CHILD.format(module=module, repo=str(REPO_ROOT))],
         env=env,
         capture_output=True,
         text=True,

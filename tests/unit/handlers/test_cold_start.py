@@ -36,7 +36,7 @@ print(json.dumps({{
 @pytest.mark.parametrize("module", ["handlers.api", "handlers.processor"])
 def test_a_handler_traces_its_aws_calls_and_imports_nothing_unused(module: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(module=module)],
+        [sys.executable, "-P", "-c", _CHILD.format(module=module)],
         env=lambda_environment(module, str(REPO_ROOT), tracing=True, bundled=False),
         capture_output=True,
         text=True,
