@@ -53,7 +53,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import WithJsonSchema
 
-from handlers.adapters.aws import API_CLIENT_CONFIG, dynamodb_client, sqs_client
+from handlers.adapters.aws import API_CLIENT_CONFIG, TRACED_LIBRARIES, dynamodb_client, sqs_client
 from handlers.adapters.dynamodb import DynamoTaskTable
 from handlers.adapters.sqs import SqsTaskQueue
 from handlers.domain.constants import (
@@ -97,7 +97,7 @@ from handlers.domain.tasks import (
 from handlers.settings import ApiSettings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 # An invocation with no application metric (a CORS preflight, an attempt cut short) is
 # normal here; powertools would print a UserWarning into the function's log for each.

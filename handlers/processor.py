@@ -35,7 +35,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers.adapters.aws import classify_aws_error, dynamodb_client, sqs_client
+from handlers.adapters.aws import (
+    TRACED_LIBRARIES,
+    classify_aws_error,
+    dynamodb_client,
+    sqs_client,
+)
 from handlers.adapters.dynamodb import DynamoTaskTable
 from handlers.adapters.sqs import SqsDeadLetters
 from handlers.domain.clock import MonotonicUtcClock
@@ -44,7 +49,7 @@ from handlers.domain.processing import AttemptFailedError, Delivery, Outcome, Pr
 from handlers.settings import ProcessorSettings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
 # An invocation with no application metric (a CORS preflight, an attempt cut short) is
 # normal here; powertools would print a UserWarning into the function's log for each.

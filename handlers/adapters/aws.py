@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_sqs.client import SQSClient
 
+TRACED_LIBRARIES: Final = ("botocore",)
+"""What the X-Ray tracer patches: the functions call out only through botocore (boto3's
+clients). Powertools' default patches every library the X-Ray SDK knows, importing each
+one found (requests, sqlite3, ...) at every cold start for calls these functions never make."""
+
 PROCESSOR_CLIENT_CONFIG: Final = Config(
     connect_timeout=2,
     read_timeout=5,

@@ -175,34 +175,52 @@ class DynamoTaskTable:
     # --- processor ---------------------------------------------------------------------
 
     def start(
-        self, task_id: str, *, previous: int, limit: int | None, attempt: Attempt, read_fault: bool
+        self,
+        task_id: str,
+        *,
+        previous: int,
+        limit: int | None,
+        attempt: Attempt,
+        read_fault: bool,
+        completion: Attempt | None = None,
     ) -> Started | TaskState:
         """The start write of attempt ``previous + 1`` (see :class:`TaskLedger`).
 
         ``limit`` None means the task was never started: it gets ``attempt_limit`` = the
         budget now. The condition pins the attempt count, so two starts cannot both win.
+        With ``completion``, the same write completes the task, as :meth:`complete` does.
         """
         number = previous + 1
         delivery = attempt.delivery
+        entries = [attempt.entry(HistoryEvent.STARTED, number)]
         values: dict[str, Any] = {
-            ":processing": TaskStatus.PROCESSING.value,
+            ":status": TaskStatus.PROCESSING.value,
             ":previous": previous,
             ":number": number,
             ":receive_count": delivery.receive_count,
             ":message_id": delivery.message_id,
             ":at": attempt.at,
-            ":entry": [attempt.entry(HistoryEvent.STARTED, number)],
             ":pending": TaskStatus.PENDING.value,
             **_status_values(STARTABLE, "startable"),
         }
         assignments = [
-            "#status = :processing",
+            "#status = :status",
             "attempts = :number",
             "receive_count = :receive_count",
             "message_id = :message_id",
             "updated_at = :at",
-            "history = list_append(history, :entry)",
+            "history = list_append(history, :entries)",
         ]
+        add = ""
+        if completion is not None:
+            entries.append(completion.entry(HistoryEvent.COMPLETED, number))
+            values.update(
+                {":status": TaskStatus.COMPLETED.value, ":done": completion.at, ":one": 1}
+            )
+            assignments[assignments.index("updated_at = :at")] = "updated_at = :done"
+            assignments.append("processed_at = :done")
+            add = " ADD applied :one"
+        values[":entries"] = entries
         if delivery.sequence_number is not None:
             values[":sequence_number"] = delivery.sequence_number
             assignments.append("sequence_number = :sequence_number")
@@ -227,7 +245,7 @@ class DynamoTaskTable:
                 TableName=self._table,
                 Key={"task_id": {"S": task_id}},
                 # Started, the task is real: no TTL may remove it any more.
-                UpdateExpression="SET " + ", ".join(assignments) + " REMOVE purge_at",
+                UpdateExpression="SET " + ", ".join(assignments) + " REMOVE purge_at" + add,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_to_attributes(values),
@@ -237,7 +255,12 @@ class DynamoTaskTable:
         except ClientError as exc:
             return _refusal(exc)
         fault = _plain(response["Attributes"]).get("fault") if read_fault else None
-        return Started(attempt=number, limit=limit, fault=None if fault is None else str(fault))
+        return Started(
+            attempt=number,
+            limit=limit,
+            fault=None if fault is None else str(fault),
+            completed=completion is not None,
+        )
 
     def complete(self, task_id: str, *, attempt_no: int, attempt: Attempt) -> TaskState | None:
         """COMPLETED with ``processed_at`` and ``applied`` 1, by the attempt that started it."""

@@ -23,7 +23,10 @@ Rules, for one delivery (an SQS record) of a task message:
   task is never recreated from the message: the message goes to the dead-letter queue
   with the reason ``unknown_task``.
 - A successful attempt completes the task by a conditional write (only the attempt that
-  started it can), with ``applied`` set to 1 and ``processed_at``.
+  started it can), with ``applied`` set to 1 and ``processed_at``. When the attempt has
+  nothing to do between the two (no fault directive to act on: every production task),
+  the start write completes the task itself: one conditional write, the same condition,
+  both history entries.
 - A failed attempt is recorded (``history`` entry ``failed`` with a short error code; the
   full error goes only to the function's log) and raised, so the batch reports it and the
   queue retries. On the task's last attempt the processor forwards the message to the
@@ -130,6 +133,7 @@ class Started:
     attempt: int
     limit: int
     fault: str | None = None  # the directive stored on the task, when it was asked for
+    completed: bool = False  # the same write completed the task (see TaskLedger.start)
 
 
 @dataclass(frozen=True)
@@ -196,11 +200,19 @@ class TaskLedger(Protocol):
     """The processor's conditional writes to the tasks table."""
 
     def start(
-        self, task_id: str, *, previous: int, limit: int | None, attempt: Attempt, read_fault: bool
+        self,
+        task_id: str,
+        *,
+        previous: int,
+        limit: int | None,
+        attempt: Attempt,
+        read_fault: bool,
+        completion: Attempt | None = None,
     ) -> Started | TaskState:
         """Attempt ``previous + 1``: only if the task has exactly ``previous`` attempts, is
         startable and has attempts left (``limit`` None: a task never started, which gets
-        the budget). Otherwise the task's state."""
+        the budget). Otherwise the task's state. With ``completion`` the same write also
+        completes the task (``started`` and ``completed`` entries, as ``complete`` would)."""
 
     def complete(self, task_id: str, *, attempt_no: int, attempt: Attempt) -> TaskState | None:
         """COMPLETED, only by the attempt that started it; None, or the state that refused."""
@@ -291,22 +303,44 @@ class Processor:
         started = self._start(message, delivery)
         if isinstance(started, Result):
             return started
+        if started.completed:
+            return Result(Outcome.COMPLETED)
         return self._attempt(message, delivery, started)
 
     # --- the start write and what a refusal means ------------------------------------------
 
     def _start(self, message: TaskMessage, delivery: Delivery) -> Started | Result:
         read_fault = self.fault_injection and message.fault is not None
+        # Without a fault directive to act on, nothing happens between an attempt's start
+        # and its completion: one write does both (one call per task, not two). It is the
+        # same conditional start, so the attempt is counted, its history recorded and the
+        # budget kept exactly as with two writes; a crash or a timeout can only fall
+        # before it (no attempt, nothing done) or after it (the task is COMPLETED).
+        at_once = not read_fault
         # A first attempt is by far the common case: guess it, learn the truth if refused.
         previous, limit = 0, None
-        for _ in range(_MAX_START_TRIES):
-            answer = self.ledger.start(
-                message.task_id,
-                previous=previous,
-                limit=limit,
-                attempt=self._attempt_facts(delivery),
-                read_fault=read_fault,
-            )
+        tries = 0
+        while tries < _MAX_START_TRIES:
+            facts = self._attempt_facts(delivery)
+            try:
+                answer = self.ledger.start(
+                    message.task_id,
+                    previous=previous,
+                    limit=limit,
+                    attempt=facts,
+                    read_fault=read_fault,
+                    completion=self._attempt_facts(delivery) if at_once else None,
+                )
+            except Exception:
+                if not at_once:
+                    raise
+                # Whether the write applied is unknown (an error, a timeout): start again
+                # with two writes, which finds out (a completed task refuses the start) and
+                # records a failed completion as the attempt's failure, with its code, as
+                # for any task.
+                at_once = False
+                continue
+            tries += 1
             if isinstance(answer, Started):
                 return answer
             decided = self._refused(message, delivery, answer)

@@ -208,10 +208,13 @@ DueDate = Annotated[
 ]
 
 
+# The API's request and response models below are built on first use (``defer_build``),
+# not at import: the processor imports this module too and never validates them, and
+# building a model's validator is most of its cost.
 class CreateTaskRequest(BaseModel):
     """A task to create. Unknown fields are rejected."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     title: Title
     description: Description
@@ -222,7 +225,7 @@ class CreateTaskRequest(BaseModel):
 class CreateTaskResponse(BaseModel):
     """The answer to an accepted task: it is stored and queued for processing."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     task_id: Annotated[str, Field(json_schema_extra={"format": "uuid"})]
     message: str
@@ -232,7 +235,7 @@ class CreateTaskResponse(BaseModel):
 class TaskView(BaseModel):
     """A stored task as ``GET /tasks/{task_id}`` returns it."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     task_id: Annotated[str, Field(json_schema_extra={"format": "uuid"})]
     title: str
@@ -278,12 +281,16 @@ class TaskView(BaseModel):
 class FieldErrorDetail(BaseModel):
     """Why one field (body field, header or path parameter) is invalid."""
 
+    model_config = ConfigDict(defer_build=True)
+
     field: str
     message: str
 
 
 class ErrorResponse(BaseModel):
     """Every error the API returns has this shape."""
+
+    model_config = ConfigDict(defer_build=True)
 
     error: Annotated[str, Field(description="Stable machine-readable error code")]
     message: Annotated[str, Field(description="What went wrong, for people")]

@@ -131,6 +131,28 @@ def _dead_letters(cloud: Cloud) -> list[dict[str, Any]]:
     ]
 
 
+def _fail_completion(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, *, only: str | None = None
+) -> None:
+    """Every write that would complete a task (``only`` that one) raises ``error``: the
+    start write that also completes (a task without a fault directive) and the completion
+    after a separate start (what the processor falls back to when the first one fails)."""
+    real_start, real_complete = DynamoTaskTable.start, DynamoTaskTable.complete
+
+    def start(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
+        if kwargs.get("completion") is not None and only in (None, task_id):
+            raise error
+        return real_start(self, task_id, **kwargs)
+
+    def complete(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
+        if only in (None, task_id):
+            raise error
+        return real_complete(self, task_id, **kwargs)
+
+    monkeypatch.setattr(DynamoTaskTable, "start", start)
+    monkeypatch.setattr(DynamoTaskTable, "complete", complete)
+
+
 # --- completing tasks in order ----------------------------------------------------------------
 
 
@@ -240,22 +262,16 @@ def test_an_infrastructure_error_is_a_retryable_failure_with_a_short_code(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = _submit(call_api, 3)
-    real_complete = DynamoTaskTable.complete
-
-    def throttled(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
-        if task_id == ids[1]:
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "ProvisionedThroughputExceededException",
-                        "Message": "arn:aws:dynamodb:us-east-1:123456789012:table/tasks is slow",
-                    }
-                },
-                "UpdateItem",
-            )
-        return real_complete(self, task_id, **kwargs)
-
-    monkeypatch.setattr(DynamoTaskTable, "complete", throttled)
+    throttled = ClientError(
+        {
+            "Error": {
+                "Code": "ProvisionedThroughputExceededException",
+                "Message": "arn:aws:dynamodb:us-east-1:123456789012:table/tasks is slow",
+            }
+        },
+        "UpdateItem",
+    )
+    _fail_completion(monkeypatch, throttled, only=ids[1])
     batch = [deliveries.record(task_id) for task_id in ids]
     response = run_processor(batch)
 
@@ -265,6 +281,34 @@ def test_an_infrastructure_error_is_a_retryable_failure_with_a_short_code(
     assert item["status"] == "PROCESSING"
     assert item["history"][-1]["error_code"] == "throttled"
     assert "123456789012" not in json.dumps(item, default=str), "internals stored on the task"
+
+
+def test_a_failed_write_that_would_start_and_complete_is_retried_as_two_writes(
+    cloud: Cloud,
+    call_api: CallApi,
+    run_processor: RunProcessor,
+    deliveries: Deliveries,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The one write of a task without a fault directive fails (an error, or a timeout whose
+    # write may have applied): the processor starts the attempt again in two writes, in the
+    # same invocation, and the task is completed once, with its whole history.
+    (task_id,) = _submit(call_api)
+    real_start = DynamoTaskTable.start
+    failed: list[str] = []
+
+    def start_once_failing(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
+        if kwargs.get("completion") is not None and not failed:
+            failed.append(task_id)
+            raise ClientError({"Error": {"Code": "InternalServerError"}}, "UpdateItem")
+        return real_start(self, task_id, **kwargs)
+
+    monkeypatch.setattr(DynamoTaskTable, "start", start_once_failing)
+    assert run_processor([deliveries.record(task_id)]) == {"batchItemFailures": []}
+    assert failed == [task_id]
+    item = _item(cloud, task_id)
+    assert (item["status"], item["attempts"], item["applied"]) == ("COMPLETED", 1, 1)
+    assert _events(item) == [("started", 1), ("completed", 1)]
 
 
 def test_a_batch_whose_every_record_fails_is_reported_not_raised(
@@ -350,14 +394,11 @@ def test_a_real_failure_on_the_last_attempt_marks_the_task_failed_with_a_code(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (task_id,) = _submit(call_api)
-
-    def broken(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
-        raise ClientError(
-            {"Error": {"Code": "AccessDeniedException", "Message": "role arn:aws:iam::1:x"}},
-            "UpdateItem",
-        )
-
-    monkeypatch.setattr(DynamoTaskTable, "complete", broken)
+    denied = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "role arn:aws:iam::1:x"}},
+        "UpdateItem",
+    )
+    _fail_completion(monkeypatch, denied)
     for attempt in range(1, ATTEMPT_BUDGET):
         assert _failures(run_processor([deliveries.record(task_id, attempt)]))
     assert run_processor([deliveries.record(task_id, ATTEMPT_BUDGET)]) == {"batchItemFailures": []}

@@ -1,0 +1,49 @@
+"""What importing a handler loads, as Lambda imports it (its environment, tracing on).
+
+Machine-independent guards for the cold start (``benchmarks/cold_start_bench.py`` prints
+the times): the X-Ray tracer still patches botocore, so every AWS call stays traced, and
+nothing is imported that no request uses.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cold_start_bench import lambda_environment
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# Libraries the X-Ray SDK would patch if asked to patch everything; no handler uses them.
+UNUSED = frozenset({"requests", "sqlite3", "httpx", "pymongo", "psycopg2", "pynamodb"})
+
+_CHILD = """
+import json, sys
+import {module}
+import wrapt
+from botocore.client import BaseClient
+print(json.dumps({{
+    # The X-Ray SDK's botocore patch wraps this method (wrapt) to record a subsegment.
+    "botocore_traced": isinstance(BaseClient.__dict__["_make_api_call"], wrapt.FunctionWrapper),
+    "modules": sorted({{name.split(".")[0] for name in sys.modules}}),
+}}))
+"""
+
+
+@pytest.mark.parametrize("module", ["handlers.api", "handlers.processor"])
+def test_a_handler_traces_its_aws_calls_and_imports_nothing_unused(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", _CHILD.format(module=module)],
+        env=lambda_environment(module, str(REPO_ROOT), tracing=True, bundled=False),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["botocore_traced"], "the tracer no longer patches botocore: AWS calls untraced"
+    assert not UNUSED & set(loaded["modules"]), "imported at init, used by no request"
