@@ -210,7 +210,9 @@ def test_cold_start_then_warm_reuse_of_the_same_process(service: LambdaService) 
 
 
 def test_pool_grows_with_concurrency_and_keeps_idle_workers(service: LambdaService) -> None:
-    spec = make_spec(reserved_concurrency=3)
+    # A generous timeout: three cold starts at once on a busy machine are slow, and this
+    # test is about the pool, not about timeouts.
+    spec = make_spec(reserved_concurrency=3, timeout_s=30)
     service.add_function(spec)
     barrier = threading.Barrier(3)
 
@@ -221,7 +223,8 @@ def test_pool_grows_with_concurrency_and_keeps_idle_workers(service: LambdaServi
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(slow, range(3)))
 
-    assert all(r.function_error is None for r in results)
+    errors = [(r.function_error, r.payload[:300]) for r in results if r.function_error]
+    assert not errors, errors
     assert len({json.loads(r.payload)["pid"] for r in results}) == 3
     stats = service.stats()[spec.function_name]
     assert (stats.cold_starts, stats.warm_workers, stats.max_concurrency) == (3, 3, 3)
