@@ -21,6 +21,7 @@ from harness.drivers import (
     TaskStore,
     processing_order,
 )
+from harness.payloads import valid_task
 from harness.target import Target
 
 
@@ -70,18 +71,6 @@ class ScenarioTasks:
             assert item.task_id, f"task {item.label} has no id: {item.response.describe()}"
             ids.append(item.task_id)
         return ids
-
-
-def valid_task(title: str = "Prepare the quarterly report", **overrides: Any) -> dict[str, Any]:
-    """A task that passes every validation rule."""
-    task: dict[str, Any] = {
-        "title": title,
-        "description": "Collect the figures and write the summary.",
-        "priority": "medium",
-        "due_date": "2026-12-31",
-    }
-    task.update(overrides)
-    return task
 
 
 def fault_headers(target: Target, directive: str) -> dict[str, str]:

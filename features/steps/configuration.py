@@ -14,8 +14,9 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, stored, valid_task
+from features.steps.common import ScenarioTasks, stored
 from harness.drivers import TaskApi, TaskStore
+from harness.payloads import valid_task
 from harness.target import Target
 from harness.waiting import wait_until
 

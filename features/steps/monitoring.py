@@ -10,9 +10,10 @@ from typing import Any
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, fault_headers, valid_task
+from features.steps.common import ScenarioTasks, fault_headers
 from harness.drivers import Alarms, DeadLetters, TaskApi, TaskStore
 from harness.local.metric_math import evaluate, ids_used
+from harness.payloads import valid_task
 from harness.target import Target
 from harness.waiting import wait_until
 

@@ -7,8 +7,9 @@ from typing import Any
 from pytest_bdd import given, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, stored, valid_task
+from features.steps.common import ScenarioTasks, stored
 from harness.drivers import QueueIdle, TaskApi, TaskStore
+from harness.payloads import valid_task
 from harness.target import Target
 from harness.waiting import wait_until
 

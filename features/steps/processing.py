@@ -9,7 +9,7 @@ from typing import Any
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
+from features.steps.common import ScenarioTasks, fault_headers, stored
 from harness.drivers import (
     DeadLetter,
     DeadLetters,
@@ -21,6 +21,7 @@ from harness.drivers import (
     history_of,
     processing_order,
 )
+from harness.payloads import valid_task
 from harness.target import Target
 from harness.waiting import wait_until
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from pytest_bdd import parsers, then, when
 
-from features.steps.common import ScenarioTasks, stored, valid_task
+from features.steps.common import ScenarioTasks, stored
 from harness.drivers import TaskApi, TaskStore, new_idempotency_key
+from harness.payloads import valid_task
 
 FIELDS = {
     "title": "title",
