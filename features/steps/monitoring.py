@@ -12,9 +12,9 @@ from pytest_bdd import given, parsers, then, when
 from cdk import contract
 from features.steps.common import ScenarioTasks, fault_headers, valid_task
 from harness.drivers import Alarms, DeadLetters, TaskApi, TaskStore
-from harness.local.metric_math import evaluate, ids_used
 from harness.target import Target
 from harness.waiting import wait_until
+from localcloud.metric_math import evaluate, ids_used
 
 ALARMS = {
     "API errors": contract.API_ERRORS_ALARM_NAME,

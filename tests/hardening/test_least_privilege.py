@@ -3,7 +3,7 @@
 The features run against this module's own local stack (a subprocess of ``pytest
 features --outputs``; the monitoring scenarios, which only wait out alarm windows, are left
 out). Every function's workers sign with credentials of their own, so the local cloud
-records each ``(role, action, resource)`` used (``harness.local.identity``): the functions'
+records each ``(role, action, resource)`` used (``localcloud.identity``): the functions'
 own AWS calls, the event source mapping's receives and deletes, the log shipping. The
 roles' statements are read back from IAM as the CloudFormation engine created them, with
 every intrinsic resolved. Then, per role:
@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from cdk import contract
-from harness.local.cloud import LocalStack
-from harness.node import env_with_node
+from cdk.node import env_with_node
+from harness.local_stack.cloud import LocalDeployment
 from harness.target import Target
 
 # Used with the role by Lambda's active tracing (X-Ray daemon), which is not emulated.
@@ -68,7 +68,7 @@ def _allows(grant: tuple[str, str], action: str, resource: str) -> bool:
 
 @pytest.mark.timeout(1800)
 def test_each_role_allows_exactly_what_its_function_calls(
-    local_stack: LocalStack, target: Target, tmp_path: Path
+    local_stack: LocalDeployment, target: Target, tmp_path: Path
 ) -> None:
     features = subprocess.run(
         [

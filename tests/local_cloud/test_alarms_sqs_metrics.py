@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from harness.local.alarms import ALARM, OK, AlarmService
-from harness.local.inprocess import InProcessCloudWatchClient
-from harness.local.metrics import QueueDepth, QueueMetricsPublisher, local_client
 from harness.waiting import wait_until
+from localcloud.alarms import ALARM, OK, AlarmService
+from localcloud.inprocess import InProcessCloudWatchClient
+from localcloud.metrics import QueueDepth, QueueMetricsPublisher, local_client
 
 from .conftest import dlq_alarm
 
