@@ -1004,7 +1004,6 @@ class _Flusher:
         self._streams_ready: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="apigw-flusher", daemon=True)
-        self.lines_shipped = 0
         self.last_error: str | None = None
         self._thread.start()
 
@@ -1067,7 +1066,6 @@ class _Flusher:
 
     def _put(self, group: str, stream: str, events: list[dict[str, Any]]) -> None:
         self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
-        self.lines_shipped += len(events)
 
     def _ensure_stream(self, group: str, stream: str) -> None:
         if (group, stream) in self._streams_ready:
@@ -1324,11 +1322,6 @@ class ApiGatewayService(ClosesOnExit):
         """A snapshot of the request counters."""
         with self._stats_lock:
             return ApiGatewayStats(**self._stats.as_dict())
-
-    @property
-    def access_log_lines_shipped(self) -> int:
-        """Access-log lines delivered to CloudWatch Logs so far."""
-        return self._flusher.lines_shipped
 
     def flush(self) -> None:
         """Ship pending access-log lines and metrics now (normally a background job)."""

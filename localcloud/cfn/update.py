@@ -82,11 +82,6 @@ class UpdatePlan:
     blockers: tuple[str, ...]
     """One line per difference the running stack cannot take: it needs a restart."""
 
-    @property
-    def applicable(self) -> bool:
-        """True if every difference can be applied in place (possibly none)."""
-        return not self.blockers
-
 
 def _changed_keys(
     old: Mapping[str, Any], new: Mapping[str, Any], ignored: frozenset[str]

@@ -261,10 +261,6 @@ class Worker:
         for thread in self._threads:
             thread.join(timeout)
 
-    def wait_exited(self, timeout: float) -> bool:
-        """True once the process has exited and its exit was handled."""
-        return self._exited.wait(timeout)
-
     def sample_peak_rss(self) -> int:
         """Peak resident memory of the runtime process in MB (Lambda's "Max Memory Used")."""
         proc = self.process

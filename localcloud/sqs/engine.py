@@ -538,11 +538,6 @@ class SqsEngine:
         with self._lock:
             return self._find(ref)
 
-    def list_queue_objects(self) -> list[Queue]:
-        """Every queue, in creation order."""
-        with self._lock:
-            return list(self._queues.values())
-
     def queue_depth(self, ref: str) -> QueueDepth:
         """Visible, in-flight and delayed counts and the age of the oldest message."""
         with self._lock:
@@ -560,10 +555,6 @@ class SqsEngine:
                 self._maintain(queue, now)
                 result[queue.url] = self._depth(queue, now)
             return result
-
-    def oldest_message_age(self, ref: str) -> float:
-        """Seconds since the oldest message still in the queue arrived (0 if empty)."""
-        return self.queue_depth(ref).age_of_oldest_s
 
     def _depth(self, queue: Queue, now: float) -> QueueDepth:
         heap = queue.age_heap

@@ -172,11 +172,3 @@ def throttled() -> SqsError:
 
 def resource_not_found(message: str) -> SqsError:
     return SqsError("ResourceNotFoundException", message, status=404)
-
-
-def unsupported_operation(message: str) -> SqsError:
-    return SqsError(
-        "AWS.SimpleQueueService.UnsupportedOperation",
-        message,
-        shape="UnsupportedOperation",
-    )
