@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "InProcessCloudWatchClient": "localcloud.inprocess",
     "InProcessLogsClient": "localcloud.inprocess",
     "InProcessSqsClient": "localcloud.sqs.protocol",
+    "QueueDepth": "localcloud.sqs.engine",
     # start-up
     "warm_up": "localcloud.warm",
 }
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from localcloud.specs import LocalServices as LocalServices
     from localcloud.specs import RestApiSpec as RestApiSpec
     from localcloud.sqs.engine import DEFAULT_REGION as DEFAULT_REGION
+    from localcloud.sqs.engine import QueueDepth as QueueDepth
     from localcloud.sqs.engine import set_fifo_quota as set_fifo_quota
     from localcloud.sqs.protocol import InProcessSqsClient as InProcessSqsClient
     from localcloud.warm import warm_up as warm_up

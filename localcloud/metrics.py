@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from localcloud.closing import ClosesOnExit
+from localcloud.sqs.engine import QueueDepth
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +47,6 @@ def local_client(service: str, endpoint_url: str, region: str) -> Any:
 def queue_name_from_url(queue_url: str) -> str:
     """``http://host/123456789012/tasks.fifo`` -> ``tasks.fifo`` (the QueueName dimension)."""
     return queue_url.rstrip("/").rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """One sample of a queue, as the ``AWS/SQS`` metrics report it."""
-
-    visible: int
-    not_visible: int
-    delayed: int
-    age_of_oldest_s: float | None = None  # None: unknown, the metric is not published
 
 
 DepthSource = Callable[[], Mapping[str, QueueDepth]]

@@ -236,7 +236,6 @@ class LocalDeployment:
             LambdaService,
             QueueMetricsPublisher,
         )
-        from localcloud.metrics import QueueDepth
 
         self.endpoint = AwsEndpoint(port=self.port, throttling=self.throttling)
         self.endpoint.start()
@@ -287,17 +286,9 @@ class LocalDeployment:
 
         self.alarms = AlarmService(url, region, cloudwatch_client=cloudwatch)
         self._on_stop("alarms", self.alarms.close)
-        engine = self.endpoint.sqs
-
-        def depths() -> dict[str, QueueDepth]:
-            # Straight from the engine's counters: no HTTP round trip per sample.
-            return {
-                url: QueueDepth(d.visible, d.not_visible, d.delayed, d.age_of_oldest_s)
-                for url, d in engine.queue_depths().items()
-            }
-
+        # Straight from the engine's counters: no HTTP round trip per sample.
         self.queue_metrics = QueueMetricsPublisher(
-            url, region, depths, cloudwatch_client=cloudwatch
+            url, region, self.endpoint.sqs.queue_depths, cloudwatch_client=cloudwatch
         )
         self._on_stop("queue metrics", self.queue_metrics.close)
         self.progress(f"local cloud listening on {url} (region {region})")
@@ -400,7 +391,7 @@ class LocalDeployment:
                 "visible": depth.visible,
                 "in_flight": depth.not_visible,
                 "delayed": depth.delayed,
-                "age_of_oldest_s": round(depth.age_of_oldest_s, 1),
+                "age_of_oldest_s": round(depth.age_of_oldest_s or 0.0, 1),
             }
             for url, depth in self.endpoint.sqs.queue_depths().items()
         }

@@ -122,12 +122,19 @@ _THROTTLE_BUCKET = {
 
 @dataclass(frozen=True, slots=True)
 class QueueDepth:
-    """How many messages a queue holds, as the AWS/SQS CloudWatch metrics count them."""
+    """How many messages a queue holds, as the AWS/SQS CloudWatch metrics count them.
+
+    The one queue-depth type: the engine's counters, and the samples
+    :class:`~localcloud.metrics.QueueMetricsPublisher` publishes.
+    """
 
     visible: int
     not_visible: int
     delayed: int
-    age_of_oldest_s: float
+    age_of_oldest_s: float | None = None
+    """Seconds since the oldest message arrived (0 when empty; the engine always knows it).
+    None: unknown (a sample through ``GetQueueAttributes``, which does not report it), and
+    ``ApproximateAgeOfOldestMessage`` is then not published."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ import pytest
 from harness.waiting import wait_until
 from localcloud.alarms import ALARM, OK, AlarmService
 from localcloud.inprocess import InProcessCloudWatchClient
-from localcloud.metrics import QueueDepth, QueueMetricsPublisher, local_client
+from localcloud.metrics import QueueMetricsPublisher, local_client
+from localcloud.sqs import QueueDepth
 
 from .conftest import dlq_alarm
 
