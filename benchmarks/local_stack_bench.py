@@ -80,8 +80,8 @@ from harness.synth_cache import INPUT_DIRS, INPUT_FILES  # noqa: E402
 from harness.target import Target  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 from harness.watch import Reloader  # noqa: E402
+from localcloud.clients import local_client  # noqa: E402
 from localcloud.lambda_service.testing import function_spec  # noqa: E402
-from localcloud.metrics import local_client  # noqa: E402
 
 TARGET_START_S = 2.0
 TARGET_OVERHEAD_MS = 2.0

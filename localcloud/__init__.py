@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "plan_update": "localcloud.cfn.update",
     "apply_update": "localcloud.cfn.update",
     # clients
-    "local_client": "localcloud.metrics",
+    "local_client": "localcloud.clients",
     "InProcessCloudWatchClient": "localcloud.inprocess",
     "InProcessLogsClient": "localcloud.inprocess",
     "InProcessSqsClient": "localcloud.sqs.protocol",
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from localcloud.cfn import deploy_assembly as deploy_assembly
     from localcloud.cfn.update import apply_update as apply_update
     from localcloud.cfn.update import plan_update as plan_update
+    from localcloud.clients import local_client as local_client
     from localcloud.endpoint import AwsEndpoint as AwsEndpoint
     from localcloud.esm import EventSourceMappingService as EventSourceMappingService
     from localcloud.inprocess import InProcessCloudWatchClient as InProcessCloudWatchClient
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
     from localcloud.lambda_api import LambdaControlPlane as LambdaControlPlane
     from localcloud.lambda_service import LambdaService as LambdaService
     from localcloud.metrics import QueueMetricsPublisher as QueueMetricsPublisher
-    from localcloud.metrics import local_client as local_client
     from localcloud.specs import AlarmSpec as AlarmSpec
     from localcloud.specs import EventSourceMappingSpec as EventSourceMappingSpec
     from localcloud.specs import FunctionSpec as FunctionSpec

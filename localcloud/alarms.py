@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localcloud import metric_math
+from localcloud.clients import local_client
 from localcloud.closing import ClosesOnExit
-from localcloud.metrics import local_client
 from localcloud.moto_compat import aware, install_describe_alarm_history
 from localcloud.specs import AlarmSpec, MetricQuery
 

@@ -61,9 +61,9 @@ from email.utils import formatdate
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote
 
+from localcloud.clients import local_client
 from localcloud.closing import ClosesOnExit
 from localcloud.http11 import BadRequestError, Reader, Request, read_request
-from localcloud.metrics import local_client
 from localcloud.specs import ApiMethod, IntegrationResponse, InvokeResult, RestApiSpec
 
 logger = logging.getLogger(__name__)

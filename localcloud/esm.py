@@ -34,10 +34,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from localcloud.clients import client_factory
 from localcloud.closing import ClosesOnExit
 from localcloud.identity import AccessLog
 from localcloud.lambda_service import LambdaService, LambdaServiceClosedError
-from localcloud.lambda_service.telemetry import client_factory
 from localcloud.specs import EventSourceMappingSpec, InvokeResult
 
 _LOG = logging.getLogger(__name__)

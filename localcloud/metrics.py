@@ -15,33 +15,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from localcloud.clients import local_client
 from localcloud.closing import ClosesOnExit
 from localcloud.sqs.engine import QueueDepth
 
 logger = logging.getLogger(__name__)
-
-# Local endpoints answer at once or not at all: fail fast instead of botocore's default
-# minute of retries and backoff, so a stopped endpoint never stalls a background thread.
-_LOCAL_CLIENT_CONFIG = Config(
-    retries={"max_attempts": 2, "mode": "standard"},
-    connect_timeout=2,
-    read_timeout=10,
-)
-
-
-def local_client(service: str, endpoint_url: str, region: str) -> Any:
-    """A boto3 client for ``service`` at the local cloud's endpoint (moto accepts any keys)."""
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - local endpoint only
-        config=_LOCAL_CLIENT_CONFIG,
-    )
 
 
 def queue_name_from_url(queue_url: str) -> str:

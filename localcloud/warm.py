@@ -32,6 +32,7 @@ LOCAL_CLOUD_MODULES = (
     "localcloud.alarms",
     "localcloud.metrics",
     "localcloud.lambda_api",
+    "localcloud.inprocess",
     "localcloud.cfn",
 )
 """The local cloud's services and the CloudFormation engine, imported by the start."""
@@ -86,7 +87,7 @@ def warm_up(region: str) -> None:
         if region in _warmed:
             return
         from localcloud.cfn.providers.base import preload_clients
-        from localcloud.metrics import local_client
+        from localcloud.clients import local_client
 
         for module in LOCAL_CLOUD_MODULES:
             importlib.import_module(module)

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from localcloud.clients import local_client
 from localcloud.specs import AlarmSpec, EventSourceMappingSpec, FunctionSpec, RestApiSpec
 
 REGION = "us-east-1"
@@ -120,14 +119,8 @@ def template(resources: Mapping[str, Any], **sections: Any) -> dict[str, Any]:
 
 
 def client(url: str, service: str, region: str = REGION) -> Any:
-    """A boto3 client for a local endpoint."""
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=url,
-        region_name=region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - the local endpoint ignores it
-    )
+    """A boto3 client for a local endpoint (botocore's default retries and timeouts)."""
+    return local_client(service, url, region, config=None)
 
 
 def warm_up(url: str, region: str = REGION) -> None:

@@ -54,13 +54,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from localcloud.clients import client_factory
 from localcloud.closing import ClosesOnExit
 from localcloud.identity import AccessLog, Identities, Principal
 from localcloud.lambda_service.telemetry import (
     EMF_PREFIX,
     LogShipper,
     MetricsPublisher,
-    client_factory,
     log_stream_name,
 )
 from localcloud.lambda_service.worker import Invocation, Outcome, Worker, WorkerStoppedError

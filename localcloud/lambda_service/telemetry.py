@@ -17,11 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-# Re-exported: the in-process client lived here first (localcloud.inprocess now).
-from localcloud.inprocess import InProcessLogsClient as InProcessLogsClient
+from localcloud.clients import ClientFactory
 
 _LOG = logging.getLogger(__name__)
 
@@ -31,35 +27,6 @@ _MAX_BATCH_BYTES = 1_048_576
 _MAX_BATCH_EVENTS = 10_000
 _EVENT_OVERHEAD = 26
 _TRUNCATED = " [truncated]\n"
-
-ClientFactory = Callable[[str], Any]
-
-
-def client_factory(
-    endpoint_url: str, region: str, *, max_pool_connections: int = 10
-) -> ClientFactory:
-    """boto3 clients for the local endpoint, with dummy credentials (never a real lookup).
-
-    One session serves every client the factory makes (under a lock: sessions are not
-    thread-safe): the first client loads the service models, later ones reuse them
-    (~20 ms instead of ~300 ms each).
-    """
-    session = boto3.session.Session()
-    lock = threading.Lock()
-    config = Config(max_pool_connections=max_pool_connections, retries={"mode": "standard"})
-
-    def make(service: str) -> Any:
-        with lock:
-            return session.client(
-                service,  # type: ignore[call-overload]
-                endpoint_url=endpoint_url,
-                region_name=region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - dummy, local endpoint only
-                config=config,
-            )
-
-    return make
 
 
 def truncate_message(message: str) -> str:

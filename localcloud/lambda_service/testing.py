@@ -81,7 +81,7 @@ def local_endpoint(region: str = REGION) -> Iterator[Endpoint]:
 
 def boto_client(endpoint: Endpoint, service: str) -> Any:
     """A boto3 client for ``endpoint`` with dummy credentials."""
-    from localcloud.lambda_service.telemetry import client_factory
+    from localcloud.clients import client_factory
 
     return client_factory(endpoint.url, endpoint.region)(service)
 

@@ -14,6 +14,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from localcloud.clients import DUMMY_KEY, local_client
+
 REGION = "us-east-1"
 # Tests see every error as it happens: no client-side retries (a throttle must surface).
 NO_RETRIES = Config(
@@ -24,15 +26,10 @@ NO_RETRIES = Config(
 
 
 def client(service: str, endpoint_url: str, config: Config = NO_RETRIES) -> Any:
-    """A boto3 client for a local endpoint (any credentials will do)."""
-    session: Any = boto3.session.Session()
-    return session.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - local endpoint only
-        config=config,
+    """A boto3 client for a local endpoint, from a session of its own (thread-safe to
+    create from any test thread)."""
+    return local_client(
+        service, endpoint_url, REGION, config=config, session=boto3.session.Session()
     )
 
 
@@ -81,8 +78,8 @@ def query_client(endpoint_url: str, config: Config = NO_RETRIES) -> Any:
         "sqs",
         region_name=REGION,
         endpoint_url=endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - local endpoint only
+        aws_access_key_id=DUMMY_KEY,
+        aws_secret_access_key=DUMMY_KEY,
         config=config,
     )
 

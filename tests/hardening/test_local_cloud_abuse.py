@@ -22,13 +22,11 @@ import pytest
 import requests
 
 from harness.waiting import wait_until
+from localcloud.clients import client_factory
 from localcloud.endpoint import AwsEndpoint
+from localcloud.inprocess import InProcessLogsClient
 from localcloud.lambda_service import LambdaService
-from localcloud.lambda_service.telemetry import (
-    MAX_LOG_EVENT_BYTES,
-    InProcessLogsClient,
-    client_factory,
-)
+from localcloud.lambda_service.telemetry import MAX_LOG_EVENT_BYTES
 from localcloud.lambda_service.testing import function_spec, pid_alive
 from localcloud.specs import FunctionSpec, InvokeResult
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from localcloud.clients import local_client
 from localcloud.endpoint import AwsEndpoint
-from localcloud.metrics import local_client
 from localcloud.specs import AlarmSpec, MetricDimension
 from localcloud.sqs import FakeClock
 from localcloud.sqs.testing import REGION, SqsBackend, client

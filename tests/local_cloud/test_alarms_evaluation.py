@@ -21,8 +21,8 @@ from localcloud.alarms import (
     Datapoint,
     evaluate,
 )
+from localcloud.clients import local_client
 from localcloud.inprocess import InProcessCloudWatchClient
-from localcloud.metrics import local_client
 from localcloud.specs import AlarmSpec, MetricDimension
 
 from .conftest import dlq_alarm

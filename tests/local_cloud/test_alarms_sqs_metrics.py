@@ -10,8 +10,9 @@ import pytest
 
 from harness.waiting import wait_until
 from localcloud.alarms import ALARM, OK, AlarmService
+from localcloud.clients import local_client
 from localcloud.inprocess import InProcessCloudWatchClient
-from localcloud.metrics import QueueMetricsPublisher, local_client
+from localcloud.metrics import QueueMetricsPublisher
 from localcloud.sqs import QueueDepth
 
 from .conftest import dlq_alarm

@@ -14,8 +14,8 @@ from moto.server import ThreadedMotoServer
 
 from harness.waiting import wait_until
 from localcloud.apigw import ApiGatewayService
+from localcloud.clients import local_client
 from localcloud.inprocess import InProcessCloudWatchClient, InProcessLogsClient
-from localcloud.metrics import local_client
 from localcloud.specs import ApiMethod, InvokeResult, RestApiSpec
 
 REGION = "us-east-1"

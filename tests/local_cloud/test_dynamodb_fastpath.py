@@ -20,8 +20,8 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from localcloud.clients import local_client
 from localcloud.endpoint import AwsEndpoint
-from localcloud.metrics import local_client
 
 _DESERIALIZE = TypeDeserializer()
 N = {"N": "1"}

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
+from localcloud.clients import local_client
 from localcloud.endpoint import AwsEndpoint
 from localcloud.inprocess import (
     InProcessCloudWatchClient,
     InProcessLogsClient,
     moto_account_id,
 )
-from localcloud.metrics import local_client
 
 PATHS = ("boto3", "in-process")
 

@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from localcloud.cfn.assembly import CloudAssembly
 from localcloud.cfn.errors import TemplateError
+from localcloud.clients import local_client
 from localcloud.specs import AlarmSpec, EventSourceMappingSpec, FunctionSpec
 
 if TYPE_CHECKING:
@@ -50,17 +51,9 @@ def _cached_client(service: str, endpoint_url: str, region: str) -> Any:
     with _lock:
         if key not in _client_cache:
             if _session is None:
-                # Explicit dummy credentials: the endpoint accepts any, and botocore then
-                # never walks the credential chain (environment, files, instance metadata).
-                _session = boto3.session.Session(
-                    aws_access_key_id="local",
-                    aws_secret_access_key="local",  # noqa: S106 - the local endpoint ignores it
-                )
-            _client_cache[key] = _session.client(
-                service,  # type: ignore[call-overload]
-                endpoint_url=endpoint_url,
-                region_name=region,
-                config=_CLIENT_CONFIG,
+                _session = boto3.session.Session()
+            _client_cache[key] = local_client(
+                service, endpoint_url, region, config=_CLIENT_CONFIG, session=_session
             )
         return _client_cache[key]
 
