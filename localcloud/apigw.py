@@ -48,7 +48,6 @@ import itertools
 import json
 import logging
 import os
-import queue
 import re
 import socket
 import socketserver
@@ -65,6 +64,7 @@ from localcloud.clients import local_client
 from localcloud.closing import ClosesOnExit
 from localcloud.http11 import BadRequestError, Reader, Request, read_request
 from localcloud.specs import ApiMethod, IntegrationResponse, InvokeResult, RestApiSpec
+from localcloud.telemetry import LogShipper, put_metric_data
 
 logger = logging.getLogger(__name__)
 
@@ -985,7 +985,8 @@ class _MetricWindow:
 
 
 class _Flusher:
-    """Ships access-log lines and API metrics from a queue, never on the request path."""
+    """Ships access-log lines (through the shared :class:`~localcloud.telemetry.LogShipper`)
+    and API metrics, never on the request path."""
 
     def __init__(
         self,
@@ -993,23 +994,26 @@ class _Flusher:
         cloudwatch_client_factory: Callable[[], Any] | None,
         interval_s: float,
     ) -> None:
-        self._logs_factory = logs_client_factory
+        self._logs = (
+            None
+            if logs_client_factory is None
+            else LogShipper(
+                lambda _service: logs_client_factory(), flush_interval=interval_s, name="apigw-logs"
+            )
+        )
         self._cloudwatch_factory = cloudwatch_client_factory
-        self._logs: Any = None
         self._cloudwatch: Any = None
         self._interval_s = interval_s
-        self._lines: queue.SimpleQueue[tuple[str, str, int, str]] = queue.SimpleQueue()
         self._metrics: dict[tuple[str, str], _MetricWindow] = {}
         self._metrics_lock = threading.Lock()
-        self._streams_ready: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="apigw-flusher", daemon=True)
         self.last_error: str | None = None
         self._thread.start()
 
     def log(self, group: str, stream: str, timestamp_ms: int, message: str) -> None:
-        if self._logs_factory is not None:
-            self._lines.put((group, stream, timestamp_ms, message))
+        if self._logs is not None:
+            self._logs.put(group, stream, message, timestamp_ms)
 
     def metric(self, api_name: str, stage: str, outcome: _Outcome, latency_ms: int) -> None:
         if self._cloudwatch_factory is None:
@@ -1024,58 +1028,23 @@ class _Flusher:
                 window.integration_latency.append(float(outcome.integration_latency_ms))
 
     def _run(self) -> None:
+        # The access logs ship on the log shipper's own thread; this one does the metrics.
         while not self._stop.wait(self._interval_s):
-            self.flush()
+            self._publish_metrics()
 
     def flush(self) -> None:
+        """Ship the access-log lines and metrics recorded so far, now."""
+        if self._logs is not None:
+            self._logs.flush()
+        self._publish_metrics()
+
+    def _publish_metrics(self) -> None:
         try:
-            self._flush_logs()
             self._flush_metrics()
             self.last_error = None
         except Exception as error:  # keep flushing after a failed round
             self.last_error = repr(error)
             logger.debug("API Gateway flush failed: %r", error)
-
-    def _flush_logs(self) -> None:
-        batches: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        while True:
-            try:
-                group, stream, stamp, message = self._lines.get_nowait()
-            except queue.Empty:
-                break
-            batches.setdefault((group, stream), []).append({"timestamp": stamp, "message": message})
-        if not batches:
-            return
-        if self._logs is None and self._logs_factory is not None:
-            self._logs = self._logs_factory()
-        for (group, stream), events in batches.items():
-            self._ensure_stream(group, stream)
-            events.sort(key=lambda e: e["timestamp"])
-            # PutLogEvents: at most 10,000 events and 1 MB per call.
-            batch: list[dict[str, Any]] = []
-            size = 0
-            for event in events:
-                event_size = len(event["message"].encode("utf-8")) + 26
-                if batch and (len(batch) >= 10_000 or size + event_size > 1_000_000):
-                    self._put(group, stream, batch)
-                    batch, size = [], 0
-                batch.append(event)
-                size += event_size
-            if batch:
-                self._put(group, stream, batch)
-
-    def _put(self, group: str, stream: str, events: list[dict[str, Any]]) -> None:
-        self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
-
-    def _ensure_stream(self, group: str, stream: str) -> None:
-        if (group, stream) in self._streams_ready:
-            return
-        errors = self._logs.exceptions
-        with contextlib.suppress(errors.ResourceAlreadyExistsException):
-            self._logs.create_log_group(logGroupName=group)
-        with contextlib.suppress(errors.ResourceAlreadyExistsException):
-            self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        self._streams_ready.add((group, stream))
 
     def _flush_metrics(self) -> None:
         with self._metrics_lock:
@@ -1118,12 +1087,14 @@ class _Flusher:
                             },
                         }
                     )
-        self._cloudwatch.put_metric_data(Namespace="AWS/ApiGateway", MetricData=data)
+        put_metric_data(self._cloudwatch, "AWS/ApiGateway", data)
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
-        self.flush()  # whatever arrived after the last round
+        self._publish_metrics()  # whatever arrived after the last round
+        if self._logs is not None:
+            self._logs.close(timeout)  # ships what is queued
 
 
 def _statistic(

@@ -18,6 +18,7 @@ from typing import Any
 from localcloud.clients import local_client
 from localcloud.closing import ClosesOnExit
 from localcloud.sqs.engine import QueueDepth
+from localcloud.telemetry import put_metric_data
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +127,7 @@ class QueueMetricsPublisher(ClosesOnExit):
     def publish_once(self) -> int:
         """Sample every queue and publish one datapoint per metric; return the datapoints sent."""
         metric_data = list(_metric_data(self.sample()))
-        # PutMetricData takes at most 1000 datapoints per call.
-        for start in range(0, len(metric_data), 1000):
-            self._cloudwatch.put_metric_data(
-                Namespace=self.NAMESPACE, MetricData=metric_data[start : start + 1000]
-            )
+        put_metric_data(self._cloudwatch, self.NAMESPACE, metric_data)
         self.samples_published += 1
         return len(metric_data)
 

@@ -57,14 +57,10 @@ from typing import Any
 from localcloud.clients import client_factory
 from localcloud.closing import ClosesOnExit
 from localcloud.identity import AccessLog, Identities, Principal
-from localcloud.lambda_service.telemetry import (
-    EMF_PREFIX,
-    LogShipper,
-    MetricsPublisher,
-    log_stream_name,
-)
+from localcloud.lambda_service.telemetry import EMF_PREFIX, MetricsPublisher, log_stream_name
 from localcloud.lambda_service.worker import Invocation, Outcome, Worker, WorkerStoppedError
 from localcloud.specs import FunctionSpec, InvokeResult
+from localcloud.telemetry import LogShipper
 
 _LOG = logging.getLogger(__name__)
 
@@ -248,7 +244,7 @@ class LambdaService(ClosesOnExit):
             return cloudwatch_client if cloudwatch_client is not None else make_client(service)
 
         self._logs = (
-            LogShipper(make_logs_client, flush_interval=log_flush_interval)
+            LogShipper(make_logs_client, flush_interval=log_flush_interval, name="lambda-logs")
             if publish_logs
             else None
         )

@@ -1,186 +1,31 @@
-"""Where the local Lambda service's logs and metrics go: CloudWatch Logs and CloudWatch.
+"""The local Lambda service's own telemetry: log stream names, EMF, ``AWS/Lambda`` metrics.
 
-Both are shipped from a background thread in batches, so an invocation never waits on a
-CloudWatch call, and both are bounded so a chatty or stuck function cannot exhaust memory.
+Logs go through the shared :class:`localcloud.telemetry.LogShipper` and metrics through
+:func:`localcloud.telemetry.put_metric_data`, from background threads, so an invocation
+never waits on a CloudWatch call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from localcloud.clients import ClientFactory
+from localcloud.telemetry import put_metric_data
 
 _LOG = logging.getLogger(__name__)
-
-# A CloudWatch Logs event is at most 256 KiB including 26 bytes of per-event overhead.
-MAX_LOG_EVENT_BYTES = 256 * 1024 - 26
-_MAX_BATCH_BYTES = 1_048_576
-_MAX_BATCH_EVENTS = 10_000
-_EVENT_OVERHEAD = 26
-_TRUNCATED = " [truncated]\n"
-
-
-def truncate_message(message: str) -> str:
-    """Cut a log message to the CloudWatch Logs event limit, marking the cut."""
-    data = message.encode("utf-8", errors="replace")
-    if len(data) <= MAX_LOG_EVENT_BYTES:
-        return message
-    keep = MAX_LOG_EVENT_BYTES - len(_TRUNCATED)
-    return data[:keep].decode("utf-8", errors="ignore") + _TRUNCATED
 
 
 def log_stream_name(now: datetime | None = None, *, suffix: str) -> str:
     """Lambda's stream naming: ``2026/11/29/[$LATEST]<32 hex>`` (one per execution env)."""
     when = now or datetime.now(UTC)
     return f"{when:%Y/%m/%d}/[$LATEST]{suffix}"
-
-
-class LogShipper:
-    """Batches log events per (group, stream) and puts them with ``put_log_events``.
-
-    Creates a group or stream on first use if missing. Memory is bounded by
-    ``max_buffer_bytes``: beyond it events are dropped and counted in ``dropped``.
-    """
-
-    def __init__(
-        self,
-        make_client: ClientFactory,
-        *,
-        flush_interval: float = 0.2,
-        max_buffer_bytes: int = 32 * 1024 * 1024,
-    ) -> None:
-        self._make_client = make_client
-        self._interval = flush_interval
-        self._max_bytes = max_buffer_bytes
-        self._cond = threading.Condition()
-        self._buffer: list[tuple[str, str, int, str]] = []
-        self._buffer_bytes = 0
-        self._closing = False
-        self._flush_requested = 0
-        self._flushed = 0
-        self._groups: set[str] = set()
-        self._streams: set[tuple[str, str]] = set()
-        self.dropped = 0
-        self.shipped = 0
-        self.failed = 0
-        self._thread = threading.Thread(target=self._run, name="lambda-logs", daemon=True)
-        self._thread.start()
-
-    def put(self, group: str, stream: str, message: str, timestamp_ms: int | None = None) -> None:
-        """Queue one event (already truncated by the caller if it came from a function)."""
-        ts = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        size = len(message) + _EVENT_OVERHEAD
-        with self._cond:
-            if self._closing and not self._thread.is_alive():
-                self.dropped += 1
-                return
-            if self._buffer_bytes + size > self._max_bytes:
-                self.dropped += 1
-                return
-            self._buffer.append((group, stream, ts, message))
-            self._buffer_bytes += size
-            if self._buffer_bytes > _MAX_BATCH_BYTES:
-                self._cond.notify_all()
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Ship everything queued so far; True if that finished within ``timeout``."""
-        with self._cond:
-            self._flush_requested += 1
-            target = self._flush_requested
-            self._cond.notify_all()
-            return self._cond.wait_for(
-                lambda: self._flushed >= target or not self._thread.is_alive(), timeout
-            )
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Ship what is queued and stop the thread; idempotent."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        client: Any = None
-        while True:
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: (
-                        self._closing
-                        or self._flush_requested > self._flushed
-                        or self._buffer_bytes > _MAX_BATCH_BYTES
-                    ),
-                    self._interval,
-                )
-                batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
-                closing = self._closing
-                requested = self._flush_requested
-            if batch:
-                try:
-                    if client is None:
-                        client = self._make_client("logs")
-                    self._ship(client, batch)
-                except Exception:  # keep shipping later events; this is best-effort telemetry
-                    _LOG.exception("could not ship %d log events", len(batch))
-                    self.failed += len(batch)
-            with self._cond:
-                self._flushed = requested
-                self._cond.notify_all()
-            if closing:
-                with self._cond:
-                    if not self._buffer:
-                        return
-
-    def _ensure(self, client: Any, group: str, stream: str) -> None:
-        if group not in self._groups:
-            with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
-                client.create_log_group(logGroupName=group)
-            self._groups.add(group)
-        if (group, stream) not in self._streams:
-            with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
-                client.create_log_stream(logGroupName=group, logStreamName=stream)
-            self._streams.add((group, stream))
-
-    def _ship(self, client: Any, batch: list[tuple[str, str, int, str]]) -> None:
-        per_stream: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-        for group, stream, ts, message in batch:
-            per_stream[(group, stream)].append((ts, message))
-        for (group, stream), events in per_stream.items():
-            self._ensure(client, group, stream)
-            # put_log_events wants chronological order; sorted() is stable for equal stamps.
-            events.sort(key=lambda e: e[0])
-            chunk: list[dict[str, Any]] = []
-            chunk_bytes = 0
-            for ts, message in events:
-                size = len(message.encode("utf-8", errors="replace")) + _EVENT_OVERHEAD
-                if chunk and (
-                    chunk_bytes + size > _MAX_BATCH_BYTES or len(chunk) >= _MAX_BATCH_EVENTS
-                ):
-                    self._put(client, group, stream, chunk)
-                    chunk, chunk_bytes = [], 0
-                chunk.append({"timestamp": ts, "message": message})
-                chunk_bytes += size
-            if chunk:
-                self._put(client, group, stream, chunk)
-
-    def _put(self, client: Any, group: str, stream: str, events: list[dict[str, Any]]) -> None:
-        try:
-            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
-        except client.exceptions.ResourceNotFoundException:
-            # The group was deleted behind our back (e.g. a stack re-deploy): recreate it.
-            self._groups.discard(group)
-            self._streams.discard((group, stream))
-            self._ensure(client, group, stream)
-            client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
-        self.shipped += len(events)
 
 
 @dataclass
@@ -360,11 +205,7 @@ class MetricsPublisher:
             if agg.throttles:
                 data.append(metric("Throttles", agg.throttles, "Count"))
         try:
-            client = self._client()
-            for start in range(0, len(data), 500):
-                client.put_metric_data(
-                    Namespace=self.NAMESPACE, MetricData=data[start : start + 500]
-                )
+            put_metric_data(self._client(), self.NAMESPACE, data)
             self.published += len(data)
         except Exception:  # best-effort telemetry: never take an invocation down
             _LOG.exception("could not publish %d Lambda metrics", len(data))
@@ -377,10 +218,7 @@ class MetricsPublisher:
         try:
             client = self._client()
             for namespace, data in by_namespace.items():
-                for start in range(0, len(data), 500):
-                    client.put_metric_data(
-                        Namespace=namespace, MetricData=data[start : start + 500]
-                    )
+                put_metric_data(client, namespace, data)
             self.published += len(custom)
         except Exception:  # best-effort telemetry: never take an invocation down
             _LOG.exception("could not publish %d EMF metrics", len(custom))

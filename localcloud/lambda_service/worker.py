@@ -31,7 +31,7 @@ from localcloud.lambda_service.runtime_api import (
     error_body,
     status_body,
 )
-from localcloud.lambda_service.telemetry import MAX_LOG_EVENT_BYTES, truncate_message
+from localcloud.telemetry import MAX_LOG_EVENT_BYTES, truncate_message
 
 OutcomeKind = Literal["response", "error", "too_large", "init_error", "exit", "timeout"]
 

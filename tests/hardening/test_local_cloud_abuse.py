@@ -26,9 +26,9 @@ from localcloud.clients import client_factory
 from localcloud.endpoint import AwsEndpoint
 from localcloud.inprocess import InProcessLogsClient
 from localcloud.lambda_service import LambdaService
-from localcloud.lambda_service.telemetry import MAX_LOG_EVENT_BYTES
 from localcloud.lambda_service.testing import function_spec, pid_alive
 from localcloud.specs import FunctionSpec, InvokeResult
+from localcloud.telemetry import MAX_LOG_EVENT_BYTES
 
 JSON_10 = "application/x-amz-json-1.0"
 

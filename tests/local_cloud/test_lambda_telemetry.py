@@ -16,7 +16,7 @@ import pytest
 from harness.waiting import wait_until
 from localcloud.inprocess import InProcessCloudWatchClient, InProcessLogsClient
 from localcloud.lambda_service import LambdaService
-from localcloud.lambda_service.telemetry import MAX_LOG_EVENT_BYTES, MetricsPublisher
+from localcloud.lambda_service.telemetry import MetricsPublisher
 from localcloud.lambda_service.testing import (
     Endpoint,
     boto_client,
@@ -24,6 +24,7 @@ from localcloud.lambda_service.testing import (
     local_endpoint,
 )
 from localcloud.specs import FunctionSpec
+from localcloud.telemetry import MAX_LOG_EVENT_BYTES
 
 FUNCTIONS = Path(__file__).parent / "functions"
 
