@@ -21,8 +21,8 @@ _EXPORTS: dict[str, str] = {
     "set_fifo_quota": "localcloud.sqs.engine",
     # services running what a template declares
     "LambdaService": "localcloud.lambda_service",
-    "LambdaControlPlane": "localcloud.lambda_api",
-    "EventSourceMappingService": "localcloud.esm",
+    "LambdaControlPlane": "localcloud.lambda_service.control_plane",
+    "EventSourceMappingService": "localcloud.lambda_service.esm",
     "ApiGatewayService": "localcloud.apigw",
     "AlarmService": "localcloud.alarms",
     "QueueMetricsPublisher": "localcloud.metrics",
@@ -59,11 +59,11 @@ if TYPE_CHECKING:
     from localcloud.cfn.update import plan_update as plan_update
     from localcloud.clients import local_client as local_client
     from localcloud.endpoint import AwsEndpoint as AwsEndpoint
-    from localcloud.esm import EventSourceMappingService as EventSourceMappingService
     from localcloud.inprocess import InProcessCloudWatchClient as InProcessCloudWatchClient
     from localcloud.inprocess import InProcessLogsClient as InProcessLogsClient
-    from localcloud.lambda_api import LambdaControlPlane as LambdaControlPlane
     from localcloud.lambda_service import LambdaService as LambdaService
+    from localcloud.lambda_service.control_plane import LambdaControlPlane as LambdaControlPlane
+    from localcloud.lambda_service.esm import EventSourceMappingService as EventSourceMappingService
     from localcloud.metrics import QueueMetricsPublisher as QueueMetricsPublisher
     from localcloud.specs import AlarmSpec as AlarmSpec
     from localcloud.specs import EventSourceMappingSpec as EventSourceMappingSpec

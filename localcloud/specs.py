@@ -3,7 +3,7 @@
 The engine (``localcloud.cfn``) reads the synthesized templates, resolves intrinsics
 and turns the resources the local cloud emulates itself (Lambda, event source mappings,
 API Gateway, alarms) into these plain, resolved specs. The services
-(``localcloud.lambda_service``, ``localcloud.esm``, ``localcloud.apigw``,
+(``localcloud.lambda_service``, ``localcloud.lambda_service.esm``, ``localcloud.apigw``,
 ``localcloud.alarms``) consume only these, so neither side reads the other's code.
 Everything here is already resolved: no intrinsic functions remain.
 """

@@ -27,11 +27,11 @@ moto does not know (``AWSLambdaBasicExecutionRole`` on every CDK function role).
 LOCAL_CLOUD_MODULES = (
     "localcloud.endpoint",
     "localcloud.lambda_service",
-    "localcloud.esm",
+    "localcloud.lambda_service.esm",
     "localcloud.apigw",
     "localcloud.alarms",
     "localcloud.metrics",
-    "localcloud.lambda_api",
+    "localcloud.lambda_service.control_plane",
     "localcloud.inprocess",
     "localcloud.cfn",
 )

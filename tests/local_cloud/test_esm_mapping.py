@@ -20,9 +20,13 @@ from typing import Any
 import pytest
 
 from harness.waiting import wait_until
-from localcloud.esm import EventSourceMappingService, InvalidParameterValueError, MappingStats
-from localcloud.lambda_api import LambdaControlPlane
 from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.control_plane import LambdaControlPlane
+from localcloud.lambda_service.esm import (
+    EventSourceMappingService,
+    InvalidParameterValueError,
+    MappingStats,
+)
 from localcloud.lambda_service.testing import (
     Endpoint,
     boto_client,

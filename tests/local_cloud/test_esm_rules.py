@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.esm import decide, sqs_event
+from localcloud.lambda_service.esm import decide, sqs_event
 from localcloud.specs import InvokeResult
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:tasks.fifo"

@@ -18,7 +18,7 @@ from cdk import contract
 from harness.drivers import DeadLetters, ProcessorEventSource, TaskQueue
 from harness.target import Target
 from localcloud.endpoint import AwsEndpoint
-from localcloud.lambda_api import LambdaControlPlane
+from localcloud.lambda_service.control_plane import LambdaControlPlane
 from localcloud.lambda_service.testing import function_spec
 from localcloud.specs import EventSourceMappingSpec, InvokeResult
 

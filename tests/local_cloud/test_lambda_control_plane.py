@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from harness.waiting import wait_until
 from localcloud.endpoint import AwsEndpoint
-from localcloud.lambda_api import LambdaControlPlane
+from localcloud.lambda_service.control_plane import LambdaControlPlane
 from localcloud.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
 
 FUNCTION = FunctionSpec(

@@ -1,8 +1,8 @@
 """The two events our handlers depend on, held key for key against AWS's recorded samples.
 
 - The SQS event the event source mapping hands the processor: the real mapping service
-  (``localcloud.esm``) polling our engine in-process, as the local cloud runs it, with
-  a recording function in place of the Lambda service. Recorded samples: LocalStack's
+  (``localcloud.lambda_service.esm``) polling our engine in-process, as the local cloud
+  runs it, with a recording function in place of the Lambda service. Recorded samples: LocalStack's
   ``tests/aws/services/lambda_/event_source_mapping/test_lambda_integration_sqs.py`` and
   its ``.snapshot.json`` (validated against AWS on the dates given).
 - The REST API (v1) Lambda proxy event: the real local API Gateway front
@@ -31,8 +31,8 @@ import requests
 
 from harness.waiting import wait_until
 from localcloud.apigw import ApiGatewayService
-from localcloud.esm import EventSourceMappingService
 from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.esm import EventSourceMappingService
 from localcloud.specs import (
     ApiMethod,
     EventSourceMappingSpec,

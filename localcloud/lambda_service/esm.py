@@ -37,7 +37,7 @@ from typing import Any
 from localcloud.clients import client_factory
 from localcloud.closing import ClosesOnExit
 from localcloud.identity import AccessLog
-from localcloud.lambda_service import LambdaService, LambdaServiceClosedError
+from localcloud.lambda_service.service import LambdaService, LambdaServiceClosedError
 from localcloud.specs import EventSourceMappingSpec, InvokeResult
 
 _LOG = logging.getLogger(__name__)
