@@ -11,13 +11,16 @@ export PATH := $(abspath $(BIN)):$(abspath $(NODE_BIN)):$(PATH)
 
 install: $(STAMP)
 
-$(STAMP): requirements/dev.txt pyproject.toml
+# The local cloud is a package of its own (localcloud/README.md), installed editable beside
+# the project; its dependencies are pinned in requirements/dev.txt like everything else.
+$(STAMP): requirements/dev.txt pyproject.toml localcloud/pyproject.toml
 	@echo "==> setting up $(VENV) (pinned dependencies from requirements/dev.txt)"
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e ./localcloud
 	touch $@
 
 lint: $(STAMP)

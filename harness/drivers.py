@@ -703,7 +703,7 @@ class Alarms:
         (returned,) = [q for q in queries if q.get("ReturnData", True)]
         if "Expression" not in returned:
             return values[str(returned["Id"])][0]
-        from harness.local.metric_math import evaluate
+        from localcloud.metric_math import evaluate
 
         return evaluate(str(returned["Expression"]), values, 1)[0]
 

@@ -12,10 +12,10 @@ from pytest_bdd import given, parsers, then, when
 from cdk import contract
 from features.steps.common import ScenarioTasks, fault_headers
 from harness.drivers import Alarms, DeadLetters, Functions, TaskApi, TaskStore, rest_api_name
-from harness.local.metric_math import evaluate, ids_used
 from harness.payloads import valid_task
 from harness.target import DeployedSettings, Target
 from harness.waiting import wait_until
+from localcloud.metric_math import evaluate, ids_used
 
 ALARMS = {
     "API errors": contract.API_ERRORS_ALARM_NAME,
