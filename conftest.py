@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.node import put_node_on_path
+from cdk.node import put_node_on_path
 
 # jsii starts `node` from PATH when aws_cdk is first imported: make it the wheel's Node 24.
 put_node_on_path()

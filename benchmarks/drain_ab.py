@@ -32,8 +32,8 @@ from benchmarks.local_stack_bench import (  # noqa: E402
     _work_dir,
     ingest_and_drain,
 )
-from harness.local.cloud import LocalStack  # noqa: E402
-from harness.node import put_node_on_path  # noqa: E402
+from cdk.node import put_node_on_path  # noqa: E402
+from harness.local_stack.cloud import LocalDeployment  # noqa: E402
 
 
 def _handlers_at(revision: str, tree: Path) -> None:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 tree = _tree_copy(run_dir)
                 if version == "before":
                     _handlers_at(args.before, tree)
-                with LocalStack(
+                with LocalDeployment(
                     project_root=tree, work_dir=run_dir / "stack", context=BENCH_CONTEXT
                 ) as stack:
                     figures = ingest_and_drain(stack, args.tasks, args.threads)

@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.testing import Endpoint, function_spec, local_endpoint
-from harness.local.specs import FunctionSpec
+from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.testing import Endpoint, function_spec, local_endpoint
+from localcloud.specs import FunctionSpec
 
 HANDLER_SOURCE = """
 def handler(event, context):

@@ -15,8 +15,8 @@ One run prints, against the targets for a 2-core machine:
   line, and to the first API answer with the new behaviour (a cold start included);
 - **start after synthesis**: the stack's ``timings["start_after_synth"]``, from the end of
   synthesis to the outputs file written. First as ``harness local up`` does it (synthesis
-  in the same ``LocalStack``, the local cloud's modules loading meanwhile), then the median
-  of ``LocalStack(assembly_dir=...)`` starts again in the same process (``--starts``).
+  in the same ``LocalDeployment``, the local cloud's modules loading meanwhile), then the median
+  of ``LocalDeployment(assembly_dir=...)`` starts again in the same process (``--starts``).
 - **warm invoke overhead**: ``stack.lambdas.invoke`` of a trivial handler in the stack's
   Lambda service (a real ``awslambdaric`` worker behind the loopback Runtime API) minus a
   direct in-process call of the same handler (decode event, call, encode result), medians;
@@ -73,15 +73,15 @@ sys.path.insert(0, str(REPO_ROOT))
 from benchmarks.lambda_bench import HANDLER_SOURCE, PAYLOAD, timed_ms  # noqa: E402
 from benchmarks.post_tasks import LambdaContext  # noqa: E402
 from cdk import contract  # noqa: E402 - after the repo root is importable
+from cdk.node import env_with_node, put_node_on_path  # noqa: E402
 from harness.drivers import TaskApi  # noqa: E402
-from harness.local.cloud import LocalStack  # noqa: E402
-from harness.local.lambda_service.testing import function_spec  # noqa: E402
-from harness.local.metrics import local_client  # noqa: E402
-from harness.node import env_with_node, put_node_on_path  # noqa: E402
+from harness.local_stack.cloud import LocalDeployment  # noqa: E402
 from harness.synth_cache import INPUT_DIRS, INPUT_FILES  # noqa: E402
 from harness.target import Target  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 from harness.watch import Reloader  # noqa: E402
+from localcloud.clients import local_client  # noqa: E402
+from localcloud.lambda_service.testing import function_spec  # noqa: E402
 
 TARGET_START_S = 2.0
 TARGET_OVERHEAD_MS = 2.0
@@ -90,7 +90,7 @@ TARGET_INGEST_PER_S = 300.0
 BENCH_CONTEXT = {"stack_prefix": "local", "throttle_rate": "10000", "throttle_burst": "5000"}
 
 
-def _flat(stack: LocalStack) -> dict[str, str]:
+def _flat(stack: LocalDeployment) -> dict[str, str]:
     return contract.flatten(stack.outputs)
 
 
@@ -179,7 +179,7 @@ def measure_reloads(work: Path, reloads: int) -> list[dict[str, float]]:
     task = {"title": "reload", "description": "d", "priority": "low"}
     runs = []
     with (
-        LocalStack(project_root=tree, work_dir=work / "reload") as stack,
+        LocalDeployment(project_root=tree, work_dir=work / "reload") as stack,
         Reloader(stack, on_line=lines.put),
     ):
         api = TaskApi(Target.from_outputs_file(stack.outputs_file, "local"))
@@ -226,12 +226,14 @@ def measure_starts(work: Path, starts: int) -> tuple[Path, list[dict[str, float]
     does (the local cloud's modules load meanwhile, off the start-up path); the others
     reuse its cloud assembly.
     """
-    first = LocalStack(work_dir=work / "start-0", context=BENCH_CONTEXT, use_cache=False)
+    first = LocalDeployment(work_dir=work / "start-0", context=BENCH_CONTEXT, use_cache=False)
     with first:
         runs = [dict(first.timings)]
     assert first.assembly_dir is not None
     for index in range(1, starts):
-        with LocalStack(work_dir=work / f"start-{index}", assembly_dir=first.assembly_dir) as s:
+        with LocalDeployment(
+            work_dir=work / f"start-{index}", assembly_dir=first.assembly_dir
+        ) as s:
             runs.append(dict(s.timings))
     return first.assembly_dir, runs
 
@@ -239,7 +241,7 @@ def measure_starts(work: Path, starts: int) -> tuple[Path, list[dict[str, float]
 # --- warm invoke overhead -----------------------------------------------------------------
 
 
-def trivial_overhead(stack: LocalStack, code_dir: Path, invokes: int) -> tuple[float, float]:
+def trivial_overhead(stack: LocalDeployment, code_dir: Path, invokes: int) -> tuple[float, float]:
     """Median ms of a warm invoke and of a direct call of a trivial handler."""
     code_dir.mkdir(parents=True, exist_ok=True)
     (code_dir / "bench_trivial.py").write_text(HANDLER_SOURCE)
@@ -288,7 +290,7 @@ def _get_event(task_id: str) -> dict[str, Any]:
     }
 
 
-def _direct_call_env(stack: LocalStack) -> dict[str, str]:
+def _direct_call_env(stack: LocalDeployment) -> dict[str, str]:
     """What a direct call of the API handler needs, as its worker gets it: the function's
     environment, pointed at the same local endpoint."""
     spec = stack.lambdas.function_spec(_flat(stack)[contract.API_FUNCTION_NAME])
@@ -303,7 +305,7 @@ def _direct_call_env(stack: LocalStack) -> dict[str, str]:
     }
 
 
-def api_handler_overhead(stack: LocalStack, task_id: str, invokes: int) -> tuple[float, float]:
+def api_handler_overhead(stack: LocalDeployment, task_id: str, invokes: int) -> tuple[float, float]:
     """Median ms of the real API handler: warm invoke vs a direct in-process call."""
     name = _flat(stack)[contract.API_FUNCTION_NAME]
     payload = json.dumps(_get_event(task_id)).encode()
@@ -400,12 +402,12 @@ def _load_generators(
             generator.close()
 
 
-def _post_tasks(stack: LocalStack, count: int, threads: int) -> _Posted:
+def _post_tasks(stack: LocalDeployment, count: int, threads: int) -> _Posted:
     with _load_generators([[_flat(stack)[contract.API_URL], str(count), str(threads)]]) as go:
         return go()[0]
 
 
-def direct_ceiling(stack: LocalStack, tasks: int, processes: int) -> dict[str, Any]:
+def direct_ceiling(stack: LocalDeployment, tasks: int, processes: int) -> dict[str, Any]:
     """The API handler called directly in ``processes`` processes, against the same endpoint.
 
     No API Gateway and no Lambda runtime: the function's own work and the DynamoDB and SQS
@@ -428,20 +430,20 @@ def direct_ceiling(stack: LocalStack, tasks: int, processes: int) -> dict[str, A
     }
 
 
-def _set_mapping(stack: LocalStack, enabled: bool) -> None:
+def _set_mapping(stack: LocalDeployment, enabled: bool) -> None:
     client: Any = local_client("lambda", stack.endpoint.url, stack.endpoint.region)
     processor = _flat(stack)[contract.PROCESSOR_FUNCTION_NAME]
     for mapping in client.list_event_source_mappings(FunctionName=processor)["EventSourceMappings"]:
         client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
 
 
-def _queue_counts(stack: LocalStack) -> tuple[int, int]:
+def _queue_counts(stack: LocalDeployment) -> tuple[int, int]:
     queue_url = _flat(stack)[contract.TASK_QUEUE_URL]
     depth = stack.endpoint.sqs.queue_depths()[queue_url]
     return depth.visible, depth.not_visible
 
 
-def _completed(stack: LocalStack, task_ids: list[str]) -> int:
+def _completed(stack: LocalDeployment, task_ids: list[str]) -> int:
     dynamodb: Any = local_client("dynamodb", stack.endpoint.url, stack.endpoint.region)
     table = _flat(stack)[contract.TASKS_TABLE_NAME]
     done = 0
@@ -489,7 +491,7 @@ def _machine_shares(used: dict[str, float]) -> str:
     return ", ".join(f"{used[f'machine {k}'] / total:.0%} {k}" for k in ("busy", "idle", "stolen"))
 
 
-def _cpu_snapshot(stack: LocalStack) -> dict[str, float]:
+def _cpu_snapshot(stack: LocalDeployment) -> dict[str, float]:
     """CPU seconds so far: ``local cloud`` (this process), each function's workers, and the
     machine's (:func:`_machine_cpu_s`)."""
     snapshot = {"local cloud": time.process_time(), **_machine_cpu_s()}
@@ -502,7 +504,7 @@ def _cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
-def ingest_and_drain(stack: LocalStack, tasks: int, threads: int) -> dict[str, Any]:
+def ingest_and_drain(stack: LocalDeployment, tasks: int, threads: int) -> dict[str, Any]:
     """Ingest ``tasks`` with the mapping disabled, then time the single-group drain."""
     # Warm-up (not timed): the API workers for every thread, and the processor.
     warm = _post_tasks(stack, threads * 10, threads)
@@ -625,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with _work_dir() as work:
         assembly, starts = measure_starts(work, max(args.starts - 1, 1))
-        with LocalStack(work_dir=work / "bench", assembly_dir=assembly) as stack:
+        with LocalDeployment(work_dir=work / "bench", assembly_dir=assembly) as stack:
             starts.append(dict(stack.timings))
             for run in starts:
                 print("start: " + ", ".join(f"{k} {v:.2f}s" for k, v in run.items()))

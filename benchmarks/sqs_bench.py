@@ -36,9 +36,9 @@ from typing import Any
 
 from botocore.config import Config
 
-from harness.local.endpoint import AwsEndpoint, Front
-from harness.local.sqs import SqsEngine
-from harness.local.sqs.testing import client
+from localcloud.endpoint import AwsEndpoint, Front
+from localcloud.sqs import SqsEngine
+from localcloud.sqs.testing import client
 
 GROUPS = 100
 FIFO = {"FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "600"}
@@ -171,7 +171,8 @@ def fill_moto_backend(queue_url: str, size: int) -> None:
     """Store messages in moto's SQS backend as its send would, without its O(n) scans."""
     import hashlib
 
-    from moto.sqs.models import Message, sqs_backends
+    from localcloud.moto_compat import SqsMessage as Message
+    from localcloud.moto_compat import sqs_backends
 
     queue = sqs_backends["123456789012"]["us-east-1"].get_queue(queue_url.rsplit("/", 1)[1])
     for n in range(size):

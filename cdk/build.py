@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.node import put_node_on_path
+from cdk.node import put_node_on_path
 
 # jsii starts `node` from PATH when aws_cdk is first imported: use the virtualenv's Node 24.
 put_node_on_path()

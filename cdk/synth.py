@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from harness.node import env_with_node
+from cdk.node import env_with_node
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 _STALE_PATTERNS: Final = (

@@ -55,9 +55,9 @@ def target(
             write_outputs_for_prefix(prefix, path)
             yield Target.from_outputs_file(path, "aws")
         else:
-            from harness.local.cloud import LocalStack, assembly_lines
+            from harness.local_stack.cloud import LocalDeployment, assembly_lines
 
-            with LocalStack(
+            with LocalDeployment(
                 work_dir=tmp_path_factory.mktemp("local-stack"),
                 assembly_dir=assembly,
                 on_progress=assembly_lines(request.config),

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from harness.local.cloud import LocalStack
+    from harness.local_stack.cloud import LocalDeployment
 
 # The features' own local stack, while the session lasts.
-FEATURES_LOCAL_STACK = pytest.StashKey["LocalStack"]()
+FEATURES_LOCAL_STACK = pytest.StashKey["LocalDeployment"]()
 # Node ids of the feature scenarios that passed or were skipped (by their tags or a step).
 SETTLED_SCENARIOS = pytest.StashKey[set[str]]()
 
@@ -25,7 +25,7 @@ def is_scenario(item: pytest.Item) -> bool:
     return item.nodeid.startswith("features/test_features.py::")
 
 
-def whole_feature_run_passed(session: pytest.Session) -> LocalStack | None:
+def whole_feature_run_passed(session: pytest.Session) -> LocalDeployment | None:
     """The features' local stack if every scenario of this session ran on it and passed
     or was skipped, else None."""
     stack = session.config.stash.get(FEATURES_LOCAL_STACK, None)

@@ -21,7 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "harness.verify",
     "harness.stack.cli",
     "harness.load.cli",
-    "harness.local.cli",
+    "harness.local_stack.cli",
     "harness.mutate.cli",
 )
 _PARSER_KEY = "_harness_parser"  # the deepest parser that parsed (for its error messages)

@@ -105,6 +105,14 @@ class TaskStore:
         ).get("Item")
         return _plain(item) if item else None
 
+    def clear_fault(self, task_id: str) -> None:
+        """Remove the injected fault stored on a task: what an operator's fix amounts to."""
+        self._dynamodb.update_item(
+            TableName=self._table_name,
+            Key={"task_id": {"S": task_id}},
+            UpdateExpression="REMOVE fault",
+        )
+
     def find_by_title(self, title: str) -> list[dict[str, Any]]:
         """Every stored task with exactly this (stored) title: a full, paginated scan."""
         found: list[dict[str, Any]] = []
@@ -249,6 +257,16 @@ class TaskQueue:
             "delayed": int(attributes["ApproximateNumberOfMessagesDelayed"]),
         }
 
+    def send(self, body: str, *, deduplication_id: str) -> None:
+        """Put ``body`` on the queue in the tasks' message group, as the API does (or as a
+        redelivery would with a new ``deduplication_id``)."""
+        self._sqs.send_message(
+            QueueUrl=self.url,
+            MessageBody=body,
+            MessageGroupId=contract.MESSAGE_GROUP_ID,
+            MessageDeduplicationId=deduplication_id,
+        )
+
     def wait_until_empty(self, *, timeout: float) -> None:
         """Poll until nothing is waiting, in flight or delayed (earlier work is done)."""
         last: dict[str, int] = {}
@@ -353,6 +371,85 @@ class ProcessorEventSource:
             ) from None
 
 
+class Queues:
+    """The stack's queues as SQS describes them (their settings, not their messages)."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._sqs = target.client("sqs")
+
+    def attributes(self, url_output_key: str) -> dict[str, str]:
+        """Every attribute of the queue whose URL the stack emits under ``url_output_key``."""
+        return dict(
+            self._sqs.get_queue_attributes(
+                QueueUrl=self._target.output(url_output_key), AttributeNames=["All"]
+            )["Attributes"]
+        )
+
+
+class Functions:
+    """The stack's Lambda functions as the Lambda control plane describes them."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._lambda = target.client("lambda")
+
+    def configuration(self, name_output_key: str) -> dict[str, Any]:
+        """The configuration of the function the stack emits under ``name_output_key``."""
+        return dict(
+            self._lambda.get_function_configuration(
+                FunctionName=self._target.output(name_output_key)
+            )
+        )
+
+    def environment(self, name_output_key: str) -> dict[str, str]:
+        """The function's environment variables."""
+        configuration = self.configuration(name_output_key)
+        return dict(configuration.get("Environment", {}).get("Variables", {}))
+
+    def reserved_concurrency(self, name_output_key: str) -> int | None:
+        """The function's reserved concurrency, or None when it has none."""
+        answer = self._lambda.get_function_concurrency(
+            FunctionName=self._target.output(name_output_key)
+        )
+        value = answer.get("ReservedConcurrentExecutions")
+        return None if value is None else int(value)
+
+    def event_source_mappings(self, name_output_key: str) -> list[dict[str, Any]]:
+        """Every event source mapping that invokes the function."""
+        return [
+            dict(mapping)
+            for mapping in self._lambda.list_event_source_mappings(
+                FunctionName=self._target.output(name_output_key)
+            )["EventSourceMappings"]
+        ]
+
+
+def rest_api_name(target: Target) -> str:
+    """The REST API's name, which its metrics are published under: from API Gateway on
+    AWS; the local cloud does not serve API Gateway's control plane, so there the one name
+    its stage has published ``Count`` under (waits up to 15 s for the first request's)."""
+    if target.name == "aws":
+        api = target.client("apigateway").get_rest_api(restApiId=target.output(contract.API_ID))
+        return str(api["name"])
+    cloudwatch = target.client("cloudwatch")
+
+    def published() -> set[str]:
+        metrics = cloudwatch.list_metrics(Namespace="AWS/ApiGateway", MetricName="Count")
+        return {
+            d["Value"]
+            for m in metrics["Metrics"]
+            for d in m["Dimensions"]
+            if d["Name"] == "ApiName"
+        }
+
+    names = wait_until(
+        published, timeout=15.0, interval=0.5, description="the API's metrics in CloudWatch"
+    )
+    assert len(names) == 1, f"the local API Gateway published metrics under {names}"
+    return str(names.pop())
+
+
 def processing_order(items: Sequence[Mapping[str, Any]]) -> list[str]:
     """The task ids of completed ``items`` sorted by when the processor completed them."""
     completed = [item for item in items if item.get("processed_at")]
@@ -411,10 +508,14 @@ class DeadLetters:
             for letter in self.messages()
         }
 
-    def wait_for_task(self, task_id: str, *, timeout: float) -> dict[str, Any]:
-        """Poll until ``task_id`` is in the DLQ; returns what the DLQ holds for it."""
+    def wait_for_task(self, task_id: str, *, timeout: float) -> DeadLetter:
+        """Poll until ``task_id`` is in the DLQ; returns its message there."""
+
+        def find() -> DeadLetter | None:
+            return next((m for m in self.messages() if m.task_id == task_id), None)
+
         return wait_until(
-            lambda: self.task_ids().get(task_id),
+            find,
             timeout=timeout,
             interval=0.5,
             description=f"task {task_id} to reach the dead-letter queue",
@@ -602,7 +703,7 @@ class Alarms:
         (returned,) = [q for q in queries if q.get("ReturnData", True)]
         if "Expression" not in returned:
             return values[str(returned["Id"])][0]
-        from harness.local.metric_math import evaluate
+        from localcloud.metric_math import evaluate
 
         return evaluate(str(returned["Expression"]), values, 1)[0]
 

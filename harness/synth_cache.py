@@ -5,9 +5,8 @@ cloud takes a fraction of one. :class:`SynthCache` keeps each cloud assembly und
 ``build/cdk-assemblies/<key>/`` and lends it out (:meth:`SynthCache.lease`). The key is a
 content hash of everything synthesis reads (:func:`input_key`): the files under ``cdk/``
 and ``handlers/`` (the handlers' ``requirements.txt`` included), ``cdk.json``,
-``requirements/dev.txt``, ``harness/node.py`` (the app imports it), the profile and the
-context, the environment variables the app or CDK read, the installed CDK packages and
-the Python version.
+``requirements/dev.txt``, the profile and the context, the environment variables the app
+or CDK read, the installed CDK packages and the Python version.
 
 An entry is never reused when:
 
@@ -57,12 +56,10 @@ INPUT_DIRS: Final = ("cdk", "handlers")
 INPUT_FILES: Final = (
     "cdk.json",
     "requirements/dev.txt",
-    "harness/__init__.py",
-    "harness/node.py",
 )
-"""Inputs outside ``INPUT_DIRS``: the app's context defaults, the pinned set it runs with,
-and the harness modules the app imports (``tests/unit/harness/test_synth_cache.py`` checks
-that every first-party module the app imports is an input)."""
+"""Inputs outside ``INPUT_DIRS``: the app's context defaults and the pinned set it runs
+with. The app imports nothing else of this repository (``tests/unit/harness/
+test_synth_cache.py`` checks that every first-party module it imports is an input)."""
 REQUIREMENT_FILES: Final = ("requirements/dev.txt", "handlers/requirements.txt")
 ENV_READ: Final = (
     "CDK_DEFAULT_ACCOUNT",  # cdk.build.environment()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +48,26 @@ class DeployedSettings:
         return deliveries * per_delivery + 15.0
 
 
+def read_outputs(path: Path) -> dict[str, str]:
+    """The outputs of every stack in a ``cdk deploy --outputs-file`` JSON, merged into one
+    map; a :class:`TargetError` naming the file when it is missing or not of that shape."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TargetError(f"outputs file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise TargetError(f"outputs file {path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise TargetError(
+            f"outputs file {path} must map stack names to objects of outputs "
+            "(the shape `cdk deploy --outputs-file` writes)"
+        )
+    try:
+        return contract.flatten(raw)
+    except ValueError as exc:
+        raise TargetError(f"outputs file {path}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Target:
     """A running stack: its outputs and boto3 clients that reach it."""
@@ -58,26 +79,23 @@ class Target:
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
-    def from_outputs_file(cls, path: Path, name: TargetName) -> Target:
-        """Read a ``cdk deploy --outputs-file`` JSON; a clear error if it is missing or broken."""
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise TargetError(f"outputs file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise TargetError(f"outputs file {path} is not valid JSON: {exc}") from None
-        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-            raise TargetError(
-                f"outputs file {path} must map stack names to objects of outputs "
-                "(the shape `cdk deploy --outputs-file` writes)"
-            )
-        try:
-            flat = contract.flatten(raw)
-        except ValueError as exc:
-            raise TargetError(f"outputs file {path}: {exc}") from None
-        missing = [key for key in contract.REQUIRED_OUTPUTS if key not in flat]
-        if name == "local":
-            missing += [key for key in contract.LOCAL_OUTPUTS if key not in flat]
+    def from_outputs_file(
+        cls, path: Path, name: TargetName, *, required: Iterable[str] | None = None
+    ) -> Target:
+        """Read a ``cdk deploy --outputs-file`` JSON; a clear error if it is missing or broken.
+
+        ``required`` names the outputs the caller cannot run without; by default a whole
+        Task API stack's (and, for the local target, its endpoint and region). A load
+        scenario passes only what it uses, so a partial file (an SQS endpoint alone) works.
+        """
+        flat = read_outputs(path)
+        if required is None:
+            wanted = list(contract.REQUIRED_OUTPUTS)
+            if name == "local":
+                wanted += contract.LOCAL_OUTPUTS
+        else:
+            wanted = list(required)
+        missing = [key for key in wanted if not flat.get(key)]
         if missing:
             raise TargetError(f"outputs file {path} lacks required outputs: {', '.join(missing)}")
         return cls(name=name, outputs=flat, outputs_file=path)
@@ -109,23 +127,41 @@ class Target:
         """Whether the stack honours the test-only fault-injection header."""
         return self.profile == "ephemeral"
 
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``boto3.client``: the local endpoint (any credentials do
+        there, so a newcomer configures none) and the region when the outputs name them;
+        nothing for AWS, where boto3's default chain applies."""
+        kwargs: dict[str, Any] = {}
+        if self.endpoint_url:
+            kwargs.update(
+                endpoint_url=self.endpoint_url,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - local cloud only
+            )
+        if self.region:
+            kwargs["region_name"] = self.region
+        return kwargs
+
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` at this target, created once and shared."""
         with self._lock:
             if service not in self._clients:
-                kwargs: dict[str, Any] = {
-                    "config": Config(retries={"max_attempts": 5, "mode": "standard"})
-                }
-                if self.endpoint_url:
-                    kwargs.update(
-                        endpoint_url=self.endpoint_url,
-                        aws_access_key_id="testing",
-                        aws_secret_access_key="testing",  # noqa: S106 - local cloud only
-                    )
-                if self.region:
-                    kwargs["region_name"] = self.region
-                self._clients[service] = boto3.client(service, **kwargs)  # type: ignore[call-overload]
+                self._clients[service] = self.new_client(
+                    service, Config(retries={"max_attempts": 5, "mode": "standard"})
+                )
             return self._clients[service]
+
+    def new_client(self, service: str, config: Config | None = None) -> Any:
+        """A fresh boto3 client for ``service`` at this target, with its own ``config``
+        (a load scenario's client without retries, with a larger connection pool)."""
+        kwargs = self.client_kwargs()
+        if config is not None:
+            kwargs["config"] = config
+        return boto3.client(service, **kwargs)  # type: ignore[call-overload]
+
+    def resource(self, service: str) -> Any:
+        """A boto3 resource for ``service`` at this target (DynamoDB items as plain values)."""
+        return boto3.resource(service, **self.client_kwargs())  # type: ignore[call-overload]
 
     @cached_property
     def settings(self) -> DeployedSettings:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.node import env_with_node
+from cdk.node import env_with_node
 
 DEFAULT_REPORT_DIR = Path("reports/features")
 SPEC_MARKER = "spec"
@@ -82,7 +82,7 @@ def run_features(
 def run_spec_on_production(report_dir: Path, extra_args: list[str] | None = None) -> int:
     """The ``@spec`` scenarios against a fresh local stack of the production profile."""
     from cdk.synth import synthesize
-    from harness.local.cloud import LOCAL_STACK_PREFIX
+    from harness.local_stack.cloud import LOCAL_STACK_PREFIX
 
     with tempfile.TemporaryDirectory(prefix="task-api-production-") as tmp:
         print("==> synthesizing the production profile for the @spec scenarios", flush=True)

@@ -5,13 +5,13 @@ cache hashes, :func:`harness.synth_cache.input_files`) and, once an edit has set
 applies it by what it touched:
 
 - ``handlers/``: the code is bundled again and swapped into every function running the
-  package (:meth:`~harness.local.cloud.LocalStack.swap_handler_code`); calls in flight
+  package (:meth:`~harness.local_stack.cloud.LocalDeployment.swap_handler_code`); calls in flight
   finish on the old code, the next ones cold-start on the new, and the old workers are
   retired once idle;
-- ``cdk/``, ``cdk.json``, ``harness/node.py``: the app is synthesized again (through the
+- ``cdk/``, ``cdk.json``: the app is synthesized again (through the
   cache) and the difference redeployed if the local CloudFormation engine can apply it in
   place, otherwise nothing is applied and the line names each change that needs a restart
-  (:meth:`~harness.local.cloud.LocalStack.redeploy`);
+  (:meth:`~harness.local_stack.cloud.LocalDeployment.redeploy`);
 - a requirements file: a restart is needed (after ``make install``), since the workers
   import third-party packages from the virtualenv.
 
@@ -42,7 +42,7 @@ _MAX_SETTLE_S: Final = 5.0  # a tree that keeps changing (a long checkout) reloa
 
 
 class ReloadResult(Protocol):
-    """What a reload did (:class:`harness.local.cloud.Reload`)."""
+    """What a reload did (:class:`harness.local_stack.cloud.Reload`)."""
 
     @property
     def updated(self) -> tuple[str, ...]: ...
@@ -55,7 +55,8 @@ class ReloadResult(Protocol):
 
 
 class Reloadable(Protocol):
-    """The running stack, as the reloader drives it (:class:`~harness.local.cloud.LocalStack`)."""
+    """The running stack, as the reloader drives it
+    (:class:`~harness.local_stack.cloud.LocalDeployment`)."""
 
     project_root: Path
 

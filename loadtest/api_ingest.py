@@ -26,8 +26,8 @@ from harness.load.settings import (
     Scenario,
     env_float,
 )
+from harness.payloads import invalid_tasks, varied_valid_task
 from loadtest.common import ConfiguredShape, reject, target_for, user_wait_time
-from loadtest.payloads import invalid_tasks, valid_task
 
 SCENARIO: Scenario = "api_ingest"
 TARGET = target_for(SCENARIO)
@@ -89,7 +89,7 @@ class ApiIngestUser(FastHttpUser):
 
     def post_valid(self) -> None:
         with self.client.post(
-            "/tasks", json=valid_task(self.rng), name="POST /tasks", catch_response=True
+            "/tasks", json=varied_valid_task(self.rng), name="POST /tasks", catch_response=True
         ) as response:
             body = _json(response.text)
             if response.status_code != 200:
@@ -121,7 +121,7 @@ class ApiIngestUser(FastHttpUser):
         if self.pending_retry is None:
             key, payload, name = (
                 str(uuid.uuid4()),
-                valid_task(self.rng),
+                varied_valid_task(self.rng),
                 "POST /tasks (idempotency key)",
             )
         else:

@@ -24,8 +24,8 @@ from locust import FastHttpUser, task
 
 from cdk.contract import FAULT_INJECTION_HEADER
 from harness.load.settings import ENV_IDEMPOTENT_RATIO, ENV_POISON_RATIO, Scenario, env_float
+from harness.payloads import varied_valid_task
 from loadtest.common import ConfiguredShape, reject, target_for, user_wait_time
-from loadtest.payloads import valid_task
 from loadtest.recorder import RECORDER
 
 SCENARIO: Scenario = "end_to_end"
@@ -58,7 +58,7 @@ class EndToEndUser(FastHttpUser):
             self.pending_retry = None
             name = "POST /tasks (idempotent retry)"
         else:
-            payload = valid_task(self.rng, label="e2e")
+            payload = varied_valid_task(self.rng, label="e2e")
             name = "POST /tasks"
             roll = self.rng.random()
             if roll < POISON_RATIO:

@@ -21,7 +21,8 @@ from harness.drivers import (
     TaskStore,
     processing_order,
 )
-from harness.target import Target
+from harness.payloads import valid_task
+from harness.target import DeployedSettings, Target
 
 
 @dataclass
@@ -72,18 +73,6 @@ class ScenarioTasks:
         return ids
 
 
-def valid_task(title: str = "Prepare the quarterly report", **overrides: Any) -> dict[str, Any]:
-    """A task that passes every validation rule."""
-    task: dict[str, Any] = {
-        "title": title,
-        "description": "Collect the figures and write the summary.",
-        "priority": "medium",
-        "due_date": "2026-12-31",
-    }
-    task.update(overrides)
-    return task
-
-
 def fault_headers(target: Target, directive: str) -> dict[str, str]:
     """The test-only header that makes the processor misbehave on purpose."""
     if not target.fault_injection:
@@ -101,7 +90,7 @@ def tasks() -> ScenarioTasks:
 
 
 @pytest.fixture
-def api(target: Target) -> Any:
+def api(target: Target) -> Iterator[TaskApi]:
     client = TaskApi(target)
     yield client
     client.close()
@@ -127,7 +116,7 @@ def event_source(target: Target) -> Iterator[ProcessorEventSource]:
 
 
 @pytest.fixture
-def budget(target: Target) -> Any:
+def budget(target: Target) -> DeployedSettings:
     """Wait budgets derived from the running stack's own timings."""
     return target.settings
 
@@ -170,7 +159,7 @@ def api_available(api: TaskApi) -> None:
 
 
 @given("the task queue is empty")
-def task_queue_empty(target: Target, budget: Any) -> None:
+def task_queue_empty(target: Target, budget: DeployedSettings) -> None:
     """Earlier scenarios' messages are gone: nothing of theirs can share this one's batches."""
     TaskQueue(target).wait_until_empty(timeout=budget.redelivery_budget_s(budget.attempt_budget))
 
@@ -213,7 +202,7 @@ def accepted(tasks: ScenarioTasks) -> None:
     assert parsed.version == 4, f"task id {body['task_id']} is not a UUID4"
 
 
-def completion_budget_s(tasks: ScenarioTasks, budget: Any) -> float:
+def completion_budget_s(tasks: ScenarioTasks, budget: DeployedSettings) -> float:
     """How long this scenario's tasks may take: one delivery each when none was told to
     fail (the queue before them may still hold one batch), every allowed one otherwise."""
     faulty = any(item.fault for item in tasks.items)
@@ -222,7 +211,7 @@ def completion_budget_s(tasks: ScenarioTasks, budget: Any) -> float:
 
 @then("the task is eventually COMPLETED")
 def eventually_completed(
-    target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any
+    target: Target, tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings
 ) -> None:
     task_id = tasks.accepted_ids()[-1]
     store.wait_for_status(
@@ -236,7 +225,9 @@ def eventually_completed(
 
 
 @then("all submitted tasks are eventually COMPLETED")
-def all_completed(target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def all_completed(
+    target: Target, tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings
+) -> None:
     ids = tasks.accepted_ids()
     items = store.wait_all(
         ids,

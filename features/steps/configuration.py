@@ -14,9 +14,10 @@ import pytest
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, stored, valid_task
-from harness.drivers import TaskApi, TaskStore
-from harness.target import Target
+from features.steps.common import ScenarioTasks, stored
+from harness.drivers import Functions, Queues, TaskApi, TaskStore
+from harness.payloads import valid_task
+from harness.target import DeployedSettings, Target
 from harness.waiting import wait_until
 
 DAY_S = 24 * 60 * 60
@@ -25,18 +26,11 @@ ATTEMPTS_ENV = "ATTEMPT_BUDGET"
 
 
 def _queue(target: Target, key: str) -> dict[str, str]:
-    return dict(
-        target.client("sqs").get_queue_attributes(
-            QueueUrl=target.output(key), AttributeNames=["All"]
-        )["Attributes"]
-    )
+    return Queues(target).attributes(key)
 
 
 def _function(target: Target, key: str) -> dict[str, Any]:
-    configuration: dict[str, Any] = target.client("lambda").get_function_configuration(
-        FunctionName=target.output(key)
-    )
-    return configuration
+    return Functions(target).configuration(key)
 
 
 @given(parsers.parse("the stack runs the {profile} profile"))
@@ -111,17 +105,13 @@ def processor_size(target: Target, seconds: int, memory: int) -> None:
 
 @then(parsers.parse("at most {count:d} copies of the processor run at once"))
 def processor_concurrency(target: Target, count: int) -> None:
-    concurrency = target.client("lambda").get_function_concurrency(
-        FunctionName=target.output(contract.PROCESSOR_FUNCTION_NAME)
-    )
-    reserved = concurrency.get("ReservedConcurrentExecutions")
+    reserved = Functions(target).reserved_concurrency(contract.PROCESSOR_FUNCTION_NAME)
     assert reserved == count, f"reserved concurrency {reserved}, expected {count}"
 
 
 @then(parsers.parse("the processor gives a task at most {attempts:d} attempts"))
 def processor_attempts(target: Target, attempts: int) -> None:
-    env = _function(target, contract.PROCESSOR_FUNCTION_NAME).get("Environment", {})
-    value = env.get("Variables", {}).get(ATTEMPTS_ENV)
+    value = Functions(target).environment(contract.PROCESSOR_FUNCTION_NAME).get(ATTEMPTS_ENV)
     assert value == str(attempts), f"{ATTEMPTS_ENV} is {value!r}, expected {attempts}"
 
 
@@ -132,9 +122,7 @@ def processor_attempts(target: Target, attempts: int) -> None:
     )
 )
 def event_source(target: Target, size: int) -> None:
-    mappings = target.client("lambda").list_event_source_mappings(
-        FunctionName=target.output(contract.PROCESSOR_FUNCTION_NAME)
-    )["EventSourceMappings"]
+    mappings = Functions(target).event_source_mappings(contract.PROCESSOR_FUNCTION_NAME)
     queue_arn = _queue(target, contract.TASK_QUEUE_URL)["QueueArn"]
     mine = [m for m in mappings if m["EventSourceArn"] == queue_arn]
     assert len(mine) == 1, f"{len(mine)} event source mappings from the task queue: {mappings}"
@@ -148,7 +136,7 @@ def event_source(target: Target, size: int) -> None:
 @then(parsers.parse("fault injection is switched {switch} in the API and the processor"))
 def fault_injection_switch(target: Target, switch: str) -> None:
     for key in (contract.API_FUNCTION_NAME, contract.PROCESSOR_FUNCTION_NAME):
-        env = _function(target, key).get("Environment", {}).get("Variables", {})
+        env = Functions(target).environment(key)
         enabled = env.get(contract.FAULT_INJECTION_ENV) == "true"
         assert enabled == (switch == "on"), (
             f"{key}: {contract.FAULT_INJECTION_ENV}={env.get(contract.FAULT_INJECTION_ENV)!r}"
@@ -182,7 +170,9 @@ def accepted_without_fault(tasks: ScenarioTasks, store: TaskStore) -> None:
 
 
 @then("both tasks are COMPLETED on their first attempt")
-def completed_first_attempt(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def completed_first_attempt(
+    tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings
+) -> None:
     for task_id in tasks.accepted_ids():
         item = wait_until(
             functools.partial(_first_outcome, store, task_id),

@@ -10,17 +10,26 @@ from typing import Any
 from pytest_bdd import parsers, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
+from features.steps.common import ScenarioTasks, fault_headers, stored
+from handlers.domain.constants import (
+    DLQ_DETAIL_ATTRIBUTE,
+    DLQ_REASON_ATTRIBUTE,
+    DLQ_SOURCE_RECEIVE_COUNT_ATTRIBUTE,
+)
+from handlers.domain.messages import PoisonReason
+from handlers.domain.processing import FailureCode
 from harness.drivers import (
     ApiResponse,
     DeadLetters,
+    Functions,
     TaskApi,
     TaskQueue,
     TaskStore,
     history_of,
     processing_order,
 )
-from harness.target import Target
+from harness.payloads import valid_task
+from harness.target import DeployedSettings, Target
 from harness.waiting import wait_until
 
 # The statuses a task can settle in; PENDING past its deadline reads CANCELLED in GET.
@@ -39,10 +48,8 @@ class Submission:
 
 def pending_window_s(target: Target) -> int:
     """How long a stored task may stay PENDING: the API function's own setting."""
-    function = target.client("lambda").get_function_configuration(
-        FunctionName=target.output(contract.API_FUNCTION_NAME)
-    )
-    return int(function["Environment"]["Variables"]["PENDING_WINDOW_SECONDS"])
+    environment = Functions(target).environment(contract.API_FUNCTION_NAME)
+    return int(environment["PENDING_WINDOW_SECONDS"])
 
 
 # --- the answers under faults behind the API ---------------------------------------------
@@ -98,7 +105,7 @@ def never_stored(store: TaskStore, submission: Submission) -> None:
 
 @then("the task is CANCELLED and never processed")
 def cancelled_never_processed(
-    api: TaskApi, target: Target, store: TaskStore, submission: Submission, budget: Any
+    api: TaskApi, target: Target, store: TaskStore, submission: Submission, budget: DeployedSettings
 ) -> None:
     # Whatever message was sent (a lost send's did arrive) has been delivered and dropped.
     TaskQueue(target).wait_until_empty(timeout=budget.redelivery_budget_s(1))
@@ -112,7 +119,7 @@ def cancelled_never_processed(
 
 @then("the task settles COMPLETED or CANCELLED by its deadline")
 def settles(
-    api: TaskApi, target: Target, store: TaskStore, submission: Submission, budget: Any
+    api: TaskApi, target: Target, store: TaskStore, submission: Submission, budget: DeployedSettings
 ) -> None:
     task_id = submission.task_id or _the_task(store, submission)["task_id"]
     timeout = pending_window_s(target) + budget.redelivery_budget_s(1)
@@ -147,9 +154,7 @@ def cancelled_by_deadline(
 def retry_same_key(api: TaskApi, target: Target, submission: Submission) -> ApiResponse:
     # A function that ended leaves its idempotency record in progress until the end of
     # its invocation's time: the retry is told 409 + Retry-After until then.
-    function = target.client("lambda").get_function_configuration(
-        FunctionName=target.output(contract.API_FUNCTION_NAME)
-    )
+    function = Functions(target).configuration(contract.API_FUNCTION_NAME)
     headers = {"Idempotency-Key": submission.key}
     seen: dict[str, ApiResponse] = {}
 
@@ -167,7 +172,7 @@ def retry_same_key(api: TaskApi, target: Target, submission: Submission) -> ApiR
 
 @then("the retry is accepted with the same task, which is COMPLETED once")
 def retry_accepted(
-    retry: ApiResponse, store: TaskStore, submission: Submission, budget: Any
+    retry: ApiResponse, store: TaskStore, submission: Submission, budget: DeployedSettings
 ) -> None:
     assert retry.status == 200, retry.describe()
     task_id = str(retry.json["task_id"])
@@ -188,7 +193,12 @@ def retry_accepted(
     )
 )
 def submit_around_last_attempt_crash(
-    api: TaskApi, target: Target, tasks: ScenarioTasks, budget: Any, attempts: int, count: int
+    api: TaskApi,
+    target: Target,
+    tasks: ScenarioTasks,
+    budget: DeployedSettings,
+    attempts: int,
+    count: int,
 ) -> None:
     assert attempts == budget.attempt_budget == 3, "the spec's 3 attempts"
     plan = [("before", None), ("crasher", f"crash-attempts={attempts}")]
@@ -199,7 +209,7 @@ def submit_around_last_attempt_crash(
         assert submitted.response.status == 200, submitted.response.describe()
 
 
-def _crash_budget_s(budget: Any) -> float:
+def _crash_budget_s(budget: DeployedSettings) -> float:
     # Every crash costs a visibility timeout and a fresh worker (a cold start).
     return float(budget.redelivery_budget_s(budget.attempt_budget + 1) + 60.0)
 
@@ -211,7 +221,7 @@ def _crash_budget_s(budget: Any) -> float:
     )
 )
 def crasher_failed(
-    tasks: ScenarioTasks, store: TaskStore, budget: Any, attempts: int, code: str
+    tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings, attempts: int, code: str
 ) -> None:
     task_id = tasks.by_label("crasher").task_id or ""
     item = store.wait_for_status(task_id, {"FAILED", "COMPLETED"}, timeout=_crash_budget_s(budget))
@@ -226,20 +236,23 @@ def crasher_failed(
 
 @then("it is in the dead-letter queue, forwarded by the processor without a fourth attempt")
 def crasher_in_dlq(
-    tasks: ScenarioTasks, dead_letters: DeadLetters, store: TaskStore, budget: Any
+    tasks: ScenarioTasks, dead_letters: DeadLetters, store: TaskStore, budget: DeployedSettings
 ) -> None:
     task_id = tasks.by_label("crasher").task_id or ""
     entry = dead_letters.wait_for_task(task_id, timeout=budget.redelivery_budget_s(1))
-    attributes = entry["attributes"]
-    assert attributes.get("PoisonReason") == "attempts_exhausted", entry
-    assert attributes.get("PoisonDetail") == "interrupted", entry
+    attributes = entry.attributes
+    assert attributes.get(DLQ_REASON_ATTRIBUTE) == PoisonReason.ATTEMPTS_EXHAUSTED, entry
+    assert attributes.get(DLQ_DETAIL_ATTRIBUTE) == FailureCode.INTERRUPTED, entry
     last = history_of(stored(store, task_id))[-1]
-    assert attributes.get("SourceReceiveCount") == str(last.receive_count), (entry, last)
+    assert attributes.get(DLQ_SOURCE_RECEIVE_COUNT_ATTRIBUTE) == str(last.receive_count), (
+        entry,
+        last,
+    )
     assert last.receive_count == budget.attempt_budget + 1, last
 
 
 @then("the tasks behind it are COMPLETED after 1 attempt each, in submission order")
-def behind_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def behind_completed(tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings) -> None:
     behind = [t.task_id or "" for t in tasks.items if t.label.startswith("behind")]
     items = store.wait_all(behind, {"COMPLETED", "FAILED"}, timeout=_crash_budget_s(budget))
     for item in items:
@@ -249,7 +262,7 @@ def behind_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> Non
 
 
 @then("they were received with the crashing task at every one of its attempts")
-def received_together(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def received_together(tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings) -> None:
     crasher = history_of(stored(store, tasks.by_label("crasher").task_id or ""))
     for submitted in tasks.items:
         if not submitted.label.startswith("behind"):

@@ -10,11 +10,12 @@ from typing import Any
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, fault_headers, valid_task
-from harness.drivers import Alarms, DeadLetters, TaskApi, TaskStore
-from harness.local.metric_math import evaluate, ids_used
-from harness.target import Target
+from features.steps.common import ScenarioTasks, fault_headers
+from harness.drivers import Alarms, DeadLetters, Functions, TaskApi, TaskStore, rest_api_name
+from harness.payloads import valid_task
+from harness.target import DeployedSettings, Target
 from harness.waiting import wait_until
+from localcloud.metric_math import evaluate, ids_used
 
 ALARMS = {
     "API errors": contract.API_ERRORS_ALARM_NAME,
@@ -44,42 +45,10 @@ class Timing:
         return cls(5.0, 1.0, 1.0) if target.name == "local" else cls(240.0, 60.0, 60.0)
 
 
-def _function_environment(target: Target, output_key: str) -> dict[str, str]:
-    function = target.client("lambda").get_function_configuration(
-        FunctionName=target.output(output_key)
-    )
-    return dict(function.get("Environment", {}).get("Variables", {}))
-
-
 def _metric(query: dict[str, Any]) -> tuple[str, str, dict[str, str], str]:
     stat = query["MetricStat"]
     dims = {d["Name"]: d["Value"] for d in stat["Metric"].get("Dimensions", [])}
     return stat["Metric"]["Namespace"], stat["Metric"]["MetricName"], dims, stat["Stat"]
-
-
-def _api_name(target: Target) -> str:
-    """The REST API's name: from API Gateway on AWS; the local cloud does not serve API
-    Gateway's control plane, so there the name its stage publishes metrics under."""
-    if target.name == "aws":
-        api = target.client("apigateway").get_rest_api(restApiId=target.output(contract.API_ID))
-        return str(api["name"])
-    cloudwatch = target.client("cloudwatch")
-
-    def published() -> set[str]:
-        # The Background's requests are published within a second or so.
-        metrics = cloudwatch.list_metrics(Namespace="AWS/ApiGateway", MetricName="Count")
-        return {
-            d["Value"]
-            for m in metrics["Metrics"]
-            for d in m["Dimensions"]
-            if d["Name"] == "ApiName"
-        }
-
-    names = wait_until(
-        published, timeout=15.0, interval=0.5, description="the API's metrics in CloudWatch"
-    )
-    assert len(names) == 1, f"the local API Gateway published metrics under {names}"
-    return str(names.pop())
 
 
 def _check_api_5xx(target: Target, described: dict[str, Any]) -> int:
@@ -90,7 +59,7 @@ def _check_api_5xx(target: Target, described: dict[str, Any]) -> int:
         "5XXError",
     ), described
     assert described["Statistic"] == "Sum", described
-    assert dims == {"ApiName": _api_name(target), "Stage": stage}, dims
+    assert dims == {"ApiName": rest_api_name(target), "Stage": stage}, dims
     return int(described["Period"])
 
 
@@ -98,7 +67,7 @@ def _check_processor_failures(target: Target, described: dict[str, Any]) -> int:
     queries = {q["Id"]: q for q in described.get("Metrics", [])}
     (total,) = [q for q in queries.values() if q.get("ReturnData", True)]
     metrics = {qid: _metric(q) for qid, q in queries.items() if "MetricStat" in q}
-    environment = _function_environment(target, contract.PROCESSOR_FUNCTION_NAME)
+    environment = Functions(target).environment(contract.PROCESSOR_FUNCTION_NAME)
     function = target.output(contract.PROCESSOR_FUNCTION_NAME)
     errors = ("AWS/Lambda", "Errors", {"FunctionName": function}, "Sum")
     failures = (
@@ -284,7 +253,7 @@ def failing_tasks(
     target: Target,
     tasks: ScenarioTasks,
     store: TaskStore,
-    budget: Any,
+    budget: DeployedSettings,
     failing: int,
     attempts: int,
     once: int,
@@ -308,7 +277,12 @@ def failing_tasks(
 
 @when(parsers.parse("the processor crashes on {count:d} more task"))
 def crash_once(
-    api: TaskApi, target: Target, tasks: ScenarioTasks, store: TaskStore, budget: Any, count: int
+    api: TaskApi,
+    target: Target,
+    tasks: ScenarioTasks,
+    store: TaskStore,
+    budget: DeployedSettings,
+    count: int,
 ) -> None:
     for index in range(count):
         response = api.submit(valid_task(f"Crash {index}"), headers=fault_headers(target, "crash"))
@@ -327,7 +301,11 @@ def dlq_empty(dead_letters: DeadLetters) -> None:
 
 @when("a task that always fails is dead-lettered")
 def dead_letter_one(
-    api: TaskApi, target: Target, tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any
+    api: TaskApi,
+    target: Target,
+    tasks: ScenarioTasks,
+    dead_letters: DeadLetters,
+    budget: DeployedSettings,
 ) -> None:
     response = api.submit(valid_task("Dead letter"), headers=fault_headers(target, "always-fail"))
     assert response.status == 200, response.describe()

@@ -6,10 +6,10 @@ from typing import Any
 
 from pytest_bdd import given, then, when
 
-from cdk import contract
-from features.steps.common import ScenarioTasks, stored, valid_task
-from harness.drivers import QueueIdle, TaskApi, TaskStore
-from harness.target import Target
+from features.steps.common import ScenarioTasks, stored
+from harness.drivers import QueueIdle, TaskApi, TaskQueue, TaskStore
+from harness.payloads import valid_task
+from harness.target import DeployedSettings, Target
 from harness.waiting import wait_until
 
 # --- deduplication --------------------------------------------------------------------
@@ -19,7 +19,7 @@ from harness.waiting import wait_until
 @given("a later task has been COMPLETED")
 @when("a later task has been COMPLETED")
 def completed_task(
-    api: TaskApi, tasks: ScenarioTasks, store: TaskStore, budget: Any
+    api: TaskApi, tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings
 ) -> dict[str, Any]:
     submitted = tasks.add(f"task {len(tasks.items) + 1}", api.submit(valid_task("Dedup task")))
     assert submitted.response.status == 200, submitted.response.describe()
@@ -31,12 +31,7 @@ def completed_task(
 def _resend(target: Target, item: dict[str, Any], dedup_id: str) -> None:
     from handlers.domain.messages import task_message_body
 
-    target.client("sqs").send_message(
-        QueueUrl=target.output(contract.TASK_QUEUE_URL),
-        MessageBody=task_message_body(item),
-        MessageGroupId=contract.MESSAGE_GROUP_ID,
-        MessageDeduplicationId=dedup_id,
-    )
+    TaskQueue(target).send(task_message_body(item), deduplication_id=dedup_id)
 
 
 @when("the same task is delivered to the processor again")
@@ -53,7 +48,7 @@ def send_identical(target: Target, completed_task: dict[str, Any]) -> None:
 
 @then("the duplicate delivery is counted on the task")
 def duplicate_counted(
-    target: Target, store: TaskStore, completed_task: dict[str, Any], budget: Any
+    target: Target, store: TaskStore, completed_task: dict[str, Any], budget: DeployedSettings
 ) -> None:
     task_id = completed_task["task_id"]
     idle = QueueIdle.for_target(target)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
-from features.steps.common import ScenarioTasks, fault_headers, stored, valid_task
+from features.steps.common import ScenarioTasks, fault_headers, stored
+from handlers.domain.constants import (
+    DLQ_REASON_ATTRIBUTE,
+    DLQ_SOURCE_RECEIVE_COUNT_ATTRIBUTE,
+)
+from handlers.domain.messages import PoisonReason
 from harness.drivers import (
     DeadLetter,
     DeadLetters,
@@ -21,7 +27,8 @@ from harness.drivers import (
     history_of,
     processing_order,
 )
-from harness.target import Target
+from harness.payloads import valid_task
+from harness.target import DeployedSettings, Target
 from harness.waiting import wait_until
 
 BEHAVIOURS = {"succeeds": None, "fails once": "fail-attempts=1", "always fails": "always-fail"}
@@ -79,19 +86,23 @@ def completed_on_attempt(tasks: ScenarioTasks, store: TaskStore, attempt: int) -
 
 
 @then("the failing task is in the dead-letter queue after exactly 3 receives")
-def in_dlq_after_three(tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any) -> None:
+def in_dlq_after_three(
+    tasks: ScenarioTasks, dead_letters: DeadLetters, budget: DeployedSettings
+) -> None:
     task_id = tasks.by_label("poison").task_id or ""
     # The processor forwards it on its last allowed receive, recording which one that was.
     entry = dead_letters.wait_for_task(
         task_id, timeout=budget.redelivery_budget_s(budget.attempt_budget)
     )
-    attributes = entry["attributes"]
-    assert attributes.get("PoisonReason") == "attempts_exhausted", entry
-    assert attributes.get("SourceReceiveCount") == str(budget.attempt_budget) == "3", entry
+    attributes = entry.attributes
+    assert attributes.get(DLQ_REASON_ATTRIBUTE) == PoisonReason.ATTEMPTS_EXHAUSTED, entry
+    assert (
+        attributes.get(DLQ_SOURCE_RECEIVE_COUNT_ATTRIBUTE) == str(budget.attempt_budget) == "3"
+    ), entry
 
 
 @then("it is marked FAILED after 3 attempts")
-def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings) -> None:
     # The processor marks the task FAILED before it forwards it: once it is in the
     # dead-letter queue, nothing about it may still change.
     item = stored(store, tasks.by_label("poison").task_id or "")
@@ -101,7 +112,7 @@ def marked_failed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
 
 
 @then("the tasks behind it are COMPLETED afterwards, in submission order")
-def behind_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> None:
+def behind_completed(tasks: ScenarioTasks, store: TaskStore, budget: DeployedSettings) -> None:
     poison = stored(store, tasks.by_label("poison").task_id or "")
     behind = [item.task_id or "" for item in tasks.items if item.label != "poison"]
     items = store.wait_all(behind, {"COMPLETED", "FAILED"}, timeout=budget.redelivery_budget_s(1))
@@ -116,17 +127,12 @@ def behind_completed(tasks: ScenarioTasks, store: TaskStore, budget: Any) -> Non
 @when("a message that is not a task is put on the task queue", target_fixture="malformed_id")
 def put_malformed(target: Target) -> str:
     marker = f"not-a-task-{uuid.uuid4()}"
-    target.client("sqs").send_message(
-        QueueUrl=target.output(contract.TASK_QUEUE_URL),
-        MessageBody=f"{{this is not json: {marker}",
-        MessageGroupId=contract.MESSAGE_GROUP_ID,
-        MessageDeduplicationId=marker,
-    )
+    TaskQueue(target).send(f"{{this is not json: {marker}", deduplication_id=marker)
     return marker
 
 
 @then("the task queue no longer holds it before a visibility timeout has passed")
-def malformed_deleted(target: Target, budget: Any) -> None:
+def malformed_deleted(target: Target, budget: DeployedSettings) -> None:
     # Taken and deleted with its batch, not left to come back: a retried message would be
     # in flight or visible again for at least one visibility timeout.
     TaskQueue(target).wait_until_empty(timeout=float(budget.visibility_timeout_s))
@@ -141,15 +147,15 @@ def one_copy(dead_letters: DeadLetters, malformed_id: str) -> DeadLetter:
     # copy there will ever be is in the dead-letter queue already.
     copies = _copies(dead_letters, malformed_id)
     assert len(copies) == 1, f"the dead-letter queue holds {len(copies)} copies: {copies}"
-    reason = copies[0].attributes.get("PoisonReason")
-    assert reason == "malformed_json", f"the dead-lettered message has reason {reason!r}"
+    reason = copies[0].attributes.get(DLQ_REASON_ATTRIBUTE)
+    assert reason == PoisonReason.MALFORMED_JSON, f"the dead-lettered message has reason {reason!r}"
     return copies[0]
 
 
 @then("that copy was forwarded on the message's first receive")
 def forwarded_first(malformed_copy: DeadLetter) -> None:
     # The processor records how often the task queue had delivered it: once.
-    count = malformed_copy.attributes.get("SourceReceiveCount")
+    count = malformed_copy.attributes.get(DLQ_SOURCE_RECEIVE_COUNT_ATTRIBUTE)
     assert count == "1", f"the malformed message was received {count} times: {malformed_copy}"
 
 
@@ -164,7 +170,7 @@ def poison_dead_lettered(
     tasks: ScenarioTasks,
     dead_letters: DeadLetters,
     store: TaskStore,
-    budget: Any,
+    budget: DeployedSettings,
 ) -> None:
     submit_poison(api, target, tasks)
     in_dlq_after_three(tasks, dead_letters, budget)
@@ -172,16 +178,10 @@ def poison_dead_lettered(
 
 
 @when("its fault is cleared and it is sent back from the dead-letter queue")
-def clear_and_redrive(
-    target: Target, tasks: ScenarioTasks, dead_letters: DeadLetters, budget: Any
-) -> None:
+def clear_and_redrive(tasks: ScenarioTasks, store: TaskStore, dead_letters: DeadLetters) -> None:
     task_id = tasks.by_label("poison").task_id or ""
     # The operator fixes the cause: the injected fault lives on the stored task.
-    target.client("dynamodb").update_item(
-        TableName=target.output(contract.TASKS_TABLE_NAME),
-        Key={"task_id": {"S": task_id}},
-        UpdateExpression="REMOVE fault",
-    )
+    store.clear_fault(task_id)
     dead_letters.send_back(task_id)
     tasks.by_label("poison").redriven = True
 
@@ -295,26 +295,36 @@ def fault_interrupted(tasks: ScenarioTasks, store: TaskStore, fault: str) -> Non
     assert int(item["attempts"]) == 2, item
 
 
+@dataclass(frozen=True)
+class ErrorsBaseline:
+    """The processor's Lambda ``Errors`` over a fixed window, noted before the scenario's
+    fault: read again later, only new datapoints change the total."""
+
+    metrics: FunctionMetrics
+    start: datetime
+    end: datetime
+    before: float
+
+
 @given("the processor's Lambda error count is noted", target_fixture="errors_baseline")
-def note_errors(target: Target) -> tuple[FunctionMetrics, datetime, datetime, float]:
+def note_errors(target: Target) -> ErrorsBaseline:
     metrics = FunctionMetrics(target, contract.PROCESSOR_FUNCTION_NAME)
-    # A fixed window around the scenario: read again later, only new datapoints change it.
     now = datetime.now(UTC)
     start, end = now - timedelta(hours=1), now + timedelta(hours=1)
-    return metrics, start, end, metrics.total("Errors", start=start, end=end)
+    return ErrorsBaseline(metrics, start, end, metrics.total("Errors", start=start, end=end))
 
 
 @then("the processor's Lambda errors went up by at least 1")
-def errors_went_up(
-    target: Target, errors_baseline: tuple[FunctionMetrics, datetime, datetime, float]
-) -> None:
-    metrics, start, end, before = errors_baseline
+def errors_went_up(target: Target, errors_baseline: ErrorsBaseline) -> None:
+    baseline, metrics = errors_baseline, errors_baseline.metrics
     # CloudWatch metrics arrive with a delay on AWS (about a minute).
     wait_until(
-        lambda: metrics.total("Errors", start=start, end=end) >= before + 1,
+        lambda: (
+            metrics.total("Errors", start=baseline.start, end=baseline.end) >= baseline.before + 1
+        ),
         timeout=180.0 if target.name == "aws" else 30.0,
         interval=1.0,
-        description=f"{metrics.function_name}'s Errors to rise above {before:g}",
+        description=f"{metrics.function_name}'s Errors to rise above {baseline.before:g}",
     )
 
 

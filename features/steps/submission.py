@@ -10,8 +10,9 @@ from typing import Any
 
 from pytest_bdd import parsers, then, when
 
-from features.steps.common import ScenarioTasks, stored, valid_task
-from harness.drivers import TaskApi, TaskStore, new_idempotency_key
+from features.steps.common import ScenarioTasks, stored
+from harness.drivers import ApiResponse, TaskApi, TaskStore, new_idempotency_key
+from harness.payloads import valid_task
 
 FIELDS = {
     "title": "title",
@@ -168,7 +169,7 @@ def submit_padded(api: TaskApi, tasks: ScenarioTasks, size: int) -> None:
     parsers.parse('a browser asks whether it may POST tasks from "{origin}"'),
     target_fixture="preflight",
 )
-def browser_preflight(api: TaskApi, origin: str) -> Any:
+def browser_preflight(api: TaskApi, origin: str) -> ApiResponse:
     return api.request(
         "OPTIONS",
         "/tasks",
@@ -181,7 +182,7 @@ def browser_preflight(api: TaskApi, origin: str) -> Any:
 
 
 @then("the API allows that origin to POST tasks with a Content-Type header")
-def preflight_allows(preflight: Any) -> None:
+def preflight_allows(preflight: ApiResponse) -> None:
     assert preflight.status in (200, 204), preflight.describe()
     headers = {k.lower(): v for k, v in preflight.headers.items()}
     assert headers.get("access-control-allow-origin") in ("*", "https://app.example.com"), headers

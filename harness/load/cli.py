@@ -79,15 +79,16 @@ def local_stack_outputs(
 ) -> Iterator[Path]:
     """Start the local stack for the duration of the run and yield its outputs file.
 
-    ``on_started`` gets the running :class:`~harness.local.cloud.LocalStack` (tests use it
-    to reach the stack's services).
+    ``on_started`` gets the running :class:`~harness.local_stack.cloud.LocalDeployment`
+    (tests use it to reach the stack's services).
     """
     try:
-        from harness.local.cloud import LocalStack
-        from harness.local.lifecycle import progress_printer, set_fifo_quota
+        from harness.local_stack.cloud import LocalDeployment
+        from harness.local_stack.lifecycle import progress_printer
+        from localcloud import set_fifo_quota
     except ImportError as error:
         raise LocalStackUnavailable(
-            "the local stack (harness.local.cloud.LocalStack) is not available: "
+            "the local stack (harness.local_stack.cloud.LocalDeployment) is not available: "
             f"{error}. Start a stack yourself and pass --outputs FILE."
         ) from error
     if fifo_quota is not None:
@@ -95,7 +96,7 @@ def local_stack_outputs(
     with contextlib.ExitStack() as resources:
         try:
             stack = resources.enter_context(
-                LocalStack(on_progress=progress_printer(verbose, prefix="[local] "))
+                LocalDeployment(on_progress=progress_printer(verbose, prefix="[local] "))
             )
         except Exception as error:  # a start-up failure is the stack's, not the run's
             raise LocalStackUnavailable(f"the local stack did not start: {error}") from error
@@ -107,7 +108,7 @@ def local_stack_outputs(
 def kept_local_stack(*, verbose: bool, fifo_quota: float | None) -> Path:
     """Start a detached local stack from this directory (as ``harness local up --detach``)
     that outlives the run; returns its outputs file."""
-    from harness.local.lifecycle import DEFAULT_OUTPUTS, refusal, start_detached
+    from harness.local_stack.lifecycle import DEFAULT_OUTPUTS, refusal, start_detached
 
     outputs = DEFAULT_OUTPUTS.resolve()
     reason = refusal(outputs)

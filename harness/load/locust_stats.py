@@ -157,10 +157,6 @@ class LocustStats:
         """Throttled calls (entries named ``... [throttled]``)."""
         return sum(e.requests for e in self.entries if e.name.endswith(THROTTLED_SUFFIX))
 
-    @property
-    def errors_excluding_throttles(self) -> int:
-        return sum(e.failures for e in self.entries if not e.name.endswith(THROTTLED_SUFFIX))
-
     def by_name(self, name: str) -> RequestFigures | None:
         return next((e for e in self.entries if e.name == name), None)
 

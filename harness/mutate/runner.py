@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from cdk.node import env_with_node
 from harness.mutate.catalogue import Mutant, Profile
-from harness.node import env_with_node
 
 Outcome = Literal["killed", "survived", "error"]
 # What a synthesis of a mutated tree needs: the CDK app, the handlers it bundles, the

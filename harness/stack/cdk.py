@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from harness.node import env_with_node
+from cdk.node import env_with_node
 from harness.stack.process import run_child
 
 CDK_ENV: Final = "HARNESS_CDK"

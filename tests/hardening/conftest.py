@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from features.session import is_scenario
-from harness.local.cloud import LOCAL_STACK_PREFIX, LocalStack
+from harness.local_stack.cloud import LOCAL_STACK_PREFIX, LocalDeployment
 from harness.target import Target
 
 
@@ -29,15 +29,15 @@ def hardening_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def local_stack(
     hardening_assembly: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalStack]:
+) -> Iterator[LocalDeployment]:
     """A local stack of the module's own, stopped when the module's tests are done."""
     work_dir = tmp_path_factory.mktemp("hardening-stack")
-    with LocalStack(work_dir=work_dir, assembly_dir=hardening_assembly) as stack:
+    with LocalDeployment(work_dir=work_dir, assembly_dir=hardening_assembly) as stack:
         yield stack
 
 
 @pytest.fixture(scope="module")
-def target(local_stack: LocalStack) -> Target:
+def target(local_stack: LocalDeployment) -> Target:
     """The module's local stack as a harness target (drivers take it)."""
     return Target.from_outputs_file(local_stack.outputs_file, "local")
 

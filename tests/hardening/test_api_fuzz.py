@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, settings
 
 from cdk import contract
 from handlers.openapi import DOCUMENT_PATH
-from harness.local.cloud import LocalStack
+from harness.local_stack.cloud import LocalDeployment
 
 FUZZ_EXAMPLES = int(os.environ.get("TASK_API_FUZZ_EXAMPLES", "500"))
 MIN_REQUESTS = int(os.environ.get("TASK_API_FUZZ_MIN_REQUESTS", "1000"))
@@ -79,7 +79,7 @@ schema = _load_schema()
 
 
 @pytest.fixture(scope="module")
-def api_url(local_stack: LocalStack) -> str:
+def api_url(local_stack: LocalDeployment) -> str:
     """The stack's ApiUrl (the stage's base URL) without the trailing slash."""
     return local_stack.outputs["local-Api"][contract.API_URL].rstrip("/")
 

@@ -52,7 +52,7 @@ import pytest
 from cdk import contract
 from handlers.domain.faults import ApiFault
 from harness.drivers import DeadLetters, TaskApi, _plain
-from harness.local.cloud import LocalStack
+from harness.local_stack.cloud import LocalDeployment
 from harness.target import Target
 from harness.waiting import wait_until
 
@@ -250,7 +250,7 @@ def _now() -> str:
 
 @pytest.mark.timeout(900)
 def test_no_task_is_lost_stranded_resurrected_or_applied_twice_under_faults(
-    local_stack: LocalStack,
+    local_stack: LocalDeployment,
 ) -> None:
     target = Target.from_outputs_file(local_stack.outputs_file, "local")
     total = SEQUENTIAL_TASKS + CONCURRENT_TASKS

@@ -6,7 +6,7 @@ and reads their own local stack; alone, it runs the features against this module
 local stack (a subprocess of ``pytest features --outputs``, leaving out the monitoring
 scenarios, which only wait out alarm windows). Every function's workers sign with
 credentials of their own, so the local cloud records each ``(role, action, resource)``
-used (``harness.local.identity``): the functions' own AWS calls, the event source
+used (``localcloud.identity``): the functions' own AWS calls, the event source
 mapping's receives and deletes, the log shipping. The roles' statements are read back from
 IAM as the CloudFormation engine created them, with every intrinsic resolved.
 Then, per role:
@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 
 from cdk import contract
+from cdk.node import env_with_node
 from features.session import whole_feature_run_passed
-from harness.local.cloud import LocalStack
-from harness.node import env_with_node
+from harness.local_stack.cloud import LocalDeployment
 from harness.target import Target
 
 # Used with the role by Lambda's active tracing (X-Ray daemon), which is not emulated.
@@ -72,7 +72,7 @@ def _allows(grant: tuple[str, str], action: str, resource: str) -> bool:
 
 def _stack_the_features_ran_on(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> tuple[LocalStack, Target]:
+) -> tuple[LocalDeployment, Target]:
     """The features' own stack if this session ran every scenario on it and they all
     passed; else a stack of this module's own, with the features run against it now
     (every feature but the monitoring ones, which only wait out alarm windows)."""
@@ -80,7 +80,7 @@ def _stack_the_features_ran_on(
     if stack is not None:
         print("\nreading the AWS calls of this session's feature run")
         return stack, Target.from_outputs_file(stack.outputs_file, "local")
-    local_stack: LocalStack = request.getfixturevalue("local_stack")
+    local_stack: LocalDeployment = request.getfixturevalue("local_stack")
     features = subprocess.run(
         [
             sys.executable,

@@ -21,16 +21,14 @@ from typing import Any
 import pytest
 import requests
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.telemetry import (
-    MAX_LOG_EVENT_BYTES,
-    InProcessLogsClient,
-    client_factory,
-)
-from harness.local.lambda_service.testing import function_spec, pid_alive
-from harness.local.specs import FunctionSpec, InvokeResult
 from harness.waiting import wait_until
+from localcloud.clients import client_factory
+from localcloud.endpoint import AwsEndpoint
+from localcloud.inprocess import InProcessLogsClient
+from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.testing import function_spec, pid_alive
+from localcloud.specs import FunctionSpec, InvokeResult
+from localcloud.telemetry import MAX_LOG_EVENT_BYTES
 
 JSON_10 = "application/x-amz-json-1.0"
 

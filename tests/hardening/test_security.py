@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cdk import contract
 from harness.drivers import TaskApi, TaskStore
-from harness.local.cloud import LocalStack
+from harness.local_stack.cloud import LocalDeployment
 from harness.reports import FeatureReport, ScenarioResult, StepResult
 from harness.target import Target
 from harness.waiting import wait_until
@@ -70,7 +70,7 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def test_nothing_listens_beyond_loopback(local_stack: LocalStack, target: Target) -> None:
+def test_nothing_listens_beyond_loopback(local_stack: LocalDeployment, target: Target) -> None:
     # Invoke both functions first so their workers (and runtime API ports) exist.
     api = TaskApi(target)
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cdk.node import env_with_node
 from cdk.synth import PROJECT_ROOT, SynthError, synthesize
-from harness.node import env_with_node
 
 
 @pytest.fixture(scope="module")

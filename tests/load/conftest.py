@@ -40,7 +40,7 @@ def fake_api(tmp_path: Path) -> Iterator[FakeApiFactory]:
 
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[tuple[Path, Any]]:
-    """``(outputs file, LocalStack)`` of a real local stack, shared by the module's runs.
+    """``(outputs file, LocalDeployment)`` of a real local stack, shared by the module's runs.
 
     Started through the very seam ``harness load --target local`` uses, so the smoke runs
     also prove that it starts the stack and that leaving it stops everything.

@@ -206,12 +206,12 @@ def write_outputs(path: Path, outputs: dict[str, str], stack: str = "FakeStack")
 def running_sqs_endpoint() -> Iterator[tuple[str, str, str]]:
     """An SQS endpoint on 127.0.0.1: ``(url, region, kind)``.
 
-    The local SQS endpoint (``harness.local.endpoint.AwsEndpoint``, with SQS FIFO's
+    The local SQS endpoint (``localcloud.endpoint.AwsEndpoint``, with SQS FIFO's
     throughput quotas) when it is importable; otherwise moto's server, which has no
     quotas, so a run against it can show no throttling.
     """
     try:
-        from harness.local.endpoint import AwsEndpoint
+        from localcloud.endpoint import AwsEndpoint
     except ImportError:
         from moto.server import ThreadedMotoServer
 

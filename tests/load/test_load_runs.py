@@ -24,8 +24,8 @@ def test_a_fifo_queue_is_held_to_its_quota_and_throttles_above_it(
     # This machine cannot offer 300 calls/s per queue, so lower the local endpoint's FIFO
     # quota (it runs in this process) as `harness load` does for a stack it starts; the
     # step offers 4 then 8 calls/s per call type against 5.
-    set_fifo_quota = pytest.importorskip("harness.local.lifecycle").set_fifo_quota
-    engine = pytest.importorskip("harness.local.sqs.engine")
+    set_fifo_quota = pytest.importorskip("localcloud").set_fifo_quota
+    engine = pytest.importorskip("localcloud.sqs.engine")
     monkeypatch.setattr(engine, "FIFO_TRANSACTIONS_PER_SECOND", engine.FIFO_TRANSACTIONS_PER_SECOND)
     set_fifo_quota(5)
     shape = ShapeParams("step", users=4, spawn_rate=4, run_time_s=12, step_users=2, step_time_s=6)
@@ -131,7 +131,7 @@ def test_local_stack_seam_says_clearly_when_it_is_missing(
 
     from harness.load import cli
 
-    monkeypatch.setitem(sys.modules, "harness.local.cloud", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "harness.local_stack.cloud", None)  # import now fails
     with pytest.raises(cli.LocalStackUnavailable, match="pass --outputs FILE"):  # noqa: SIM117
         with cli.target_outputs("local", None):
             pass

@@ -155,7 +155,7 @@ def test_an_sqs_client_without_retries_surfaces_a_throttle_from_its_one_attempt(
 ) -> None:
     # The sqs_fifo_limits users count throttles; a client that retried one after botocore's
     # back-off (up to 1 s) would hide it and stall the user, offering less than its rate.
-    engine = pytest.importorskip("harness.local.sqs.engine")
+    engine = pytest.importorskip("localcloud.sqs.engine")
     monkeypatch.setattr(engine, "FIFO_TRANSACTIONS_PER_SECOND", 1.0)
     target = load_target(sqs_outputs, "sqs_fifo_limits")
     assert target.task_queue_url

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.metrics import local_client
-from harness.local.specs import AlarmSpec, MetricDimension
-from harness.local.sqs import FakeClock
-from harness.local.sqs.testing import REGION, SqsBackend, client
+from localcloud.clients import local_client
+from localcloud.endpoint import AwsEndpoint
+from localcloud.specs import AlarmSpec, MetricDimension
+from localcloud.sqs import FakeClock
+from localcloud.sqs.testing import REGION, SqsBackend, client
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.local.alarms import (
+from harness.waiting import wait_until
+from localcloud.alarms import (
     ALARM,
     INSUFFICIENT_DATA,
     OK,
@@ -20,10 +21,9 @@ from harness.local.alarms import (
     Datapoint,
     evaluate,
 )
-from harness.local.inprocess import InProcessCloudWatchClient
-from harness.local.metrics import local_client
-from harness.local.specs import AlarmSpec, MetricDimension
-from harness.waiting import wait_until
+from localcloud.clients import local_client
+from localcloud.inprocess import InProcessCloudWatchClient
+from localcloud.specs import AlarmSpec, MetricDimension
 
 from .conftest import dlq_alarm
 

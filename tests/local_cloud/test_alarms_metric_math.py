@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from harness.local import metric_math
-from harness.local.alarms import ALARM, OK, AlarmService
-from harness.local.inprocess import InProcessCloudWatchClient
-from harness.local.lambda_service.telemetry import MetricsPublisher, parse_emf
-from harness.local.specs import AlarmSpec, MetricDimension, MetricQuery
+from localcloud import metric_math
+from localcloud.alarms import ALARM, OK, AlarmService
+from localcloud.inprocess import InProcessCloudWatchClient
+from localcloud.lambda_service.telemetry import MetricsPublisher, parse_emf
+from localcloud.specs import AlarmSpec, MetricDimension, MetricQuery
 
 REGION = "us-east-1"
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from harness.local.alarms import ALARM, OK, AlarmService
-from harness.local.inprocess import InProcessCloudWatchClient
-from harness.local.metrics import QueueDepth, QueueMetricsPublisher, local_client
 from harness.waiting import wait_until
+from localcloud.alarms import ALARM, OK, AlarmService
+from localcloud.clients import local_client
+from localcloud.inprocess import InProcessCloudWatchClient
+from localcloud.metrics import QueueMetricsPublisher
+from localcloud.sqs import QueueDepth
 
 from .conftest import dlq_alarm
 

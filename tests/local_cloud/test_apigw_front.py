@@ -24,8 +24,8 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from harness.local.apigw import MAX_PAYLOAD_BYTES, ApiGatewayService
-from harness.local.specs import ApiMethod, IntegrationResponse, InvokeResult, RestApiSpec
+from localcloud.apigw import MAX_PAYLOAD_BYTES, ApiGatewayService
+from localcloud.specs import ApiMethod, IntegrationResponse, InvokeResult, RestApiSpec
 
 Handler = Callable[[dict[str, Any]], Any]
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from harness.local.apigw import ApiGatewayService
-from harness.local.cfn.testing import template, write_assembly
-from harness.local.specs import GatewayResponse, InvokeResult
+from localcloud.apigw import ApiGatewayService
+from localcloud.cfn.testing import template, write_assembly
+from localcloud.specs import GatewayResponse, InvokeResult
 
 from .test_apigw_front import FakeLambda, gateway_error, ok, proxy, serve
 from .test_cfn_validation import rejected

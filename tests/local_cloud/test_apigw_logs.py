@@ -12,11 +12,11 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from harness.local.apigw import ApiGatewayService
-from harness.local.inprocess import InProcessCloudWatchClient, InProcessLogsClient
-from harness.local.metrics import local_client
-from harness.local.specs import ApiMethod, InvokeResult, RestApiSpec
 from harness.waiting import wait_until
+from localcloud.apigw import ApiGatewayService
+from localcloud.clients import local_client
+from localcloud.inprocess import InProcessCloudWatchClient, InProcessLogsClient
+from localcloud.specs import ApiMethod, InvokeResult, RestApiSpec
 
 REGION = "us-east-1"
 LOG_GROUP = "/aws/apigateway/task-api-access"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from harness.local.cfn import DeployedAssembly, DeployError, TemplateError, deploy_assembly
-from harness.local.cfn.testing import (
+from localcloud.cfn import DeployedAssembly, DeployError, TemplateError, deploy_assembly
+from localcloud.cfn.testing import (
     REGION,
     RecordingServices,
     client,

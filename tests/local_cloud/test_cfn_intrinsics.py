@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.local.cfn import NO_VALUE, Resolver, TemplateError, rewrite_api_urls
-from harness.local.cfn.intrinsics import Reference, scan
+from localcloud.cfn import NO_VALUE, Resolver, TemplateError, rewrite_api_urls
+from localcloud.cfn.intrinsics import Reference, scan
 
 
 class FakeResources:

@@ -13,8 +13,8 @@ import pytest
 
 from cdk import contract
 from cdk.synth import synthesize
-from harness.local.cfn import SUPPORTED_TYPES, CloudAssembly, DeployedAssembly, deploy_assembly
-from harness.local.cfn.testing import REGION, RecordingServices, client, local_endpoint
+from localcloud.cfn import SUPPORTED_TYPES, CloudAssembly, DeployedAssembly, deploy_assembly
+from localcloud.cfn.testing import REGION, RecordingServices, client, local_endpoint
 
 PREFIX = "cfnlocal"
 LOCAL_API_URL_PREFIX = "http://127.0.0.1:4567/"  # RecordingServices.add_rest_api

@@ -12,15 +12,16 @@ from typing import Any
 
 import pytest
 
-from harness.local.cfn import DeployedAssembly, deploy_assembly
-from harness.local.cfn.testing import (
+from cdk.node import env_with_node
+from localcloud.cfn import DeployedAssembly, deploy_assembly
+from localcloud.cfn.testing import (
     REGION,
     RecordingServices,
     client,
     local_endpoint,
     synth_app_script,
 )
-from harness.local.specs import AlarmSpec, ApiMethod, FunctionSpec, MetricDimension
+from localcloud.specs import AlarmSpec, ApiMethod, FunctionSpec, MetricDimension
 
 SAMPLE_APP = Path(__file__).resolve().parent / "cfn_templates" / "sample_app.py"
 
@@ -59,7 +60,9 @@ class Deployment:
 
 @pytest.fixture(scope="session")
 def sample_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synth_app_script(SAMPLE_APP, tmp_path_factory.mktemp("sample-cdk-out"), PREFIX)
+    return synth_app_script(
+        SAMPLE_APP, tmp_path_factory.mktemp("sample-cdk-out"), PREFIX, env=env_with_node()
+    )
 
 
 @pytest.fixture(scope="module")

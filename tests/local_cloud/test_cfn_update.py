@@ -1,4 +1,4 @@
-"""Updating a deployed assembly from a newer one (``harness.local.cfn.update``).
+"""Updating a deployed assembly from a newer one (``localcloud.cfn.update``).
 
 A Lambda function's code and configuration are applied in place, resolved against what
 is deployed (the same table, the same role); every other difference is a blocker that
@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from harness.local.cfn import DeployedAssembly, deploy_assembly
-from harness.local.cfn.errors import UpdateError
-from harness.local.cfn.testing import REGION, RecordingServices, local_endpoint, write_assembly
-from harness.local.cfn.update import apply_update, plan_update
-from harness.local.specs import FunctionSpec
+from localcloud.cfn import DeployedAssembly, deploy_assembly
+from localcloud.cfn.errors import UpdateError
+from localcloud.cfn.testing import REGION, RecordingServices, local_endpoint, write_assembly
+from localcloud.cfn.update import apply_update, plan_update
+from localcloud.specs import FunctionSpec
 
 HANDLER_DIR = Path(__file__).resolve().parent / "cfn_templates" / "sample_handler"
 

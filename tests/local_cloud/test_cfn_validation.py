@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.local.cfn import (
+from localcloud.cfn import (
     AssemblyError,
     CfnError,
     CloudAssembly,
@@ -21,8 +21,8 @@ from harness.local.cfn import (
     UnsupportedResourceError,
     deploy_assembly,
 )
-from harness.local.cfn.graph import CycleError, topological_order
-from harness.local.cfn.testing import (
+from localcloud.cfn.graph import CycleError, topological_order
+from localcloud.cfn.testing import (
     REGION,
     UNREACHABLE_ENDPOINT,
     RecordingServices,

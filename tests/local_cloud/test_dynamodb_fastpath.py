@@ -20,8 +20,8 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.metrics import local_client
+from localcloud.clients import local_client
+from localcloud.endpoint import AwsEndpoint
 
 _DESERIALIZE = TypeDeserializer()
 N = {"N": "1"}

@@ -19,10 +19,15 @@ from typing import Any
 
 import pytest
 
-from harness.local.esm import EventSourceMappingService, InvalidParameterValueError, MappingStats
-from harness.local.lambda_api import LambdaControlPlane
-from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.testing import (
+from harness.waiting import wait_until
+from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.control_plane import LambdaControlPlane
+from localcloud.lambda_service.esm import (
+    EventSourceMappingService,
+    InvalidParameterValueError,
+    MappingStats,
+)
+from localcloud.lambda_service.testing import (
     Endpoint,
     boto_client,
     child_pids,
@@ -30,8 +35,7 @@ from harness.local.lambda_service.testing import (
     local_endpoint,
     pid_alive,
 )
-from harness.local.specs import EventSourceMappingSpec, FunctionSpec
-from harness.waiting import wait_until
+from localcloud.specs import EventSourceMappingSpec, FunctionSpec
 
 FUNCTIONS = Path(__file__).parent / "functions"
 FIFO_RECORD_ATTRIBUTES = {

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.local.esm import decide, sqs_event
-from harness.local.specs import InvokeResult
+from localcloud.lambda_service.esm import decide, sqs_event
+from localcloud.specs import InvokeResult
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:tasks.fifo"
 

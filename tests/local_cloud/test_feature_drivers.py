@@ -16,11 +16,11 @@ import pytest
 
 from cdk import contract
 from harness.drivers import DeadLetters, ProcessorEventSource, TaskQueue
-from harness.local.endpoint import AwsEndpoint
-from harness.local.lambda_api import LambdaControlPlane
-from harness.local.lambda_service.testing import function_spec
-from harness.local.specs import EventSourceMappingSpec, InvokeResult
 from harness.target import Target
+from localcloud.endpoint import AwsEndpoint
+from localcloud.lambda_service.control_plane import LambdaControlPlane
+from localcloud.lambda_service.testing import function_spec
+from localcloud.specs import EventSourceMappingSpec, InvokeResult
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The shared HTTP/1.1 request reader (``harness.local.http11``), and the local AWS
+"""The shared HTTP/1.1 request reader (``localcloud.http11``), and the local AWS
 endpoint's front built on it, spoken to through raw sockets."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, cast
 
 import pytest
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.http11 import BadRequestError, Reader, Request, read_request
+from localcloud.endpoint import AwsEndpoint
+from localcloud.http11 import BadRequestError, Reader, Request, read_request
 
 # -- the reader ---------------------------------------------------------------------------
 
@@ -478,7 +478,7 @@ def test_http_1_0_closes_unless_asked_to_keep_alive(endpoint: AwsEndpoint) -> No
 def test_an_exception_in_dispatch_is_500_logged_and_the_connection_lives(
     conn: _Conn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="harness.local.endpoint"):
+    with caplog.at_level(logging.ERROR, logger="localcloud.endpoint"):
         conn.send(f"GET {_ECHO_PREFIX}boom HTTP/1.1\r\nHost: h\r\n\r\n".encode())
         status, headers, body = conn.response()
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import boto3
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.identity import Call, Principal
+from localcloud.endpoint import AwsEndpoint
+from localcloud.identity import Call, Principal
 
 ROLE = "arn:aws:iam::123456789012:role/api-role"
 

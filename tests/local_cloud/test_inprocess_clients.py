@@ -1,7 +1,7 @@
 """The in-process CloudWatch and Logs clients against boto3 at a live endpoint, call by call.
 
 Each test makes the same calls through boto3 (at the local endpoint, moto behind its web
-layer) and through :mod:`harness.local.inprocess` (moto's backends directly), each path
+layer) and through :mod:`localcloud.inprocess` (moto's backends directly), each path
 on resources of its own, and checks both leave the same data in moto and give the caller
 the same answer: the same fields and values, or the same exception class and error.
 """
@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.inprocess import (
+from localcloud.clients import local_client
+from localcloud.endpoint import AwsEndpoint
+from localcloud.inprocess import (
     InProcessCloudWatchClient,
     InProcessLogsClient,
     moto_account_id,
 )
-from harness.local.metrics import local_client
 
 PATHS = ("boto3", "in-process")
 
@@ -49,7 +49,7 @@ def logs(aws_endpoint: AwsEndpoint) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def backend(aws_endpoint: AwsEndpoint) -> Any:
     """moto's CloudWatch backend the endpoint serves (what both paths write to)."""
-    from moto.cloudwatch.models import cloudwatch_backends
+    from localcloud.moto_compat import cloudwatch_backends
 
     return cloudwatch_backends[moto_account_id()][aws_endpoint.region]
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.testing import (
+from harness.waiting import wait_until
+from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.testing import (
     Endpoint,
     function_spec,
     local_endpoint,
     pid_alive,
 )
-from harness.local.specs import FunctionSpec, InvokeResult
-from harness.waiting import wait_until
+from localcloud.specs import FunctionSpec, InvokeResult
 
 # The handler waits for the file the event names, so the test decides when a call ends.
 HANDLER = """

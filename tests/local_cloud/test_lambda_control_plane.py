@@ -14,10 +14,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.lambda_api import LambdaControlPlane
-from harness.local.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
 from harness.waiting import wait_until
+from localcloud.endpoint import AwsEndpoint
+from localcloud.lambda_service.control_plane import LambdaControlPlane
+from localcloud.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
 
 FUNCTION = FunctionSpec(
     logical_id="Fn",

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from harness.local.lambda_service import LambdaService, LambdaServiceClosedError
-from harness.local.lambda_service.testing import (
+from harness.waiting import wait_until
+from localcloud.lambda_service import LambdaService, LambdaServiceClosedError
+from localcloud.lambda_service.testing import (
     Endpoint,
     boto_client,
     child_pids,
@@ -27,8 +28,7 @@ from harness.local.lambda_service.testing import (
     local_endpoint,
     pid_alive,
 )
-from harness.local.specs import FunctionSpec, InvokeResult
-from harness.waiting import wait_until
+from localcloud.specs import FunctionSpec, InvokeResult
 
 FUNCTIONS = Path(__file__).parent / "functions"
 

@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from harness.local.inprocess import InProcessCloudWatchClient, InProcessLogsClient
-from harness.local.lambda_service import LambdaService
-from harness.local.lambda_service.telemetry import MAX_LOG_EVENT_BYTES, MetricsPublisher
-from harness.local.lambda_service.testing import (
+from harness.waiting import wait_until
+from localcloud.inprocess import InProcessCloudWatchClient, InProcessLogsClient
+from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.telemetry import MetricsPublisher
+from localcloud.lambda_service.testing import (
     Endpoint,
     boto_client,
     function_spec,
     local_endpoint,
 )
-from harness.local.specs import FunctionSpec
-from harness.waiting import wait_until
+from localcloud.specs import FunctionSpec
+from localcloud.telemetry import MAX_LOG_EVENT_BYTES
 
 FUNCTIONS = Path(__file__).parent / "functions"
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from cdk import contract
+from cdk.node import env_with_node
 from cdk.synth import synthesize
 from harness.drivers import TaskApi, TaskStore
-from harness.local.cloud import LocalStack
-from harness.node import env_with_node
+from harness.local_stack.cloud import LocalDeployment
 from harness.target import Target
 from harness.waiting import wait_until
 
@@ -265,7 +265,7 @@ def test_one_process_can_run_local_stacks_one_after_another(assembly: Path) -> N
     # moto's state lives as long as the process: a stack that left anything behind (a log
     # group recreated by a late log flush, say) would make the next deploy fail.
     for round_ in range(2):
-        with LocalStack(assembly_dir=assembly) as stack:
+        with LocalDeployment(assembly_dir=assembly) as stack:
             target = Target.from_outputs_file(stack.outputs_file, "local")
             api = TaskApi(target)
             accepted = api.submit(

@@ -28,16 +28,16 @@ from pathlib import Path
 import pytest
 
 from cdk import contract
+from cdk.node import env_with_node
 from harness.drivers import ApiResponse, TaskApi
-from harness.local.cloud import LocalStack
-from harness.local.lambda_service.runtime_api import PostedBody
-from harness.local.lambda_service.testing import pid_alive
-from harness.local.lambda_service.worker import Worker
-from harness.node import env_with_node
+from harness.local_stack.cloud import LocalDeployment
 from harness.synth_cache import INPUT_DIRS, INPUT_FILES
 from harness.target import Target
 from harness.waiting import wait_until
 from harness.watch import Reloader
+from localcloud.lambda_service.runtime_api import PostedBody
+from localcloud.lambda_service.testing import pid_alive
+from localcloud.lambda_service.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -132,10 +132,10 @@ def tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def watched(tree: Path, tmp_path: Path) -> Iterator[tuple[LocalStack, queue.Queue[str]]]:
+def watched(tree: Path, tmp_path: Path) -> Iterator[tuple[LocalDeployment, queue.Queue[str]]]:
     lines: queue.Queue[str] = queue.Queue()
     with (
-        LocalStack(project_root=tree, work_dir=tmp_path / "work") as stack,
+        LocalDeployment(project_root=tree, work_dir=tmp_path / "work") as stack,
         Reloader(stack, on_line=lines.put, interval=0.1),
     ):
         yield stack, lines
@@ -158,7 +158,7 @@ def _next_line(lines: queue.Queue[str], timeout: float = 120) -> str:
 
 
 def _held_response(
-    stack: LocalStack, function_name: str, monkeypatch: pytest.MonkeyPatch
+    stack: LocalDeployment, function_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[threading.Event, threading.Event]:
     """Hold the first response ``function_name``'s runtime posts until ``release`` is set:
     the handler has run on the code it started with, and its invocation stays in flight,
@@ -182,7 +182,7 @@ def _held_response(
 
 @pytest.mark.slow
 def test_a_handler_edit_is_swapped_in_while_a_call_is_in_flight(
-    watched: tuple[LocalStack, queue.Queue[str]],
+    watched: tuple[LocalDeployment, queue.Queue[str]],
     tree: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -253,13 +253,13 @@ def _replace_in(path: Path, pattern: str, replacement: str) -> None:
     path.write_text(edited)
 
 
-def _environment(stack: LocalStack, name: str) -> dict[str, str]:
+def _environment(stack: LocalDeployment, name: str) -> dict[str, str]:
     return dict(stack.lambdas.function_spec(name).environment)
 
 
 @pytest.mark.slow
 def test_a_cdk_edit_is_redeployed_or_named_as_needing_a_restart(
-    watched: tuple[LocalStack, queue.Queue[str]], tree: Path
+    watched: tuple[LocalDeployment, queue.Queue[str]], tree: Path
 ) -> None:
     stack, lines = watched
     target = Target.from_outputs_file(stack.outputs_file, "local")

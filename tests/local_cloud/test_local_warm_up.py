@@ -1,4 +1,4 @@
-"""The local stack's warm-up (``harness.local.warm``): it takes the first start's one-time
+"""The local stack's warm-up (``localcloud.warm``): it takes the first start's one-time
 work off the start, and leaves nothing behind that a start or a user could see.
 
 Each test runs in a fresh interpreter: what is imported, and what moto holds, is
@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from harness.local.cfn.testing import template, write_assembly
+from localcloud.cfn.testing import template, write_assembly
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ RESOURCES = {
 }
 
 # The packages whose first use made the first start slow.
-HEAVY = ("moto", "flask", "werkzeug", "boto3", "botocore", "harness.local")
+HEAVY = ("moto", "flask", "werkzeug", "boto3", "botocore", "localcloud")
 # Imported lazily on a first request, a few ms in all: not worth naming in the warm-up.
 NEGLIGIBLE = (
     "moto.iam.access_control",
@@ -99,11 +99,11 @@ def test_after_the_warm_up_a_first_start_loads_no_heavy_module(tmp_path: Path) -
         f"""
         import json, sys
         from pathlib import Path
-        from harness.local.cloud import LocalStack, _warm_up
+        from harness.local_stack.cloud import LocalDeployment, _warm_up
 
         _warm_up()
         before = set(sys.modules)
-        with LocalStack(assembly_dir=Path({str(assembly)!r})) as stack:
+        with LocalDeployment(assembly_dir=Path({str(assembly)!r})) as stack:
             assert stack.outputs is not None
             loaded = sorted(set(sys.modules) - before)
         print(json.dumps(loaded))
@@ -118,8 +118,8 @@ def test_the_warm_up_creates_nothing_a_client_can_see() -> None:
         """
         import json
         import boto3
-        from harness.local.endpoint import AwsEndpoint
-        from harness.local.warm import warm_up
+        from localcloud.endpoint import AwsEndpoint
+        from localcloud.warm import warm_up
 
         warm_up("us-east-1")
         warm_up("us-east-1")  # once per process: the second call is a no-op

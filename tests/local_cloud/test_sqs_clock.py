@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.sqs import FakeClock
-from harness.local.sqs.testing import SqsBackend, client, error_of
+from localcloud.endpoint import AwsEndpoint
+from localcloud.sqs import FakeClock
+from localcloud.sqs.testing import SqsBackend, client, error_of
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.sqs.testing import client
+from localcloud.endpoint import AwsEndpoint
+from localcloud.sqs.testing import client
 
 GROUPS = 20
 PER_GROUP = 25

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.sqs.errors import SqsError
-from harness.local.sqs.protocol import InProcessSqsClient
-from harness.local.sqs.testing import client, error_of, query_client
 from harness.waiting import wait_until
+from localcloud.endpoint import AwsEndpoint
+from localcloud.sqs.errors import SqsError
+from localcloud.sqs.protocol import InProcessSqsClient
+from localcloud.sqs.testing import client, error_of, query_client
 
 REPO = Path(__file__).resolve().parents[2]
 AWS_CLI = Path(sys.executable).parent / "aws"

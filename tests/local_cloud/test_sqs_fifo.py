@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.local.sqs.testing import SqsBackend, error_of
 from harness.waiting import wait_until
+from localcloud.sqs.testing import SqsBackend, error_of
 
 
 def bodies(messages: list[dict[str, Any]]) -> list[str]:

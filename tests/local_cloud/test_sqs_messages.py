@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness.local.sqs.testing import SqsBackend, error_of
 from harness.waiting import wait_until
+from localcloud.sqs.testing import SqsBackend, error_of
 
 ONE_MIB = 1_048_576
 

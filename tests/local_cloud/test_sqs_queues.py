@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.local.sqs.testing import SqsBackend, error_of
 from harness.waiting import wait_until
+from localcloud.sqs.testing import SqsBackend, error_of
 
 
 def receive(backend: SqsBackend, queue: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from harness.local.sqs import SendEntry, SqsEngine
+from localcloud.sqs import SendEntry, SqsEngine
 
 
 def backlog(engine: SqsEngine, size: int, groups: int) -> str:

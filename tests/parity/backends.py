@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness.local.sqs import FakeClock, SqsEngine
 from harness.waiting import wait_until
+from localcloud.sqs import FakeClock, SqsEngine
 from tests.parity.expect import Placeholders, differences
 
 # A recording's time.sleep(n) returns a little after n seconds and the next call takes a

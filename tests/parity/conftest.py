@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from harness.local.endpoint import AwsEndpoint
-from harness.local.sqs import DEFAULT_ACCOUNT_ID, FakeClock
-from harness.local.sqs.testing import client, query_client
+from localcloud.endpoint import AwsEndpoint
+from localcloud.sqs import DEFAULT_ACCOUNT_ID, FakeClock
+from localcloud.sqs.testing import client, query_client
 from tests.parity.backends import EngineTime, MotoClock, Sqs
 from tests.parity.deviations import DEVIATIONS
 from tests.parity.expect import LOCALSTACK, LOCALSTACK_COMMIT

@@ -1,12 +1,12 @@
 """The two events our handlers depend on, held key for key against AWS's recorded samples.
 
 - The SQS event the event source mapping hands the processor: the real mapping service
-  (``harness.local.esm``) polling our engine in-process, as the local cloud runs it, with
-  a recording function in place of the Lambda service. Recorded samples: LocalStack's
+  (``localcloud.lambda_service.esm``) polling our engine in-process, as the local cloud
+  runs it, with a recording function in place of the Lambda service. Recorded samples: LocalStack's
   ``tests/aws/services/lambda_/event_source_mapping/test_lambda_integration_sqs.py`` and
   its ``.snapshot.json`` (validated against AWS on the dates given).
 - The REST API (v1) Lambda proxy event: the real local API Gateway front
-  (``harness.local.apigw``) with a recording function behind it, called over HTTP with
+  (``localcloud.apigw``) with a recording function behind it, called over HTTP with
   the headers the recording sent. Recorded samples: LocalStack's
   ``tests/aws/services/apigateway/test_apigateway_lambda.py``
   (``test_lambda_aws_proxy_integration``, validated 2024-08-02).
@@ -29,19 +29,19 @@ from typing import Any, cast
 import pytest
 import requests
 
-from harness.local.apigw import ApiGatewayService
-from harness.local.esm import EventSourceMappingService
-from harness.local.lambda_service import LambdaService
-from harness.local.specs import (
+from harness.waiting import wait_until
+from localcloud.apigw import ApiGatewayService
+from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.esm import EventSourceMappingService
+from localcloud.specs import (
     ApiMethod,
     EventSourceMappingSpec,
     FunctionSpec,
     InvokeResult,
     RestApiSpec,
 )
-from harness.local.sqs import DEFAULT_ACCOUNT_ID, FakeClock, SqsEngine
-from harness.local.sqs.protocol import InProcessSqsClient
-from harness.waiting import wait_until
+from localcloud.sqs import DEFAULT_ACCOUNT_ID, FakeClock, SqsEngine
+from localcloud.sqs.protocol import InProcessSqsClient
 from tests.parity.expect import Placeholders, differences
 
 REGION = "us-east-1"
@@ -320,7 +320,7 @@ def test_report_batch_item_failures(mapped: Mapped) -> None:
 
 
 def _entry(entry_id: str, body: str, *, group: str, dedup: str) -> Any:
-    from harness.local.sqs import SendEntry
+    from localcloud.sqs import SendEntry
 
     return SendEntry(id=entry_id, body=body, group_id=group, deduplication_id=dedup)
 

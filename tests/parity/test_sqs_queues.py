@@ -596,7 +596,7 @@ def test_non_existent_queue(sqs: Sqs) -> None:
 @recorded("test_send_message_via_queue_url_with_json_protocol", validated="2024-04-30")
 @pytest.mark.protocols("json")
 def test_send_message_via_queue_url_with_json_protocol(sqs: Sqs) -> None:
-    from harness.local.sqs.testing import client
+    from localcloud.sqs.testing import client
 
     queue = sqs.create_queue()
     # What the PHP SDK does: a JSON request sent to the queue URL instead of the root.

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from cdk.node import env_with_node
 from cdk.synth import PROJECT_ROOT
-from harness.node import env_with_node
 from harness.synth_cache import ENTRY_FILE, Lease, SynthCache, check_entry, input_files, input_key
 
 CONTEXT = {"stack_prefix": "local"}
@@ -33,7 +33,7 @@ TREE = {
     "handlers/requirements.txt": "pydantic==2.14.3\n",
     "cdk.json": '{"app": "python -m cdk.app", "context": {"flag": true}}\n',
     "requirements/dev.txt": "aws-cdk-lib==2.275.0\n",
-    "harness/node.py": "NODE = 24\n",
+    "cdk/node.py": "NODE = 24\n",
 }
 
 
@@ -166,7 +166,7 @@ def _flip_a_byte(relative: str) -> Callable[[Path], None]:
             _edit("cdk.json", '{"app": "python -m cdk.app", "context": {"flag": false}}\n'),
             id="a cdk.json feature flag",
         ),
-        pytest.param(_edit("harness/node.py", "NODE = 26\n"), id="the module the app imports"),
+        pytest.param(_edit("cdk/node.py", "NODE = 26\n"), id="the module the app imports"),
     ],
 )
 def test_each_change_of_a_file_synthesis_reads_synthesizes_again(

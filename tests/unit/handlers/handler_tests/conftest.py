@@ -219,18 +219,6 @@ def call_api(cloud: Cloud) -> CallApi:
     return call
 
 
-def valid_task(**overrides: Any) -> dict[str, Any]:
-    """A task that passes every rule."""
-    task: dict[str, Any] = {
-        "title": "Prepare the quarterly report",
-        "description": "Collect the figures and write the summary.",
-        "priority": "medium",
-        "due_date": "2026-12-31",
-    }
-    task.update(overrides)
-    return task
-
-
 RunProcessor = Callable[..., dict[str, Any]]
 
 

@@ -23,8 +23,9 @@ import pytest
 
 from handlers import api
 from handlers.domain.faults import ApiFault
+from harness.payloads import valid_task
 
-from .conftest import ApiAnswer, CallApi, Cloud, valid_task
+from .conftest import ApiAnswer, CallApi, Cloud
 
 pytestmark = [pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")]
 

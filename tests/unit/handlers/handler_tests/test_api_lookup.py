@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import CallApi, Cloud, valid_task
+from harness.payloads import valid_task
+
+from .conftest import CallApi, Cloud
 
 Drain = Callable[[], list[dict[str, Any]]]
 

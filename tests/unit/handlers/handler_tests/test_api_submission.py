@@ -13,8 +13,9 @@ from botocore.exceptions import ClientError
 from handlers import api
 from handlers.domain import submission
 from handlers.domain.constants import MAX_BODY_BYTES, MESSAGE_GROUP_ID, RETRY_AFTER_SECONDS
+from harness.payloads import valid_task
 
-from .conftest import ApiAnswer, CallApi, Cloud, valid_task
+from .conftest import ApiAnswer, CallApi, Cloud
 
 # Powertools warns about normal situations here (an invocation cut short, multipart).
 pytestmark = [

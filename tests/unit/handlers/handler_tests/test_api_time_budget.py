@@ -25,8 +25,9 @@ from cdk.config import EPHEMERAL_DEFAULTS, PRODUCTION
 from handlers import api
 from handlers.adapters import aws
 from handlers.domain.faults import ApiFault
+from harness.payloads import valid_task
 
-from .conftest import CallApi, Cloud, valid_task
+from .conftest import CallApi, Cloud
 
 pytestmark = [pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")]
 

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import CallApi, Cloud, RunProcessor, valid_task
+from harness.payloads import valid_task
+
+from .conftest import CallApi, Cloud, RunProcessor
 from .events import records_from_messages
 
 pytestmark = [pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")]

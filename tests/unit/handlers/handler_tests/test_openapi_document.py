@@ -11,8 +11,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from handlers.openapi import DOCUMENT_PATH, main, openapi_document
+from harness.payloads import valid_task
 
-from .conftest import ApiAnswer, CallApi, Cloud, valid_task
+from .conftest import ApiAnswer, CallApi, Cloud
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ from handlers.domain.constants import (
 )
 from handlers.domain.messages import task_message_body
 from handlers.domain.processing import Attempt, Delivery, Started, TaskState
+from harness.payloads import valid_task
 
-from .conftest import ATTEMPT_BUDGET, CallApi, Cloud, RunProcessor, valid_task
+from .conftest import ATTEMPT_BUDGET, CallApi, Cloud, RunProcessor
 from .events import FakeLambdaContext, sqs_record
 
 # Powertools warns about normal situations here (an invocation cut short, multipart).
