@@ -24,7 +24,7 @@ from harness.cli import main
 from harness.dlq.queue import DeadLetters, replay_deduplication_id, utc_timestamp
 from harness.local.endpoint import AwsEndpoint
 from harness.local.sqs.testing import REGION
-from harness.target import Target
+from harness.target import Target, TargetName
 
 DLQ_RETENTION_S = 14 * 86400
 
@@ -36,6 +36,7 @@ def stack(request: pytest.FixtureRequest) -> Target:
     ``engine`` is the local stack's endpoint (target ``local``); ``moto`` stands in for
     AWS (target ``aws``: the long polls AWS needs).
     """
+    name: TargetName
     if request.param == "engine":
         endpoint: AwsEndpoint = request.getfixturevalue("aws_endpoint")
         url, name = endpoint.url, "local"
