@@ -473,11 +473,12 @@ def format_listing(listing: Listing) -> str:
     """The listing as a table, with the queue's counters and any mismatch explained."""
     lines = []
     if listing.tasks:
-        header = ("TASK ID", "REASON", "RECEIVES", "DEAD-LETTERED AT", "LAST ERROR")
+        header = ("TASK ID", "REASON", "ATTEMPTS", "RECEIVES", "DEAD-LETTERED AT", "LAST ERROR")
         rows = [
             (
                 task.task_id,
                 task.reason,
+                str(task.attempts),
                 str(task.receive_count),
                 task.dead_lettered_at,
                 task.error_code or "-",
