@@ -26,6 +26,7 @@ pytest_plugins = [
     "features.steps.configuration",
     "features.steps.lifecycle",
     "features.steps.monitoring",
+    "features.steps.dead_letters",
 ]
 
 

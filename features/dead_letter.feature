@@ -32,3 +32,14 @@ Feature: Tasks that cannot be processed go to the dead-letter queue
     Given a task that always fails has been dead-lettered
     When its fault is cleared and it is sent back from the dead-letter queue
     Then the task is eventually COMPLETED
+
+  @fault_injection @dlq_operations
+  Scenario: An operator lists more than a batch of dead-lettered tasks and replays them in order
+    Given the dead-letter queue is empty
+    And 12 tasks that always fail have been dead-lettered
+    When the operator lists the dead-letter queue
+    Then the list shows the 12 tasks in the order they failed, each given up after 3 attempts with its error
+    And the dead-letter queue's own count agrees with the list
+    When their fault is cleared and the operator replays every dead-lettered task
+    Then the 12 tasks are COMPLETED in the order they failed
+    And none of them was completed or delivered twice

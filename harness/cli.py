@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "harness.load.cli",
     "harness.local_stack.cli",
     "harness.mutate.cli",
+    "harness.dlq.cli",
 )
 _PARSER_KEY = "_harness_parser"  # the deepest parser that parsed (for its error messages)
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +20,10 @@ from typing import Any
 import requests
 
 from cdk import contract
+
+# Re-exported: the features read and replay the DLQ through the operator's own code.
+from harness.dlq import DeadLetter as DeadLetter
+from harness.dlq import DeadLetters as DeadLetters
 from harness.target import Target
 from harness.waiting import wait_until
 
@@ -458,172 +462,6 @@ def processing_order(items: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """One message of the dead-letter queue, as a scenario reads it."""
-
-    message_id: str
-    task_id: str | None
-    body: str
-    attributes: Mapping[str, str]
-    """The message attributes the processor attached (``PoisonReason``, ...), as strings."""
-
-
-class DeadLetters:
-    """The dead-letter queue, read whole without losing or reordering anything.
-
-    The DLQ is FIFO with one message group, so a receive hides every message behind the
-    ones in flight: releasing them (visibility 0) only shows the same first ten again.
-    Seeing every message therefore takes a full rotation: each message received is sent
-    back to the end of its group (same body, group and attributes, a new deduplication
-    id) before the original is deleted, until the first of those copies comes round
-    again. The queue then holds the same messages in the same order (with new message
-    ids and sent times, so retention restarts). A crash mid-rotation can leave a message
-    twice, never lose one.
-    """
-
-    _RECEIVE_VISIBILITY_S = 30
-
-    def __init__(self, target: Target) -> None:
-        self._target = target
-        self._sqs = target.client("sqs")
-        self.url = target.output(contract.DEAD_LETTER_QUEUE_URL)
-        # AWS may answer a short poll empty while messages wait; the local queue does not.
-        self._wait_s = 0 if target.name == "local" else 1
-
-    def messages(self) -> list[DeadLetter]:
-        """Every message in the DLQ, oldest first, each once (however many there are)."""
-        return self._rotate(lambda letter, message: True)
-
-    def task_ids(self) -> dict[str, dict[str, Any]]:
-        """Every task id in the DLQ with its message's attributes and body.
-
-        A message that is not a task is keyed by its message id.
-        """
-        return {
-            letter.task_id or letter.message_id: {
-                "attributes": dict(letter.attributes),
-                "body": letter.body,
-            }
-            for letter in self.messages()
-        }
-
-    def wait_for_task(self, task_id: str, *, timeout: float) -> DeadLetter:
-        """Poll until ``task_id`` is in the DLQ; returns its message there."""
-
-        def find() -> DeadLetter | None:
-            return next((m for m in self.messages() if m.task_id == task_id), None)
-
-        return wait_until(
-            find,
-            timeout=timeout,
-            interval=0.5,
-            description=f"task {task_id} to reach the dead-letter queue",
-        )
-
-    def send_back(self, task_id: str) -> None:
-        """Replay one task's DLQ message to the task queue and remove it from the DLQ.
-
-        What an operator does for a single task: the message goes back unchanged (same
-        body and group) under a new deduplication id, so the queue does not drop it.
-        """
-        task_queue = self._target.output(contract.TASK_QUEUE_URL)
-        sent: list[str] = []
-
-        def keep(letter: DeadLetter, message: Mapping[str, Any]) -> bool:
-            if letter.task_id != task_id or sent:
-                return True
-            self._sqs.send_message(
-                QueueUrl=task_queue,
-                MessageBody=letter.body,
-                MessageGroupId=_group_of(message),
-                MessageDeduplicationId=f"replay-{letter.message_id}",
-            )
-            sent.append(letter.message_id)
-            return False
-
-        self._rotate(keep)
-        if not sent:
-            raise AssertionError(f"task {task_id} is not in the dead-letter queue")
-
-    def drain(self) -> int:
-        """Delete every message (test stacks only); returns how many there were."""
-        return len(self._rotate(lambda letter, message: False))
-
-    def _rotate(self, keep: Callable[[DeadLetter, Mapping[str, Any]], bool]) -> list[DeadLetter]:
-        """One pass over the whole queue; a message ``keep`` says False to is deleted."""
-        copies: set[str] = set()
-        seen: list[DeadLetter] = []
-        while True:
-            batch = self._sqs.receive_message(
-                QueueUrl=self.url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=self._RECEIVE_VISIBILITY_S,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=self._wait_s,
-            ).get("Messages", [])
-            if not batch:
-                return seen
-            for index, message in enumerate(batch):
-                if message["MessageId"] in copies:
-                    # Full circle: this and everything behind it were seen already.
-                    self._release(batch[index:])
-                    return seen
-                letter = _dead_letter(message)
-                seen.append(letter)
-                if keep(letter, message):
-                    copies.add(self._requeue(message))
-                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-
-    def _requeue(self, message: Mapping[str, Any]) -> str:
-        """Send a copy of ``message`` to the end of its group; returns the copy's id."""
-        attributes = {
-            name: {
-                k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        }
-        kwargs: dict[str, Any] = {}
-        if attributes:
-            kwargs["MessageAttributes"] = attributes
-        response = self._sqs.send_message(
-            QueueUrl=self.url,
-            MessageBody=message["Body"],
-            MessageGroupId=_group_of(message),
-            MessageDeduplicationId=f"view-{uuid.uuid4()}",
-            **kwargs,
-        )
-        return str(response["MessageId"])
-
-    def _release(self, messages: Sequence[Mapping[str, Any]]) -> None:
-        for index in range(0, len(messages), 10):
-            chunk = messages[index : index + 10]
-            self._sqs.change_message_visibility_batch(
-                QueueUrl=self.url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(chunk)
-                ],
-            )
-
-
-def _dead_letter(message: Mapping[str, Any]) -> DeadLetter:
-    return DeadLetter(
-        message_id=str(message["MessageId"]),
-        task_id=_task_id_of(message["Body"]),
-        body=str(message["Body"]),
-        attributes={
-            key: str(value.get("StringValue"))
-            for key, value in message.get("MessageAttributes", {}).items()
-        },
-    )
-
-
-def _group_of(message: Mapping[str, Any]) -> str:
-    return str(message.get("Attributes", {}).get("MessageGroupId", contract.MESSAGE_GROUP_ID))
-
-
 class Alarms:
     """The stack's CloudWatch alarms."""
 
@@ -750,17 +588,6 @@ class FunctionMetrics:
 def new_idempotency_key() -> str:
     """A fresh key for the ``Idempotency-Key`` header."""
     return f"qa-{uuid.uuid4()}"
-
-
-def _task_id_of(body: str) -> str | None:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(payload, dict):
-        task_id = payload.get("task_id")
-        return str(task_id) if task_id else None
-    return None
 
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:

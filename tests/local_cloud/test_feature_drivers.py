@@ -1,12 +1,11 @@
 """The features' queue and event-source drivers against the local cloud.
 
-The dead-letter view must see every message of a one-group FIFO queue, however many, and
-leave the queue as it found it; the task-queue depth must count what is in flight.
+The task-queue depth must count what is in flight. (The dead-letter view and replay are
+``harness.dlq``'s, tested in ``test_dlq_commands.py``.)
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from cdk import contract
-from harness.drivers import DeadLetters, ProcessorEventSource, TaskQueue
+from harness.drivers import ProcessorEventSource, TaskQueue
 from harness.target import Target
 from localcloud.endpoint import AwsEndpoint
 from localcloud.lambda_service.control_plane import LambdaControlPlane
@@ -57,68 +56,6 @@ def _put(sqs: Any, url: str, body: str, reason: str | None = None) -> None:
         MessageDeduplicationId=uuid.uuid4().hex,
         **extra,
     )
-
-
-def _fill(target: Target, sqs: Any, count: int) -> list[str]:
-    """``count`` dead letters in one group: tasks, with a malformed one every seventh."""
-    bodies = []
-    for index in range(count):
-        if index % 7 == 3:
-            body = f"{{not json {index}"
-            _put(sqs, target.output(contract.DEAD_LETTER_QUEUE_URL), body, "malformed_json")
-        else:
-            body = json.dumps({"task_id": str(uuid.uuid4()), "n": index})
-            _put(sqs, target.output(contract.DEAD_LETTER_QUEUE_URL), body, "attempts_exhausted")
-        bodies.append(body)
-    return bodies
-
-
-def test_the_dead_letter_view_sees_every_message_and_keeps_them_in_order(
-    queues: tuple[Target, Any],
-) -> None:
-    target, sqs = queues
-    bodies = _fill(target, sqs, 25)
-    dead_letters = DeadLetters(target)
-
-    first = dead_letters.messages()
-    second = dead_letters.messages()
-
-    assert [letter.body for letter in first] == bodies, "not every message, or out of order"
-    assert [letter.body for letter in second] == bodies, "the view changed the queue"
-    assert first[3].task_id is None
-    assert first[3].attributes == {"PoisonReason": "malformed_json", "SourceReceiveCount": "3"}
-    assert first[4].attributes["PoisonReason"] == "attempts_exhausted"
-    assert first[4].task_id == json.loads(bodies[4])["task_id"]
-    depth = sqs.get_queue_attributes(
-        QueueUrl=dead_letters.url, AttributeNames=["ApproximateNumberOfMessages"]
-    )["Attributes"]["ApproximateNumberOfMessages"]
-    assert depth == "25", "the view left messages in flight or duplicated"
-
-
-def test_sending_back_the_seventeenth_task_moves_only_it(queues: tuple[Target, Any]) -> None:
-    target, sqs = queues
-    bodies = _fill(target, sqs, 20)
-    task_id = json.loads(bodies[16])["task_id"]
-    dead_letters = DeadLetters(target)
-
-    dead_letters.send_back(task_id)
-
-    assert [letter.body for letter in dead_letters.messages()] == bodies[:16] + bodies[17:]
-    replayed = sqs.receive_message(
-        QueueUrl=target.output(contract.TASK_QUEUE_URL), MaxNumberOfMessages=10
-    )["Messages"]
-    assert [m["Body"] for m in replayed] == [bodies[16]]
-    with pytest.raises(AssertionError, match="not in the dead-letter queue"):
-        dead_letters.send_back(task_id)
-
-
-def test_drain_empties_the_dead_letter_queue(queues: tuple[Target, Any]) -> None:
-    target, sqs = queues
-    _fill(target, sqs, 12)
-    dead_letters = DeadLetters(target)
-
-    assert dead_letters.drain() == 12
-    assert dead_letters.messages() == []
 
 
 def test_task_queue_depth_counts_waiting_and_in_flight(queues: tuple[Target, Any]) -> None:
