@@ -153,7 +153,9 @@ class Rig:
         path = Path(spec.environment["JOURNAL"])
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        # A function may be appending a line while the test polls: only whole lines count.
+        whole, _, _partial = path.read_text().rpartition("\n")
+        return [json.loads(line) for line in whole.splitlines()]
 
     def processed(self, spec: FunctionSpec) -> list[str]:
         """Message ids in the order completed invocations saw them (failed ones not journaled)."""
