@@ -109,7 +109,10 @@ def _under_xdist(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not _under_xdist(config):
+    # On one worker the features stay last, as without xdist: their session-long stack
+    # must not share the process with a later file's stack.
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or int(workerinput["workercount"]) < 2:
         return
 
     def rank(item: pytest.Item) -> int:
@@ -142,7 +145,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return str(super()._split_scope(nodeid))
 
         def _assign_work_unit(self, node: Any) -> None:
-            if features not in self.assigned_work.get(node, {}):
+            # With a single worker there is nobody else to run the rest.
+            if len(self.nodes) == 1 or features not in self.assigned_work.get(node, {}):
                 super()._assign_work_unit(node)
 
     return FeaturesAlone(config, log)
