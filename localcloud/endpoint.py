@@ -19,22 +19,20 @@ moto's backends are process-global: two endpoints in one process share moto's st
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import re
 import socket
-import socketserver
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from localcloud.dynamodb import TARGET_PREFIX, DynamoFastPath
-from localcloud.http11 import BadRequestError, Reader, Request, read_request
+from localcloud.http11 import BadRequestError, ConnectionTracking, HttpServer, Request
 from localcloud.identity import AccessLog, Identities
 from localcloud.sqs.clock import Clock
 from localcloud.sqs.engine import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, SqsEngine
@@ -157,7 +155,7 @@ class AwsEndpoint:
         if self.front == "werkzeug":
             server = _WerkzeugServer("127.0.0.1", self._requested_port, self._wsgi)
         else:
-            server = _FrontServer(("127.0.0.1", self._requested_port), self)
+            server = _front_server(("127.0.0.1", self._requested_port), self)
         self._server = server
         self.port = int(server.server_address[1])
         self.sqs.base_url = self.url
@@ -454,29 +452,6 @@ def _call_wsgi(app: WsgiApp, environ: dict[str, Any]) -> Response:
 # ----------------------------------------------------------------------------------------
 
 
-class _ConnectionTracking:
-    """Remember accepted sockets so stop() can close idle keep-alive connections."""
-
-    def _init_tracking(self) -> None:
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def _track(self, sock: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(sock)
-
-    def _untrack(self, sock: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(sock)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for sock in connections:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
 # Every method a client of the AWS APIs sends; others answer 501 as before.
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"})
 # The largest request body an AWS API takes in one request (S3 PutObject: 5 GiB) so that
@@ -486,67 +461,13 @@ MAX_BODY_BYTES = 5 * 1024 * 1024 * 1024
 _PLAIN_TEXT = [("Content-Type", "text/plain")]
 
 
-class _FrontServer(_ConnectionTracking, socketserver.ThreadingTCPServer):
-    """Thread per connection. ``TCPServer.server_bind`` does not resolve the host's FQDN
-    (``HTTPServer.server_bind`` does: a DNS lookup we do not need)."""
+def _front_server(address: tuple[str, int], endpoint: AwsEndpoint) -> HttpServer:
+    """The threading front: :class:`~localcloud.http11.HttpServer` answering with
+    :meth:`AwsEndpoint.dispatch`, until the client or a 4xx closes the connection."""
 
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 256
-
-    def __init__(self, address: tuple[str, int], endpoint: AwsEndpoint) -> None:
-        self.endpoint = endpoint
-        self._init_tracking()
-        super().__init__(address, _Handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        self._track(sock)
-        return sock, address
-
-    def shutdown_request(self, request: Any) -> None:
-        self._untrack(request)
-        super().shutdown_request(request)
-
-
-class _Handler(socketserver.BaseRequestHandler):
-    """One connection: requests read by :func:`localcloud.http11.read_request` (not
-    ``BaseHTTPRequestHandler``, whose ``email``-based header parsing was about a third of
-    the endpoint's CPU per request), answered until the client or a 4xx closes it."""
-
-    server: _FrontServer
-
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        # Headers and body leave in one write, and TCP_NODELAY keeps the kernel from
-        # holding a small response back waiting for the client's delayed ACK (~40 ms).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        raw_file = sock.makefile("rb", buffering=65536)
-        rfile = cast("Reader", raw_file)
-        try:
-            while True:
-                try:
-                    request = read_request(rfile, sock, max_body=MAX_BODY_BYTES)
-                except BadRequestError as error:
-                    message = f"bad request: {error}".encode("latin-1", "replace")
-                    sock.sendall(_response(error.status, _PLAIN_TEXT, message, close=True))
-                    return
-                if request is None:
-                    return
-                if request.too_large:  # the body was not read: the connection is done
-                    body = b"request body too large"
-                    sock.sendall(_response(413, _PLAIN_TEXT, body, close=True))
-                    return
-                sock.sendall(self._answer(request))
-                if not request.keep_alive:
-                    return
-        except (OSError, ValueError):
-            return  # the client went away, or stop() shut the socket down
-        finally:
-            raw_file.close()
-
-    def _answer(self, request: Request) -> bytes:
+    def respond(request: Request, sock: socket.socket, client: tuple[str, int]) -> bytes:
+        if request.too_large:  # the body was not read: the connection is done
+            return _response(413, _PLAIN_TEXT, b"request body too large", close=True)
         head = request.method == "HEAD"
         close = not request.keep_alive
         # An HTTP/1.0 client keeps the connection only when the response says so.
@@ -555,12 +476,8 @@ class _Handler(socketserver.BaseRequestHandler):
             status, headers, payload = 501, _PLAIN_TEXT, b"unsupported method"
         else:
             try:
-                status, headers, payload = self.server.endpoint.dispatch(
-                    request.method,
-                    request.target,
-                    request.headers,
-                    request.body,
-                    self.client_address,
+                status, headers, payload = endpoint.dispatch(
+                    request.method, request.target, request.headers, request.body, client
                 )
             except Exception:
                 logger.exception(
@@ -570,6 +487,14 @@ class _Handler(socketserver.BaseRequestHandler):
         return _response(
             status, headers, payload, head=head, close=close, keep_alive=keep_alive_header
         )
+
+    def bad_request(error: BadRequestError) -> bytes:
+        message = f"bad request: {error}".encode("latin-1", "replace")
+        return _response(error.status, _PLAIN_TEXT, message, close=True)
+
+    return HttpServer(
+        address, respond, bad_request=bad_request, max_body=MAX_BODY_BYTES, backlog=256
+    )
 
 
 def _response(
@@ -625,21 +550,12 @@ def _werkzeug_server_class() -> type[Any]:
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-    class Server(_ConnectionTracking, ThreadedWSGIServer):
+    class Server(ConnectionTracking, ThreadedWSGIServer):
         block_on_close = False
 
         def __init__(self, host: str, port: int, app: Any) -> None:
             self._init_tracking()
             super().__init__(host, port, app, handler=QuietHandler)
-
-        def get_request(self) -> tuple[socket.socket, Any]:
-            sock, address = super().get_request()
-            self._track(sock)
-            return sock, address
-
-        def shutdown_request(self, request: Any) -> None:
-            self._untrack(request)
-            super().shutdown_request(request)
 
     return Server
 

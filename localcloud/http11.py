@@ -1,9 +1,11 @@
-"""A lean HTTP/1.1 request reader shared by the local cloud's servers.
+"""The HTTP/1.1 layer of the local cloud's servers: a lean request reader and one server.
 
 :func:`read_request` reads one request (request line, headers, body) from a buffered
-socket file. It is what the local API Gateway and the local AWS endpoint parse requests
-with: ``http.server.BaseHTTPRequestHandler`` parses every request's headers with the
-``email`` package, which cost about a third of the endpoint's CPU per request.
+socket file: ``http.server.BaseHTTPRequestHandler`` parses every request's headers with
+the ``email`` package, which cost about a third of the endpoint's CPU per request.
+:class:`HttpServer` serves with it (a thread per connection, keep-alive, connection
+tracking so that stopping closes idle connections, one write per response); the local AWS
+endpoint and the API Gateway front are both one.
 
 What it does: keep-alive by the HTTP/1.1 and HTTP/1.0 rules, ``Content-Length`` and
 ``chunked`` bodies (trailers are dropped), ``Expect: 100-continue`` (the interim response
@@ -15,9 +17,13 @@ writes the response.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import socketserver
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 MAX_LINE = 65536  # bytes in the request line or in one header line
 MAX_HEADERS = 200
@@ -168,3 +174,131 @@ def _read_chunked(
         if len(chunk) != size:
             raise BadRequestError("connection closed inside a chunk")
         chunks.append(chunk)
+
+
+# -- the server ---------------------------------------------------------------------------
+
+Respond = Callable[[Request, socket.socket, tuple[str, int]], "bytes | None"]
+"""Answers one request with the whole response (head and body, for one write); None when
+the answer already went out some other way and the connection must close."""
+
+
+class ConnectionTracking:
+    """Remembers accepted sockets so that stopping can close idle keep-alive connections.
+
+    A mixin for a ``socketserver`` server: it wraps ``get_request`` and
+    ``shutdown_request``. Call :meth:`_init_tracking` before the server's ``__init__``.
+    """
+
+    def _init_tracking(self) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()  # type: ignore[misc]
+        with self._connections_lock:
+            self._connections.add(sock)
+        return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)  # type: ignore[misc]
+
+    def close_connections(self) -> None:
+        """Shut down every open connection (its handler thread then ends)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class HttpServer(ConnectionTracking, socketserver.ThreadingTCPServer):
+    """The local cloud's HTTP/1.1 server: a thread per connection, requests read by
+    :func:`read_request`, keep-alive until the client (or an error) ends it, each response
+    sent in one write with ``TCP_NODELAY`` (with Nagle on one side and delayed ACKs on the
+    other, a response written in pieces waits ~40 ms for an ACK).
+
+    ``respond`` answers a request; ``bad_request`` answers one that cannot be parsed (the
+    connection then closes). ``idle_timeout_s`` closes a connection idle that long.
+    ``TCPServer.server_bind`` is used as is: ``HTTPServer``'s resolves the host's FQDN, a
+    DNS lookup nothing here needs.
+    """
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        respond: Respond,
+        *,
+        bad_request: Callable[[BadRequestError], bytes],
+        max_body: int,
+        idle_timeout_s: float | None = None,
+        backlog: int = 128,
+    ) -> None:
+        self.respond = respond
+        self.bad_request = bad_request
+        self.max_body = max_body
+        self.idle_timeout_s = idle_timeout_s
+        self.request_queue_size = backlog
+        self._thread: threading.Thread | None = None
+        self._init_tracking()
+        super().__init__(address, _ConnectionHandler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def serve_in_thread(self, name: str) -> HttpServer:
+        """Serve from a daemon thread until :meth:`close`; returns self."""
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every connection and release the port."""
+        self.shutdown()
+        self.close_connections()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+class _ConnectionHandler(socketserver.BaseRequestHandler):
+    """One connection's requests, answered until the client, an error or a close ends it."""
+
+    server: HttpServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.server.idle_timeout_s is not None:
+            sock.settimeout(self.server.idle_timeout_s)
+        raw_file = sock.makefile("rb", buffering=65536)
+        rfile = cast("Reader", raw_file)
+        try:
+            while True:
+                try:
+                    request = read_request(rfile, sock, max_body=self.server.max_body)
+                except BadRequestError as error:
+                    sock.sendall(self.server.bad_request(error))
+                    return
+                if request is None:
+                    return
+                response = self.server.respond(request, sock, self.client_address)
+                if response is None:
+                    return
+                sock.sendall(response)
+                if not request.keep_alive:
+                    return
+        except (OSError, ValueError):
+            return  # the client went away, an idle timeout, or close() shut the socket
+        finally:
+            raw_file.close()

@@ -60,7 +60,6 @@ class _Services:
         self._stack.control_plane.add_function(spec)
 
     def add_event_source_mapping(self, spec: EventSourceMappingSpec) -> None:
-        self._stack.control_plane.add_event_source_mapping(spec)
         self._stack.mappings.add(spec)
 
     def add_rest_api(self, spec: RestApiSpec) -> str:
@@ -261,10 +260,6 @@ class LocalDeployment:
             access=self.endpoint.access,
         )
         self._on_stop("Lambda service", self.lambdas.close)
-        self.control_plane = LambdaControlPlane(self.lambdas.invoke)
-        self.endpoint.mount(LambdaControlPlane.handles, self.control_plane)
-        self.endpoint.mount(lambda path: path == STATUS_PATH, self._status_app)
-
         self.mappings = EventSourceMappingService(
             self.lambdas,
             url,
@@ -273,7 +268,10 @@ class LocalDeployment:
             access=self.endpoint.access,
         )
         self._on_stop("event source mappings", self.mappings.close)
-        self.control_plane.on_mapping_enabled = self.mappings.update
+        # The Lambda API reads and updates the mappings through their one owner.
+        self.control_plane = LambdaControlPlane(self.lambdas.invoke, self.mappings)
+        self.endpoint.mount(LambdaControlPlane.handles, self.control_plane)
+        self.endpoint.mount(lambda path: path == STATUS_PATH, self._status_app)
 
         self.gateway = ApiGatewayService(
             self._invoke,

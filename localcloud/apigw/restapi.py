@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,10 +45,10 @@ from localcloud.apigw.responses import (
     _Outcome,
 )
 from localcloud.apigw.routing import _resource_id, _Router
-from localcloud.apigw.server import _serialise, _Server
+from localcloud.apigw.server import _serialise
 from localcloud.apigw.throttling import _TokenBucket
 from localcloud.apigw.watchdog import _Ticket
-from localcloud.http11 import Request
+from localcloud.http11 import HttpServer, Request
 from localcloud.specs import ApiMethod, RestApiSpec
 
 if TYPE_CHECKING:
@@ -88,8 +87,7 @@ class _RestApi:
         self.log_stream = f"{spec.api_id}-{spec.stage_name}"
         self.resource_ids = {path: _resource_id(spec.api_id, path) for path in self.router.methods}
         self.gateway_responses = {r.response_type: r for r in spec.gateway_responses}
-        self.server: _Server | None = None
-        self.thread: threading.Thread | None = None
+        self.server: HttpServer | None = None
 
     # ---- request handling
 

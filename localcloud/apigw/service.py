@@ -16,7 +16,7 @@ from localcloud.apigw.responses import (
     _Outcome,
 )
 from localcloud.apigw.restapi import _RestApi
-from localcloud.apigw.server import _Server
+from localcloud.apigw.server import serve
 from localcloud.apigw.watchdog import _Watchdog
 from localcloud.clients import local_client
 from localcloud.closing import ClosesOnExit
@@ -76,14 +76,7 @@ class ApiGatewayService(ClosesOnExit):
             raise ValueError(f"REST API {spec.api_id!r} is already served")
         api = _RestApi(spec, self)
         port = self._port if not self._apis else 0
-        api.server = _Server((self._host, port), api)
-        api.thread = threading.Thread(
-            target=api.server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"apigw-{spec.api_id}",
-            daemon=True,
-        )
-        api.thread.start()
+        api.server = serve(api, self._host, port)
         self._apis[spec.api_id] = api
         return self.url(spec.api_id)
 
@@ -145,10 +138,6 @@ class ApiGatewayService(ClosesOnExit):
         for api in self._apis.values():
             if api.server is None:
                 continue
-            api.server.shutdown()
-            api.server.server_close()
-            api.server.close_connections()
-            if api.thread is not None:
-                api.thread.join(5)
+            api.server.close(timeout=5)
         self.watchdog.close()
         self._flusher.close()

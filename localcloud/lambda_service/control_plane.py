@@ -5,12 +5,10 @@ user or a feature reads about them through ``AwsEndpointUrl``: function configur
 reserved concurrency, event source mappings, plus ``Invoke`` and enabling or disabling a
 mapping. Everything comes from the resolved specs, i.e. from the template.
 
-Updating a mapping is asynchronous, as on AWS: ``UpdateEventSourceMapping`` answers 202
-with ``State`` ``Enabling``, ``Disabling`` or ``Updating``, and the mapping reaches
-``Enabled``/``Disabled`` later, once the pollers of the old settings have stopped (and at
-least ``transition_s`` after the call, so a client that does not wait for the state it
-needs is caught here too). Another update meanwhile is refused with AWS's
-``ResourceInUseException``.
+The event source mappings (settings, states, the asynchronous Enabling/Disabling) are read
+from and updated through their one owner, the
+:class:`~localcloud.lambda_service.esm.EventSourceMappingService`; a 202 answers
+``UpdateEventSourceMapping``, as on AWS.
 """
 
 from __future__ import annotations
@@ -19,20 +17,20 @@ import base64
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from localcloud.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
+from localcloud.lambda_service.esm import (
+    EventSourceMapping,
+    EventSourceMappingError,
+    EventSourceMappingService,
+    ResourceNotFoundError,
+)
+from localcloud.specs import FunctionSpec, InvokeResult
 
 Invoke = Callable[[str, bytes], InvokeResult]
-MappingUpdated = Callable[[EventSourceMappingSpec], "threading.Event | None"]
-"""Applies a changed mapping; the event (if any) is set once the change has taken effect."""
-ENABLED, DISABLED = "Enabled", "Disabled"
-_SETTLED_STATES = frozenset({ENABLED, DISABLED})
-DEFAULT_TRANSITION_S = 0.5
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/2015-03-31/functions/?$"), "list_functions"),
     ("GET", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/?$"), "get_function"),
@@ -76,25 +74,17 @@ class LambdaApiError(Exception):
 
 @dataclass
 class LambdaControlPlane:
-    """Registry of the local cloud's functions and mappings, served as the Lambda API."""
+    """Registry of the local cloud's functions, served as the Lambda API with the
+    event source mappings of ``mappings``."""
 
     invoke_function: Invoke
-    on_mapping_enabled: MappingUpdated = lambda spec: None
+    mappings: EventSourceMappingService
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
-    mappings: dict[str, EventSourceMappingSpec] = field(default_factory=dict)
-    transition_s: float = DEFAULT_TRANSITION_S
-    """Shortest time a mapping spends in Enabling/Disabling/Updating."""
-    states: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_function(self, spec: FunctionSpec) -> None:
         with self._lock:
             self.functions[spec.function_name] = spec
-
-    def add_event_source_mapping(self, spec: EventSourceMappingSpec) -> None:
-        with self._lock:
-            self.mappings[spec.uuid] = spec
-            self.states[spec.uuid] = ENABLED if spec.enabled else DISABLED
 
     # --- WSGI -------------------------------------------------------------------------
 
@@ -126,6 +116,12 @@ class LambdaControlPlane:
                 raise LambdaApiError(
                     404, "UnknownOperationException", f"Unknown operation {method} {path}"
                 )
+        except EventSourceMappingError as error:
+            status, payload = (
+                404 if isinstance(error, ResourceNotFoundError) else 400,
+                json.dumps({"Type": "User", "Message": str(error)}).encode(),
+            )
+            headers.append(("x-amzn-ErrorType", error.code))
         except LambdaApiError as error:
             status, payload = (
                 error.status,
@@ -215,101 +211,45 @@ class LambdaControlPlane:
         self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
     ) -> tuple[int, bytes, list[tuple[str, str]]]:
         function = query.get("FunctionName")
-        name = self._function(function).function_name if function else None
-        source = query.get("EventSourceArn")
-        with self._lock:
-            specs = [
-                s
-                for s in self.mappings.values()
-                if (name is None or s.function_name == name)
-                and (source is None or s.event_source_arn == source)
-            ]
-        return 200, _json({"EventSourceMappings": [self._mapping(s) for s in specs]}), []
+        mappings = self.mappings.find(
+            function_name=self._function(function).function_name if function else None,
+            event_source_arn=query.get("EventSourceArn"),
+        )
+        return 200, _json({"EventSourceMappings": [self._mapping(m) for m in mappings]}), []
 
     def get_event_source_mapping(
         self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
     ) -> tuple[int, bytes, list[tuple[str, str]]]:
-        return 200, _json(self._mapping(self._mapping_spec(params["uuid"]))), []
+        return 200, _json(self._mapping(self.mappings.get(params["uuid"]))), []
 
     def update_event_source_mapping(
         self, params: dict[str, str], query: dict[str, str], body: bytes, environ: dict[str, Any]
     ) -> tuple[int, bytes, list[tuple[str, str]]]:
-        spec = self._mapping_spec(params["uuid"])
+        self.mappings.get(params["uuid"])  # an unknown UUID is not found before bad JSON
         try:
             request = json.loads(body or b"{}")
         except ValueError:
             raise LambdaApiError(
                 400, "InvalidParameterValueException", "body is not JSON"
             ) from None
-        changes: dict[str, Any] = {}
-        if "Enabled" in request:
-            changes["enabled"] = bool(request["Enabled"])
-        if "BatchSize" in request:
-            changes["batch_size"] = int(request["BatchSize"])
-        updated = replace(spec, **changes)
-        if updated.enabled != spec.enabled:
-            transition = "Enabling" if updated.enabled else "Disabling"
-        else:
-            transition = "Updating"
-        with self._lock:
-            if self.states.get(spec.uuid) not in _SETTLED_STATES:
-                raise LambdaApiError(
-                    400,
-                    "ResourceInUseException",
-                    "Cannot update the event source mapping because it is in use.",
-                )
-            self.mappings[spec.uuid] = updated
-            self.states[spec.uuid] = transition
-        try:
-            applied = self.on_mapping_enabled(updated)
-        except Exception:
-            with self._lock:
-                self.mappings[spec.uuid] = spec
-                self.states[spec.uuid] = ENABLED if spec.enabled else DISABLED
-            raise
-        answer = self._mapping(updated)
-        threading.Thread(
-            target=self._settle,
-            args=(updated, applied),
-            name=f"esm-state-{spec.uuid[:8]}",
-            daemon=True,
-        ).start()
-        return 202, _json(answer), []
+        updated = self.mappings.update(
+            params["uuid"],
+            enabled=bool(request["Enabled"]) if "Enabled" in request else None,
+            batch_size=int(request["BatchSize"]) if "BatchSize" in request else None,
+        )
+        return 202, _json(self._mapping(updated)), []
 
-    def _settle(self, spec: EventSourceMappingSpec, applied: threading.Event | None) -> None:
-        """Reach the final state once the change took effect and ``transition_s`` passed."""
-        # Waiting on the change itself (a poller may be inside an invoke) and on the
-        # shortest transition: both are the modelled duration, not a poll.
-        done_at = time.monotonic() + self.transition_s
-        if applied is not None:
-            applied.wait()
-        remaining = done_at - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
+    def _mapping(self, mapping: EventSourceMapping) -> dict[str, Any]:
+        spec = mapping.spec
         with self._lock:
-            if self.mappings.get(spec.uuid) == spec:
-                self.states[spec.uuid] = ENABLED if spec.enabled else DISABLED
-
-    def _mapping_spec(self, uuid: str) -> EventSourceMappingSpec:
-        with self._lock:
-            spec = self.mappings.get(uuid)
-        if spec is None:
-            raise LambdaApiError(
-                404,
-                "ResourceNotFoundException",
-                f"The resource you requested does not exist. (Service: Lambda; UUID {uuid})",
-            )
-        return spec
-
-    def _mapping(self, spec: EventSourceMappingSpec) -> dict[str, Any]:
-        function = self.functions.get(spec.function_name)
+            function = self.functions.get(spec.function_name)
         result: dict[str, Any] = {
             "UUID": spec.uuid,
             "BatchSize": spec.batch_size,
             "MaximumBatchingWindowInSeconds": spec.maximum_batching_window_s,
             "EventSourceArn": spec.event_source_arn,
             "FunctionArn": function.arn if function else spec.function_name,
-            "State": self.states.get(spec.uuid, ENABLED if spec.enabled else DISABLED),
+            "State": mapping.state,
             "StateTransitionReason": "USER_INITIATED",
             "FunctionResponseTypes": list(spec.function_response_types),
         }

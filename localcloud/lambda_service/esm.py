@@ -19,6 +19,14 @@ FIFO queue the queue itself keeps one batch per message group in flight (its gro
 so pollers beyond the number of active groups just get empty receives, and concurrency ends
 up bounded by the active groups, as on AWS.
 
+The service is the one owner of the mappings: their settings, their state and their
+pollers. Updating a mapping is asynchronous, as on AWS: :meth:`EventSourceMappingService.update`
+answers with ``State`` ``Enabling``, ``Disabling`` or ``Updating``, and the mapping reaches
+``Enabled``/``Disabled`` later, once the pollers of the old settings have stopped (and at
+least ``transition_s`` after the call, so a client that does not wait for the state it
+needs is caught here too). Another update meanwhile is refused with AWS's
+``ResourceInUseException``.
+
 Not emulated: Lambda's 6 MB cap on a batch's payload (a batch of large messages over 6 MB
 is invoked whole and fails with ``RequestEntityTooLargeException``); filter criteria.
 """
@@ -31,7 +39,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from localcloud.clients import client_factory
@@ -43,6 +51,9 @@ from localcloud.specs import EventSourceMappingSpec, InvokeResult
 _LOG = logging.getLogger(__name__)
 
 DEFAULT_POLLERS = 5
+ENABLED, DISABLED = "Enabled", "Disabled"
+_SETTLED_STATES = frozenset({ENABLED, DISABLED})
+DEFAULT_TRANSITION_S = 0.5
 _FIFO_MAX_BATCH = 10
 _RECEIVE_MAX = 10  # ReceiveMessage's MaxNumberOfMessages limit
 _MAX_BATCH = 10_000
@@ -76,6 +87,25 @@ class ResourceNotFoundError(EventSourceMappingError):
     """AWS's ``ResourceNotFoundException``."""
 
     code = "ResourceNotFoundException"
+
+
+class ResourceInUseError(EventSourceMappingError):
+    """AWS's ``ResourceInUseException``: the mapping is still in a transition."""
+
+    code = "ResourceInUseException"
+
+
+@dataclass(frozen=True)
+class EventSourceMapping:
+    """A mapping as GetEventSourceMapping reads it: its settings and its state."""
+
+    spec: EventSourceMappingSpec
+    state: str
+    """``Enabled``, ``Disabled``, or ``Enabling``/``Disabling``/``Updating`` meanwhile."""
+
+
+def _settled_state(spec: EventSourceMappingSpec) -> str:
+    return ENABLED if spec.enabled else DISABLED
 
 
 @dataclass
@@ -230,10 +260,13 @@ class EventSourceMappingService(ClosesOnExit):
         error_backoff_s: float = 0.5,
         sqs_client: Any = None,
         access: AccessLog | None = None,
+        transition_s: float = DEFAULT_TRANSITION_S,
     ) -> None:
         """``sqs_client`` replaces the boto3 client the pollers use (the local cloud passes
         its engine's :class:`~localcloud.sqs.protocol.InProcessSqsClient`); ``access``
-        records the SQS calls the pollers make with the function's role, as AWS's do."""
+        records the SQS calls the pollers make with the function's role, as AWS's do;
+        ``transition_s`` is the shortest time a mapping spends in a transitional state."""
+        self._transition_s = transition_s
         self._access = access
         self._lambda = lambda_service
         self._region = region
@@ -247,6 +280,7 @@ class EventSourceMappingService(ClosesOnExit):
         self._backoff = error_backoff_s
         self._lock = threading.Lock()
         self._mappings: dict[str, _Mapping] = {}
+        self._states: dict[str, str] = {}
         self._retired: list[_Mapping] = []
         self._closed = False
 
@@ -261,25 +295,63 @@ class EventSourceMappingService(ClosesOnExit):
             if spec.uuid in self._mappings:
                 raise InvalidParameterValueError(f"mapping {spec.uuid} already exists")
             self._mappings[spec.uuid] = mapping
+            self._states[spec.uuid] = _settled_state(spec)
             self._start(mapping, pollers)
 
-    def update(self, spec: EventSourceMappingSpec) -> threading.Event:
-        """Apply a changed mapping (UpdateEventSourceMapping: enable, disable, batch size...).
+    def get(self, uuid: str) -> EventSourceMapping:
+        """One mapping's settings and state (``ResourceNotFoundError`` if there is none)."""
+        with self._lock:
+            mapping = self._mappings.get(uuid)
+            if mapping is None:
+                raise ResourceNotFoundError(
+                    f"The resource you requested does not exist. (Service: Lambda; UUID {uuid})"
+                )
+            return EventSourceMapping(mapping.spec, self._states[uuid])
 
-        The current pollers finish the batch they hold (and delete it if it succeeded) and
-        stop; new pollers start from ``spec`` if it is enabled. The change is asynchronous,
-        as on AWS: the returned event is set once every poller of the old settings has
-        stopped, so nothing is received under them any more (what ``Disabled`` means).
+    def find(
+        self, *, function_name: str | None = None, event_source_arn: str | None = None
+    ) -> list[EventSourceMapping]:
+        """The mappings, in creation order, optionally of one function or one source."""
+        with self._lock:
+            return [
+                EventSourceMapping(m.spec, self._states[uuid])
+                for uuid, m in self._mappings.items()
+                if (function_name is None or m.spec.function_name == function_name)
+                and (event_source_arn is None or m.spec.event_source_arn == event_source_arn)
+            ]
+
+    def update(
+        self, uuid: str, *, enabled: bool | None = None, batch_size: int | None = None
+    ) -> EventSourceMapping:
+        """UpdateEventSourceMapping: enable, disable or change the batch size.
+
+        Answers at once with the transitional state. The current pollers finish the batch
+        they hold (and delete it if it succeeded) and stop; new pollers start from the new
+        settings if enabled. The mapping reaches ``Enabled``/``Disabled`` once every poller
+        of the old settings has stopped, so nothing is received under them any more (what
+        ``Disabled`` means), and no sooner than ``transition_s`` after the call.
         """
+        done_at = time.monotonic() + self._transition_s
+        current = self.get(uuid)
+        self._check_settled(current)
+        changes: dict[str, Any] = {}
+        if enabled is not None:
+            changes["enabled"] = enabled
+        if batch_size is not None:
+            changes["batch_size"] = batch_size
+        spec = replace(current.spec, **changes)
+        if spec.enabled != current.spec.enabled:
+            transition = "Enabling" if spec.enabled else "Disabling"
+        else:
+            transition = "Updating"
         pollers = self._validate(spec)
         with self._lock:
             if self._closed:
                 raise RuntimeError("EventSourceMappingService is closed")
-            old = self._mappings.get(spec.uuid)
-            if old is None:
-                raise ResourceNotFoundError(
-                    f"The resource you requested does not exist: {spec.uuid}"
-                )
+            old = self._mappings[uuid]
+            # Another update may have started while this one was validated.
+            self._check_settled(EventSourceMapping(old.spec, self._states[uuid]))
+            self._states[uuid] = transition
             old.stop.set()
             self._retired.append(old)
             with old.lock:
@@ -287,19 +359,27 @@ class EventSourceMappingService(ClosesOnExit):
             mapping = _Mapping(spec, old.stats, old.lock)
             self._mappings[spec.uuid] = mapping
             self._start(mapping, pollers)
-        settled = threading.Event()
 
-        def wait_for_old_pollers() -> None:
+        def settle() -> None:
             # A poller ends its long poll (wait_time_s) or its invoke (the function's
-            # timeout), then sees the stop flag; no deadline is needed here.
+            # timeout), then sees the stop flag; no deadline is needed here. Then the
+            # shortest transition: both are the modelled duration, not a poll.
             for thread in old.threads:
                 thread.join()
-            settled.set()
+            remaining = done_at - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
+            with self._lock:
+                if self._mappings[uuid] is mapping:
+                    self._states[uuid] = _settled_state(spec)
 
-        threading.Thread(
-            target=wait_for_old_pollers, name=f"esm-settle-{spec.uuid[:8]}", daemon=True
-        ).start()
-        return settled
+        threading.Thread(target=settle, name=f"esm-settle-{uuid[:8]}", daemon=True).start()
+        return EventSourceMapping(spec, transition)
+
+    @staticmethod
+    def _check_settled(mapping: EventSourceMapping) -> None:
+        if mapping.state not in _SETTLED_STATES:
+            raise ResourceInUseError("Cannot update the event source mapping because it is in use.")
 
     def _validate(self, spec: EventSourceMappingSpec) -> int:
         """Check ``spec`` as AWS does; return how many pollers it gets."""

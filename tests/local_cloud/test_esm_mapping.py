@@ -497,9 +497,8 @@ def test_disable_and_enable_through_update(rig: Rig) -> None:
     url, arn, _ = rig.queue()
     spec = rig.function()
     mapping = rig.map(spec, url, arn)
-    from dataclasses import replace
 
-    rig.mappings.update(replace(mapping, enabled=False))
+    assert rig.mappings.update(mapping.uuid, enabled=False).state == "Disabling"
     # Let any poller of the first generation finish its current long poll (1 s).
     wait_until(
         lambda: (
@@ -508,11 +507,16 @@ def test_disable_and_enable_through_update(rig: Rig) -> None:
         timeout=5,
         description="the pollers to stop",
     )
+    wait_until(
+        lambda: rig.mappings.get(mapping.uuid).state == "Disabled",
+        timeout=5,
+        description="the mapping Disabled",
+    )
     (mid,) = rig.send(url, [{"n": 1}])
     assert rig.processed(spec) == []
     assert rig.depth(url) == 1
 
-    rig.mappings.update(replace(mapping, enabled=True))
+    assert rig.mappings.update(mapping.uuid, enabled=True).state == "Enabling"
 
     wait_processed(rig, spec, [mid])
 
@@ -523,9 +527,8 @@ def test_disabled_through_the_api_only_once_the_batch_in_flight_is_done(rig: Rig
     url, arn, _ = rig.queue(visibility=10)
     spec = rig.function(timeout_s=5)
     mapping = rig.map(spec, url, arn)
-    plane = LambdaControlPlane(rig.lambdas.invoke, on_mapping_enabled=rig.mappings.update)
+    plane = LambdaControlPlane(rig.lambdas.invoke, rig.mappings)
     plane.add_function(spec)
-    plane.add_event_source_mapping(mapping)
 
     def update(enabled: bool) -> str:
         body = json.dumps({"Enabled": enabled}).encode()
@@ -534,7 +537,7 @@ def test_disabled_through_the_api_only_once_the_batch_in_flight_is_done(rig: Rig
         return str(json.loads(answer)["State"])
 
     def state() -> str:
-        return str(plane.states[mapping.uuid])
+        return rig.mappings.get(mapping.uuid).state
 
     (slow,) = rig.send(url, [{"sleep": 1.5}])
     wait_until(

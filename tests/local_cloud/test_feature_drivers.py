@@ -6,7 +6,6 @@ The task-queue depth must count what is in flight. (The dead-letter view and rep
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,12 @@ from cdk import contract
 from harness.drivers import ProcessorEventSource, TaskQueue
 from harness.target import Target
 from localcloud.endpoint import AwsEndpoint
+from localcloud.lambda_service import LambdaService
 from localcloud.lambda_service.control_plane import LambdaControlPlane
+from localcloud.lambda_service.esm import EventSourceMappingService
 from localcloud.lambda_service.testing import function_spec
 from localcloud.specs import EventSourceMappingSpec, InvokeResult
+from localcloud.sqs.protocol import InProcessSqsClient
 
 
 @pytest.fixture
@@ -77,46 +79,53 @@ def test_task_queue_depth_counts_waiting_and_in_flight(queues: tuple[Target, Any
 
 
 def test_pausing_the_event_source_waits_for_each_state() -> None:
-    """The driver waits through Disabling/Enabling and retries a refused update."""
-    applied = threading.Event()
-    changes: list[bool] = []
-
-    def apply(spec: EventSourceMappingSpec) -> threading.Event:
-        changes.append(spec.enabled)
-        return applied
-
-    plane = LambdaControlPlane(
-        lambda name, payload: InvokeResult(200, b"null"),
-        on_mapping_enabled=apply,
-        transition_s=0.2,
-    )
+    """The driver waits through Disabling/Enabling and through a change still landing."""
     function = function_spec(Path("/tmp"), "handlers.processor.handler", timeout_s=3)
     arn = "arn:aws:sqs:us-east-1:123456789012:tasks.fifo"
-    plane.add_function(function)
-    plane.add_event_source_mapping(
-        EventSourceMappingSpec(str(uuid.uuid4()), function.function_name, arn, "http://q")
-    )
     with AwsEndpoint() as endpoint:
-        endpoint.mount(LambdaControlPlane.handles, plane)
-        target = Target(
-            name="local",
-            outputs={
-                contract.AWS_ENDPOINT_URL: endpoint.url,
-                contract.REGION: endpoint.region,
-                contract.PROCESSOR_FUNCTION_NAME: function.function_name,
-                contract.TASK_QUEUE_ARN: arn,
-            },
+        queue = endpoint.sqs.create_queue(
+            "tasks.fifo", {"FifoQueue": "true", "VisibilityTimeout": "30"}
         )
-        source = ProcessorEventSource(target)
-        applied.set()
-        source.set_enabled(False)
-        assert source.state() == "Disabled"
+        # A real mapping service on an empty queue: its pollers never invoke the function.
+        lambdas = LambdaService(
+            endpoint.url, endpoint.region, publish_logs=False, publish_metrics=False
+        )
+        mappings = EventSourceMappingService(
+            lambdas,
+            endpoint.url,
+            endpoint.region,
+            sqs_client=InProcessSqsClient(endpoint.sqs),
+            transition_s=0.2,
+        )
+        try:
+            lambdas.add_function(function)
+            mapping = EventSourceMappingSpec(
+                str(uuid.uuid4()), function.function_name, arn, queue.url
+            )
+            mappings.add(mapping)
+            plane = LambdaControlPlane(lambda name, payload: InvokeResult(200, b"null"), mappings)
+            plane.add_function(function)
+            endpoint.mount(LambdaControlPlane.handles, plane)
+            target = Target(
+                name="local",
+                outputs={
+                    contract.AWS_ENDPOINT_URL: endpoint.url,
+                    contract.REGION: endpoint.region,
+                    contract.PROCESSOR_FUNCTION_NAME: function.function_name,
+                    contract.TASK_QUEUE_ARN: arn,
+                },
+            )
+            source = ProcessorEventSource(target)
+            # Another change still landing refuses the driver's first try: it waits.
+            assert mappings.update(mapping.uuid, batch_size=5).state == "Updating"
+            source.set_enabled(False)
+            assert source.state() == "Disabled"
+            assert mappings.get(mapping.uuid).spec.batch_size == 5
 
-        # The next change lands only when the old pollers stop: the driver waits for it.
-        applied.clear()
-        timer = threading.Timer(0.5, applied.set)
-        timer.start()
-        source.set_enabled(True)
-        assert source.state() == "Enabled"
-        assert changes == [False, True]
-        timer.join()
+            # Enabling lasts at least the transition (0.2 s): the driver waits for it.
+            source.set_enabled(True)
+            assert source.state() == "Enabled"
+            assert mappings.get(mapping.uuid).spec.enabled
+        finally:
+            mappings.close()
+            lambdas.close()

@@ -1,4 +1,8 @@
-"""The Lambda API the local cloud serves through ``AwsEndpointUrl``, read with boto3."""
+"""The Lambda API the local cloud serves through ``AwsEndpointUrl``, read with boto3.
+
+The mappings are a real :class:`EventSourceMappingService` on a real queue: its pollers
+long-poll an empty queue, except where a test puts a message in to hold one in an invoke.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +22,11 @@ from botocore.exceptions import ClientError
 
 from harness.waiting import wait_until
 from localcloud.endpoint import AwsEndpoint
+from localcloud.lambda_service import LambdaService
 from localcloud.lambda_service.control_plane import LambdaControlPlane
+from localcloud.lambda_service.esm import EventSourceMappingService
 from localcloud.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
+from localcloud.sqs.protocol import InProcessSqsClient
 
 FUNCTION = FunctionSpec(
     logical_id="Fn",
@@ -45,8 +54,67 @@ MAPPING = EventSourceMappingSpec(
 )
 
 
+class _HeldFunctions(LambdaService):
+    """The real service whose invokes (the pollers') wait until ``release`` is set."""
+
+    def __init__(self, endpoint: AwsEndpoint) -> None:
+        super().__init__(endpoint.url, endpoint.region, publish_logs=False, publish_metrics=False)
+        self.release = threading.Event()
+        self.invoked = threading.Event()
+        self.add_function(FUNCTION)
+
+    def invoke(
+        self,
+        function_name: str,
+        payload: bytes,
+        *,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+    ) -> InvokeResult:
+        self.invoked.set()
+        if not self.release.wait(timeout=30):
+            raise TimeoutError("the test never released the invoke")
+        return InvokeResult(200, b"null")
+
+
+@contextmanager
+def _plane(
+    invoke: Any = None, transition_s: float = 0.5
+) -> Iterator[tuple[Any, _HeldFunctions, AwsEndpoint]]:
+    """A control plane on a real mapping service, with a boto3 Lambda client for it."""
+    with AwsEndpoint() as endpoint:
+        # Long enough a visibility timeout for the function's 3 s timeout.
+        endpoint.sqs.create_queue("q.fifo", {"FifoQueue": "true", "VisibilityTimeout": "30"})
+        functions = _HeldFunctions(endpoint)
+        mappings = EventSourceMappingService(
+            functions,
+            endpoint.url,
+            endpoint.region,
+            sqs_client=InProcessSqsClient(endpoint.sqs),
+            transition_s=transition_s,
+        )
+        try:
+            queue_url = endpoint.sqs.get_queue_url("q.fifo")
+            mappings.add(replace(MAPPING, queue_url=queue_url))
+            plane = LambdaControlPlane(invoke or functions.invoke, mappings)
+            plane.add_function(FUNCTION)
+            endpoint.mount(LambdaControlPlane.handles, plane)
+            client = boto3.client(
+                "lambda",
+                endpoint_url=endpoint.url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            yield client, functions, endpoint
+        finally:
+            functions.release.set()
+            mappings.close()
+            functions.close()
+
+
 @pytest.fixture
-def lam() -> Iterator[tuple[Any, list[EventSourceMappingSpec]]]:
+def lam() -> Iterator[tuple[Any, _HeldFunctions]]:
     def invoke(name: str, payload: bytes) -> InvokeResult:
         if json.loads(payload).get("fail"):
             return InvokeResult(
@@ -57,20 +125,8 @@ def lam() -> Iterator[tuple[Any, list[EventSourceMappingSpec]]]:
             )
         return InvokeResult(200, json.dumps({"echo": json.loads(payload)}).encode())
 
-    updates: list[EventSourceMappingSpec] = []
-    plane = LambdaControlPlane(invoke, on_mapping_enabled=updates.append)
-    plane.add_function(FUNCTION)
-    plane.add_event_source_mapping(MAPPING)
-    with AwsEndpoint() as endpoint:
-        endpoint.mount(LambdaControlPlane.handles, plane)
-        client = boto3.client(
-            "lambda",
-            endpoint_url=endpoint.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        yield client, updates
+    with _plane(invoke) as (client, functions, _):
+        yield client, functions
 
 
 def test_configuration_and_concurrency_come_from_the_spec(lam: Any) -> None:
@@ -101,7 +157,7 @@ def _wait_state(client: Any, state: str) -> None:
 
 
 def test_event_source_mappings_list_and_disable(lam: Any) -> None:
-    client, updates = lam
+    client, _ = lam
     (mapping,) = client.list_event_source_mappings(FunctionName="demo-processor")[
         "EventSourceMappings"
     ]
@@ -112,8 +168,8 @@ def test_event_source_mappings_list_and_disable(lam: Any) -> None:
     # As on AWS: 202 with the transitional state; the change lands later.
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert answer["State"] == "Disabling"
-    assert updates[-1].enabled is False
     _wait_state(client, "Disabled")
+    assert client.get_event_source_mapping(UUID=MAPPING_UUID)["State"] == "Disabled"
 
 
 def test_a_mapping_in_transition_refuses_another_update(lam: Any) -> None:
@@ -139,28 +195,18 @@ def test_a_mapping_in_transition_refuses_another_update(lam: Any) -> None:
 
 
 def test_the_final_state_waits_for_the_change_to_take_effect() -> None:
-    applied = threading.Event()
-    plane = LambdaControlPlane(
-        lambda name, payload: InvokeResult(200, b"null"),
-        on_mapping_enabled=lambda spec: applied,
-        transition_s=0.0,
-    )
-    plane.add_function(FUNCTION)
-    plane.add_event_source_mapping(MAPPING)
-    with AwsEndpoint() as endpoint:
-        endpoint.mount(LambdaControlPlane.handles, plane)
-        client = boto3.client(
-            "lambda",
-            endpoint_url=endpoint.url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+    with _plane(transition_s=0.0) as (client, functions, endpoint):
+        endpoint.sqs.send_message(
+            endpoint.sqs.get_queue_url("q.fifo"), "{}", group_id="g", deduplication_id="d"
         )
+        if not functions.invoked.wait(timeout=10):
+            raise TimeoutError("no poller received the message within 10 s")
         client.update_event_source_mapping(UUID=MAPPING_UUID, Enabled=False)
-        # Still a poller of the old settings running: the mapping stays Disabling.
-        time.sleep(0.3)  # nothing to poll for: the state must NOT change meanwhile
+        # A poller of the old settings is still inside its invoke: the mapping stays
+        # Disabling. Nothing to poll for: the state must NOT change meanwhile.
+        time.sleep(0.3)
         assert _state(client) == "Disabling"
-        applied.set()
+        functions.release.set()
         _wait_state(client, "Disabled")
 
 
