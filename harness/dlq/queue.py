@@ -264,7 +264,9 @@ class DeadLetters:
         chosen = None if task_ids is None else set(task_ids)
         report = ReplayReport()
         task_queue = self._target.output(contract.TASK_QUEUE_URL)
-        store = _TaskReader(self._target)
+        from harness.drivers import TaskStore  # drivers imports this module
+
+        store = TaskStore(self._target)
         sent: dict[str, int] = {}  # task id -> its attempts when sent back
 
         def keep(letter: DeadLetter, message: Mapping[str, Any]) -> bool:
@@ -420,22 +422,6 @@ class DeadLetters:
                     for i, m in enumerate(chunk)
                 ],
             )
-
-
-class _TaskReader:
-    """Consistent reads of single tasks (the replay's check before each send)."""
-
-    def __init__(self, target: Target) -> None:
-        self._table = target.output(contract.TASKS_TABLE_NAME)
-        self._dynamodb = target.client("dynamodb")
-
-    def get(self, task_id: str) -> dict[str, Any] | None:
-        from harness.drivers import _plain  # drivers imports this module
-
-        item = self._dynamodb.get_item(
-            TableName=self._table, Key={"task_id": {"S": task_id}}, ConsistentRead=True
-        ).get("Item")
-        return _plain(item) if item else None
 
 
 def replay_deduplication_id(task_id: str, attempts: int) -> str:
