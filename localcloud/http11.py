@@ -13,11 +13,22 @@ goes out just before the body is read), stray CRLFs between keep-alive requests,
 limits on the request line, the header count and the body size. What it does not: obs-fold
 header continuation lines and HTTP/0.9 are rejected (RFC 9112 allows both), and the caller
 writes the response.
+
+``strict=True`` is the Lambda Runtime API's policy (RAPID answers malformed requests with
+clear 4xx): the method and header names must be RFC 9110 tokens, the target origin-form
+without control characters, the version HTTP/1.0 or HTTP/1.1, every line CRLF-terminated,
+header values free of control characters; repeated ``Content-Length``, ``Transfer-Encoding``
+or ``Host`` headers must agree and other repeats are joined with ", "; both framings at once,
+a transfer coding other than ``chunked`` or a ``Content-Length`` that is not plain digits
+are refused. The whole head is limited (``max_head``, 431) rather than each line; a body over
+``max_body`` is read and dropped (only its size kept, the connection stays usable); a body
+the peer ends early raises :class:`TruncatedRequestError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import socketserver
 import threading
@@ -27,6 +38,17 @@ from typing import Any, Protocol, cast
 
 MAX_LINE = 65536  # bytes in the request line or in one header line
 MAX_HEADERS = 200
+# Strict mode's limit on the whole head (request line and headers, without the final
+# CRLFCRLF): Go's net/http default (RAPID's server), 1 MiB of header plus slack.
+MAX_HEAD = 1024 * 1024 + 4096
+_DROP_BYTES = 256 * 1024  # an over-limit body is read and dropped in pieces this big
+_MAX_CHUNK_LINE = 4096
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token (method, header name)
+_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters other than tab
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_HEX = re.compile(r"[0-9A-Fa-f]{1,15}")
+_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
+_SINGLE_HEADERS = ("content-length", "transfer-encoding", "host")
 
 
 class BadRequestError(Exception):
@@ -35,6 +57,14 @@ class BadRequestError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TruncatedRequestError(BadRequestError):
+    """Strict mode: the peer ended the request body early (closed or half-closed its side)."""
+
+    def __init__(self, got: int, expected: int | None) -> None:
+        of = f" of {expected}" if expected is not None else ""
+        super().__init__(f"HTTP request detected as truncated: body ended after {got}{of} bytes")
 
 
 @dataclass(slots=True)
@@ -48,8 +78,11 @@ class Request:
     body: bytes
     keep_alive: bool
     # The declared body was over the limit: it was not read, and the connection cannot
-    # be reused (``keep_alive`` is False). The caller answers 413.
+    # be reused (``keep_alive`` is False). The caller answers 413. In strict mode the body
+    # was read and dropped instead (``body`` is empty, ``body_size`` its size) and the
+    # connection stays usable.
     too_large: bool = False
+    body_size: int = 0  # strict mode: the body's size, read or dropped
     _lowered: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
@@ -74,6 +107,8 @@ def read_request(
     max_body: int,
     max_line: int = MAX_LINE,
     max_headers: int = MAX_HEADERS,
+    strict: bool = False,
+    max_head: int = MAX_HEAD,
 ) -> Request | None:
     """Read one HTTP/1.x request; None at a clean end of the connection.
 
@@ -81,7 +116,12 @@ def read_request(
     the request comes back with ``too_large`` set. Raises :class:`BadRequestError` on a
     malformed request (status 400, 414 for a request line over ``max_line``, 431 for a
     header line over ``max_line`` or more than ``max_headers`` headers).
+
+    ``strict`` applies the Runtime API's policy (see the module docstring); ``max_head``
+    then limits the head, and ``max_line`` and ``max_headers`` do not apply.
     """
+    if strict:
+        return _read_strict(rfile, sock, max_body, max_head)
     line = rfile.readline(max_line + 1)
     while line in (b"\r\n", b"\n"):  # tolerate stray CRLF between keep-alive requests
         line = rfile.readline(max_line + 1)
@@ -174,6 +214,169 @@ def _read_chunked(
         if len(chunk) != size:
             raise BadRequestError("connection closed inside a chunk")
         chunks.append(chunk)
+
+
+# -- strict mode (the Lambda Runtime API) -------------------------------------------------
+
+
+def _read_strict(
+    rfile: Reader, sock: socket.socket, max_body: int, max_head: int
+) -> Request | None:
+    line = rfile.readline(max_head + 3)
+    while line == b"\r\n":  # RFC 9112 2.2: ignore empty lines before a request line
+        line = rfile.readline(max_head + 3)
+    if not line:
+        return None
+    lines: list[bytes] = []
+    used = 0  # the head's bytes so far, each line's CRLF included
+    while True:
+        limit = max(max_head + 2 - used, 0) + 3
+        if not line.endswith(b"\n") and len(line) < limit:
+            raise BadRequestError("connection closed in the middle of a request head")
+        if line == b"\r\n":
+            break
+        used += len(line)
+        if used > max_head + 2:  # the head without its final CRLFCRLF is over max_head
+            raise BadRequestError(f"request head over {max_head} bytes", 431)
+        lines.append(line)
+        line = rfile.readline(limit)
+    request_line = lines[0].decode("latin-1")
+    parts = request_line[:-2].split(" ") if request_line.endswith("\r\n") else []
+    if (
+        len(parts) != 3
+        or not _TOKEN.fullmatch(parts[0])
+        or not parts[1].startswith("/")
+        or _CTL.search(parts[1])
+    ):
+        raise BadRequestError(f"malformed request line {request_line.rstrip()[:200]!r}")
+    if parts[2] not in _VERSIONS:
+        raise BadRequestError(f"unsupported HTTP version {parts[2][:20]!r}")
+    headers: list[tuple[str, str]] = []
+    index: dict[str, int] = {}
+    for raw in lines[1:]:
+        text = raw.decode("latin-1")
+        name, sep, value = (text[:-2] if text.endswith("\r\n") else text).partition(":")
+        # No obsolete line folding, no space before the colon, no control characters.
+        if not text.endswith("\r\n") or not sep or not _TOKEN.fullmatch(name) or _CTL.search(value):
+            raise BadRequestError(f"malformed header line {text.rstrip()[:200]!r}")
+        key, value = name.lower(), value.strip(" \t")
+        at = index.get(key)
+        if at is None:
+            index[key] = len(headers)
+            headers.append((name, value))
+        elif key in _SINGLE_HEADERS:
+            if headers[at][1] != value:
+                raise BadRequestError(f"conflicting {name} headers")
+        else:
+            headers[at] = (headers[at][0], f"{headers[at][1]}, {value}")
+    method, target, version = parts
+    request = Request(method, target, version, headers, b"", keep_alive=True)
+    request._lowered = {key: headers[at][1] for key, at in index.items()}
+    connection = (request.header("Connection") or "").lower()
+    if version == "HTTP/1.0":
+        request.keep_alive = "keep-alive" in connection
+    else:
+        request.keep_alive = "close" not in connection
+
+    coding = request.header("Transfer-Encoding")
+    length = request.header("Content-Length")
+    if coding is not None:
+        if length is not None:
+            # Two framings: which one ends the body is ambiguous (request smuggling).
+            raise BadRequestError("both Transfer-Encoding and Content-Length")
+        if coding.lower() != "chunked":
+            raise BadRequestError(f"unsupported Transfer-Encoding {coding[:50]!r}")
+        _continue_if_expected(request, sock)
+        _read_chunked_strict(rfile, request, max_body)
+    elif length is not None:  # RFC 9112 6.3: no framing, no body
+        if not _DIGITS.fullmatch(length):
+            raise BadRequestError(f"invalid Content-Length {length[:50]!r}")
+        size = int(length)
+        if size:
+            _continue_if_expected(request, sock)
+        request.too_large = size > max_body
+        request.body = _take(rfile, size, keep=not request.too_large, expected=size)
+        request.body_size = size
+    return request
+
+
+def _take(
+    rfile: Reader, size: int, *, keep: bool, got: int = 0, expected: int | None = None
+) -> bytes:
+    """Consume exactly ``size`` body bytes; keep them, or drop them as they arrive."""
+    if keep:
+        data = rfile.read(size) if size else b""
+        if len(data) != size:
+            raise TruncatedRequestError(got + len(data), expected)
+        return data
+    remaining = size
+    while remaining > 0:
+        piece = rfile.read(min(remaining, _DROP_BYTES))
+        if not piece:
+            raise TruncatedRequestError(got + size - remaining, expected)
+        remaining -= len(piece)
+    return b""
+
+
+def _chunk_line(rfile: Reader, got: int) -> bytes | None:
+    """A chunk-size or trailer line without its CRLF; None if it does not end in CRLF."""
+    line = rfile.readline(_MAX_CHUNK_LINE + 3)
+    if not line.endswith(b"\n"):
+        if len(line) > _MAX_CHUNK_LINE:
+            raise BadRequestError("chunk header line too long")
+        raise TruncatedRequestError(got, None)
+    return line[:-2] if line.endswith(b"\r\n") else None
+
+
+def _read_chunked_strict(rfile: Reader, request: Request, max_body: int) -> None:
+    kept: list[bytes] = []
+    size = 0
+    while True:
+        line = _chunk_line(rfile, size)
+        size_text = b"" if line is None else line.split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_text.decode("latin-1")):
+            raise BadRequestError(f"bad chunk size {size_text[:20]!r}")
+        chunk_size = int(size_text, 16)
+        if chunk_size == 0:
+            while True:  # trailers (dropped), up to the empty line
+                trailer = _chunk_line(rfile, size)
+                if trailer is None:
+                    raise BadRequestError("malformed trailer line")
+                if not trailer:
+                    break
+            break
+        keep = size + chunk_size <= max_body
+        data = _take(rfile, chunk_size, keep=keep, got=size)
+        size += chunk_size
+        if keep:
+            kept.append(data)
+        else:
+            kept.clear()
+        crlf = rfile.read(2)
+        if len(crlf) != 2:
+            raise TruncatedRequestError(size + len(crlf), None)
+        if crlf != b"\r\n":
+            raise BadRequestError("chunk data not followed by CRLF")
+    request.too_large = size > max_body
+    request.body = b"" if request.too_large else b"".join(kept)
+    request.body_size = size
+
+
+def linger(sock: socket.socket, seconds: float = 1.0, limit: int = 16 * 1024 * 1024) -> None:
+    """Before closing after an error: stop sending, then read (bounded) until the peer ends.
+
+    Closing a socket with unread input makes the kernel reset the connection, and the peer
+    may then lose the error answer before reading it.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(seconds)
+        drained = 0
+        while drained < limit:
+            chunk = sock.recv(_DROP_BYTES)
+            if not chunk:
+                break
+            drained += len(chunk)
 
 
 # -- the server ---------------------------------------------------------------------------

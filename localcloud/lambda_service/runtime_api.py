@@ -12,6 +12,9 @@ Why not ``http.server``: it writes the status line, headers and body in separate
 With Nagle's algorithm on one side and delayed ACKs on the other, every invoke then waits
 for a ~40 ms ACK timer (measured: ~44 ms per warm invoke). Here every accepted socket gets
 ``TCP_NODELAY`` and every response goes out in one ``sendall``: ~0.25 ms per invoke.
+Requests are read by :func:`localcloud.http11.read_request` with ``strict=True`` (the checks
+below); the accept loop is this module's own: closing a worker's server is immediate, where
+``socketserver``'s would poll.
 
 Under abuse it answers like RAPID (JSON ``{"errorType", "errorMessage"}`` bodies) and keeps
 serving: a malformed request gets 400 ``InvalidRequest`` (431 for an oversized head) and the
@@ -31,31 +34,35 @@ import contextlib
 import json
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
+
+from localcloud.http11 import (
+    MAX_HEAD,
+    BadRequestError,
+    Reader,
+    Request,
+    TruncatedRequestError,
+    linger,
+    read_request,
+)
 
 _LOG = logging.getLogger(__name__)
 
 API_PREFIX = "/2018-06-01/runtime"
 # Go's net/http default (RAPID's server): 1 MiB of header plus slack. awslambdaric sends the
 # X-Ray error cause as a header of up to 1 MiB with every /error.
-_MAX_HEAD_BYTES = 1024 * 1024 + 4096
+_MAX_HEAD_BYTES = MAX_HEAD
 _RECV_BYTES = 256 * 1024
 # After an error that closes the connection, read what the client still sends (bounded) so
 # that closing with unread data does not reset the connection before it reads the error.
 _LINGER_S = 1.0
 _LINGER_BYTES = 16 * 1024 * 1024
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token (method, header name)
-_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters other than tab
-_DIGITS = re.compile(r"[0-9]{1,19}")
-_HEX = re.compile(r"[0-9A-Fa-f]{1,15}")
-_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 
 
 @dataclass(frozen=True)
@@ -242,181 +249,26 @@ def peer_in_process_group(sock: socket.socket, group: int) -> bool:
 # -- HTTP/1.1 ------------------------------------------------------------------------------
 
 
-class _BadRequestError(Exception):
-    """The request cannot be parsed: answer ``status`` and close (the stream is out of step)."""
-
-    def __init__(self, message: str, *, status: int = 400, error_type: str = "InvalidRequest"):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-
-
-class _TruncatedError(_BadRequestError):
-    """The peer ended the request body early (closed or half-closed its side)."""
-
-    def __init__(self, got: int, expected: int | None) -> None:
-        of = f" of {expected}" if expected is not None else ""
-        super().__init__(
-            f"HTTP request detected as truncated: body ended after {got}{of} bytes",
-            error_type="TruncatedHTTPRequest",
-        )
-
-
-@dataclass(frozen=True)
-class _Request:
-    method: str
-    path: str
-    version: str
-    headers: dict[str, str]
-
-    @property
-    def keep_alive(self) -> bool:
-        connection = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
-
-
 class _Connection:
-    """One accepted socket: a buffered reader of HTTP/1.1 requests, single-write responses."""
+    """One accepted socket: requests read by :func:`localcloud.http11.read_request` in strict
+    mode, single-write responses."""
 
     def __init__(self, sock: socket.socket, body_limit: int) -> None:
         self.sock = sock
-        self._buf = bytearray()
+        self._file = sock.makefile("rb", buffering=_RECV_BYTES)
+        self._rfile = cast("Reader", self._file)
         self._body_limit = body_limit
         self.from_runtime: bool | None = None  # decided on the first state-changing call
 
-    def _fill(self) -> bool:
-        chunk = self.sock.recv(_RECV_BYTES)
-        if not chunk:
-            return False
-        self._buf += chunk
-        return True
-
-    def read_head(self) -> _Request | None:
-        """The next request's line and headers (names lower-cased); ``None`` on EOF."""
-        while True:
-            # RFC 9112 2.2: ignore empty lines before a request line.
-            while self._buf.startswith(b"\r\n"):
-                del self._buf[:2]
-            end = self._buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(self._buf) > _MAX_HEAD_BYTES:
-                raise _BadRequestError(f"request head over {_MAX_HEAD_BYTES} bytes", status=431)
-            if not self._fill():
-                if self._buf:
-                    raise _BadRequestError("connection closed in the middle of a request head")
-                return None
-        if end > _MAX_HEAD_BYTES:
-            raise _BadRequestError(f"request head over {_MAX_HEAD_BYTES} bytes", status=431)
-        head = bytes(self._buf[:end]).decode("latin-1")
-        del self._buf[: end + 4]
-        request_line, *header_lines = head.split("\r\n")
-        parts = request_line.split(" ")
-        if (
-            len(parts) != 3
-            or not _TOKEN.fullmatch(parts[0])
-            or not parts[1].startswith("/")
-            or _CTL.search(parts[1])
-        ):
-            raise _BadRequestError(f"malformed request line {request_line[:200]!r}")
-        if parts[2] not in _VERSIONS:
-            raise _BadRequestError(f"unsupported HTTP version {parts[2][:20]!r}")
-        headers: dict[str, str] = {}
-        for line in header_lines:
-            name, sep, value = line.partition(":")
-            # No obsolete line folding, no space before the colon, no control characters.
-            if not sep or not _TOKEN.fullmatch(name) or _CTL.search(value):
-                raise _BadRequestError(f"malformed header line {line[:200]!r}")
-            key, value = name.lower(), value.strip(" \t")
-            if key not in headers:
-                headers[key] = value
-            elif key in ("content-length", "transfer-encoding", "host"):
-                if headers[key] != value:
-                    raise _BadRequestError(f"conflicting {name} headers")
-            else:
-                headers[key] += ", " + value
-        return _Request(parts[0], parts[1], parts[2], headers)
-
-    def _take(self, size: int, keep: bool, got: int = 0, expected: int | None = None) -> bytes:
-        """Consume exactly ``size`` body bytes; keep them or drop them as they arrive."""
-        kept = bytearray()
-        remaining = size
-        while remaining > 0:
-            if not self._buf and not self._fill():
-                raise _TruncatedError(got + size - remaining, expected)
-            piece = min(remaining, len(self._buf))
-            if keep:
-                kept += self._buf[:piece]
-            del self._buf[:piece]
-            remaining -= piece
-        return bytes(kept)
-
-    def _read_line(self, got: int) -> bytes:
-        while True:
-            end = self._buf.find(b"\r\n")
-            if end >= 0:
-                line = bytes(self._buf[:end])
-                del self._buf[: end + 2]
-                return line
-            if len(self._buf) > 4096:
-                raise _BadRequestError("chunk header line too long")
-            if not self._fill():
-                raise _TruncatedError(got, None)
-
-    def read_body(self, request: _Request) -> PostedBody:
-        """The request body; a body over the limit is read and dropped, only its size kept."""
-        headers = request.headers
-        coding = headers.get("transfer-encoding")
-        length = headers.get("content-length")
-        if coding is not None:
-            if length is not None:
-                # Two framings: which one ends the body is ambiguous (request smuggling).
-                raise _BadRequestError("both Transfer-Encoding and Content-Length")
-            if coding.lower() != "chunked":
-                raise _BadRequestError(f"unsupported Transfer-Encoding {coding[:50]!r}")
-            self._continue(headers)
-            return self._read_chunked()
-        if length is None:
-            return PostedBody(b"", 0, False)  # RFC 9112 6.3: no framing, no body
-        if not _DIGITS.fullmatch(length):
-            raise _BadRequestError(f"invalid Content-Length {length[:50]!r}")
-        size = int(length)
-        if size:
-            self._continue(headers)
-        too_large = size > self._body_limit
-        return PostedBody(self._take(size, keep=not too_large, expected=size), size, too_large)
-
-    def _continue(self, headers: dict[str, str]) -> None:
-        if headers.get("expect", "").lower() == "100-continue":
-            # libcurl (inside awslambdaric's native client) asks before sending big bodies.
-            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-    def _read_chunked(self) -> PostedBody:
-        kept = bytearray()
-        size = 0
-        while True:
-            line = self._read_line(size)
-            size_text = line.split(b";", 1)[0].strip()
-            if not _HEX.fullmatch(size_text.decode("latin-1")):
-                raise _BadRequestError(f"bad chunk size {size_text[:20]!r}")
-            chunk_size = int(size_text, 16)
-            if chunk_size == 0:
-                while self._read_line(size):  # trailers, up to the empty line
-                    pass
-                break
-            keep = size + chunk_size <= self._body_limit
-            data = self._take(chunk_size, keep=keep, got=size)
-            size += chunk_size
-            if keep:
-                kept += data
-            else:
-                kept.clear()
-            if self._take(2, keep=True, got=size) != b"\r\n":
-                raise _BadRequestError("chunk data not followed by CRLF")
-        too_large = size > self._body_limit
-        return PostedBody(b"" if too_large else bytes(kept), size, too_large)
+    def read(self) -> tuple[Request, PostedBody] | None:
+        """The next request and its body (read whatever the route: the next request starts
+        after it); ``None`` on EOF. A body over the limit is read and dropped, its size kept."""
+        request = read_request(
+            self._rfile, self.sock, max_body=self._body_limit, strict=True, max_head=_MAX_HEAD_BYTES
+        )
+        if request is None:
+            return None
+        return request, PostedBody(request.body, request.body_size, request.too_large)
 
     def respond(
         self, status: int, body: bytes, headers: dict[str, str] | None = None, close: bool = False
@@ -434,20 +286,14 @@ class _Connection:
         self.sock.sendall(head + body)
 
     def linger(self) -> None:
-        """Before closing after an error: stop sending, then read (bounded) until the peer ends.
+        """Before closing after an error: stop sending, then read (bounded) until the peer ends."""
+        linger(self.sock, _LINGER_S, _LINGER_BYTES)
 
-        Closing a socket with unread input makes the kernel reset the connection, and the
-        peer may then lose our error answer before reading it.
-        """
+    def close(self) -> None:
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)
-            self.sock.settimeout(_LINGER_S)
-            drained = 0
-            while drained < _LINGER_BYTES:
-                chunk = self.sock.recv(_RECV_BYTES)
-                if not chunk:
-                    break
-                drained += len(chunk)
+            self._file.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class _Refused(Exception):
@@ -508,14 +354,17 @@ class RuntimeApiServer:
         conn = _Connection(sock, self._body_limit)
         try:
             while not self._closed.is_set():
-                request = conn.read_head()
-                if request is None:
+                read = conn.read()
+                if read is None:
                     return
-                if not self._dispatch(conn, request):
+                if not self._dispatch(conn, *read):
                     return
-        except _BadRequestError as exc:
+        except BadRequestError as exc:
+            # RAPID's error types: the stream is out of step, so the connection closes.
+            kind = "TruncatedHTTPRequest" if isinstance(exc, TruncatedRequestError) else None
             with contextlib.suppress(OSError):
-                conn.respond(exc.status, error_body(exc.error_type, str(exc)), close=True)
+                body = error_body(kind or "InvalidRequest", str(exc))
+                conn.respond(exc.status, body, close=True)
             conn.linger()
         except OSError:
             pass  # the worker went away or we are closing
@@ -531,14 +380,11 @@ class RuntimeApiServer:
         finally:
             with self._conns_lock:
                 self._conns.discard(sock)
-            with contextlib.suppress(OSError):
-                sock.close()
+            conn.close()
 
-    def _dispatch(self, conn: _Connection, request: _Request) -> bool:
+    def _dispatch(self, conn: _Connection, request: Request, body: PostedBody) -> bool:
         """Handle one request; False when the connection must be closed."""
-        # The body first, whatever the route: the next request starts after it.
-        body = conn.read_body(request)
-        path = request.path.split("?", 1)[0]
+        path = request.target.split("?", 1)[0]
         route = path[len(API_PREFIX) + 1 :].split("/") if path.startswith(API_PREFIX + "/") else []
         keep = request.keep_alive
         if route == ["invocation", "next"]:
@@ -551,7 +397,7 @@ class RuntimeApiServer:
             return keep
         if request.method != "POST":
             return self._not_allowed(conn, request, "POST", keep)
-        error_type = request.headers.get("lambda-runtime-function-error-type")
+        error_type = request.header("Lambda-Runtime-Function-Error-Type")
         try:
             if route == ["init", "error"]:
                 status, reply = self._init_error(conn, body, error_type)
@@ -562,7 +408,7 @@ class RuntimeApiServer:
         conn.respond(status, reply, close=not keep)
         return keep
 
-    def _not_allowed(self, conn: _Connection, request: _Request, allow: str, keep: bool) -> bool:
+    def _not_allowed(self, conn: _Connection, request: Request, allow: str, keep: bool) -> bool:
         message = f"{request.method[:20]} is not allowed here (only {allow})"
         conn.respond(405, error_body("MethodNotAllowed", message), {"Allow": allow}, close=not keep)
         return keep

@@ -14,7 +14,13 @@ from typing import Any, cast
 import pytest
 
 from localcloud.endpoint import AwsEndpoint
-from localcloud.http11 import BadRequestError, Reader, Request, read_request
+from localcloud.http11 import (
+    BadRequestError,
+    Reader,
+    Request,
+    TruncatedRequestError,
+    read_request,
+)
 
 # -- the reader ---------------------------------------------------------------------------
 
@@ -39,7 +45,7 @@ class _Events:
         self.sent += data
 
 
-def read(data: bytes, *, max_body: int = 1024, **limits: int) -> tuple[Request | None, _Events]:
+def read(data: bytes, *, max_body: int = 1024, **limits: Any) -> tuple[Request | None, _Events]:
     events = _Events(data)
     sock = cast("socket.socket", events)
     return read_request(cast("Reader", events), sock, max_body=max_body, **limits), events
@@ -508,3 +514,78 @@ def test_a_body_over_the_limit_is_413_and_closes(conn: _Conn) -> None:
     assert status == 413
     assert headers["connection"] == "close"
     assert conn.closed_by_server()
+
+
+# -- strict mode (the Lambda Runtime API's policy) ----------------------------------------
+
+
+def strict(data: bytes, **kwargs: Any) -> Request:
+    return read_one(data, strict=True, **kwargs)
+
+
+def strict_error(data: bytes, **kwargs: Any) -> BadRequestError:
+    return bad_request(data, strict=True, **kwargs)
+
+
+def test_strict_joins_repeated_headers_and_refuses_conflicting_framing() -> None:
+    request = strict(b"GET / HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nHost: h\r\nHost: h\r\n\r\n")
+
+    assert request.header("X-A") == "1, 2"
+    assert request.header("host") == "h"
+    assert "conflicting Host" in str(strict_error(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"))
+    both = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n"
+    assert "both Transfer-Encoding and Content-Length" in str(strict_error(both))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"GET http://h/ HTTP/1.1\r\n\r\n", "malformed request line"),
+        (b"G(T / HTTP/1.1\r\n\r\n", "malformed request line"),
+        (b"GET / HTTP/1.2\r\n\r\n", "unsupported HTTP version"),
+        (b"GET / HTTP/1.1\nX: y\r\n\r\n", "malformed request line"),
+        (b"GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n", "malformed header line"),
+        (b"GET / HTTP/1.1\r\nX(: y\r\n\r\n", "malformed header line"),
+        (b"POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\nx", "invalid Content-Length"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "unsupported Transfer-Encoding"),
+        (b"GET / HTTP/1.1\r\nHost: h\r\n", "closed in the middle of a request head"),
+    ],
+)
+def test_strict_refuses_what_the_lenient_reader_takes(data: bytes, message: str) -> None:
+    error = strict_error(data)
+
+    assert (error.status, type(error)) == (400, BadRequestError)
+    assert message in str(error)
+
+
+def test_strict_limits_the_whole_head() -> None:
+    head = b"GET / HTTP/1.1\r\nX: " + b"v" * 100  # 119 bytes without the final CRLFCRLF
+    assert strict(head + b"\r\n\r\n", max_head=119).header("x") == "v" * 100
+
+    error = strict_error(head + b"\r\n\r\n", max_head=118)
+
+    assert (error.status, "request head over 118 bytes" in str(error)) == (431, True)
+
+
+def test_strict_reads_and_drops_a_body_over_the_limit() -> None:
+    data = b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789GET / HTTP/1.1\r\n\r\n"
+    request, events = read(data, max_body=4, strict=True)
+
+    assert request is not None
+    assert (request.body, request.body_size, request.too_large) == (b"", 10, True)
+    assert request.keep_alive, "the body was read: the connection stays usable"
+    assert read_request(cast("Reader", events), cast("socket.socket", events), max_body=4)
+
+
+def test_strict_chunked_body_and_truncation() -> None:
+    chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    request = strict(chunked + b"2\r\nab\r\n1;x=y\r\nc\r\n0\r\nT: t\r\n\r\n")
+    assert (request.body, request.body_size, request.too_large) == (b"abc", 3, False)
+
+    cut = strict_error(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc")
+    cut_chunk = strict_error(chunked + b"10\r\nab")
+
+    assert isinstance(cut, TruncatedRequestError)
+    assert "after 3 of 9 bytes" in str(cut)
+    assert isinstance(cut_chunk, TruncatedRequestError)
+    assert "after 2 bytes" in str(cut_chunk)
