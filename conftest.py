@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cdk.node import put_node_on_path
+from features.session import SCENARIOS_FILE
 
 # jsii starts `node` from PATH when aws_cdk is first imported: make it the wheel's Node 24.
 put_node_on_path()
@@ -94,12 +95,12 @@ def _runs_features(config: pytest.Config) -> bool:
 # Files that take minutes: under xdist they start first, each on its own worker, so that
 # none of them is what the last worker is still running when the others are done.
 _LONG_FIRST = (
-    "features/test_features.py",
+    SCENARIOS_FILE,
     "tests/hardening/test_faults_under_load.py",
     "tests/local_cloud/test_mutation_subset.py",
 )
 # Reads what the session's feature run did on the features' own local stack
-# (``features.session``), so it runs in the features' worker, after them.
+# (``features.session``), so it runs after the scenarios, in the features' worker.
 _WITH_THE_FEATURES = "tests/hardening/test_least_privilege.py"
 
 
@@ -109,17 +110,18 @@ def _under_xdist(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # On one worker the features stay last, as without xdist: their session-long stack
-    # must not share the process with a later file's stack.
+    """The least-privilege check after the scenarios; on several xdist workers, also the
+    longest files first. On one process (or one worker) the features stay last, as
+    collected: their session-long stack must not share the process with a later file's."""
     workerinput = getattr(config, "workerinput", None)
-    if workerinput is None or int(workerinput["workercount"]) < 2:
-        return
+    several_workers = workerinput is not None and int(workerinput["workercount"]) >= 2
+    long_first = _LONG_FIRST if several_workers else ()
 
-    def rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> float:
         path = item.nodeid.split("::")[0]
-        if path == _WITH_THE_FEATURES:
-            return _LONG_FIRST.index("features/test_features.py")
-        return _LONG_FIRST.index(path) if path in _LONG_FIRST else len(_LONG_FIRST)
+        if path == _WITH_THE_FEATURES:  # right behind the scenarios
+            return long_first.index(SCENARIOS_FILE) + 0.5 if long_first else len(_LONG_FIRST)
+        return long_first.index(path) if path in long_first else len(_LONG_FIRST) - 0.5
 
     items.sort(key=rank)  # stable: within a file, and for the rest, the order stays
 
@@ -135,7 +137,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    features = _LONG_FIRST[0]
+    features = SCENARIOS_FILE
     config.option.loadscopereorder = False
 
     class FeaturesAlone(LoadFileScheduling):  # type: ignore[misc]

@@ -20,9 +20,13 @@ FEATURES_LOCAL_STACK = pytest.StashKey["LocalDeployment"]()
 SETTLED_SCENARIOS = pytest.StashKey[set[str]]()
 
 
+# The test module pytest-bdd generates the scenarios in.
+SCENARIOS_FILE = "features/test_features.py"
+
+
 def is_scenario(item: pytest.Item) -> bool:
     """A Gherkin scenario (as opposed to another test of the session)."""
-    return item.nodeid.startswith("features/test_features.py::")
+    return item.nodeid.startswith(SCENARIOS_FILE + "::")
 
 
 def whole_feature_run_passed(session: pytest.Session) -> LocalDeployment | None:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from features.session import is_scenario
 from harness.local_stack.cloud import LOCAL_STACK_PREFIX, LocalDeployment
 from harness.target import Target
 
@@ -40,15 +39,3 @@ def local_stack(
 def target(local_stack: LocalDeployment) -> Target:
     """The module's local stack as a harness target (drivers take it)."""
     return Target.from_outputs_file(local_stack.outputs_file, "local")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The least-privilege check goes after the session's feature scenarios: it reads the
-    AWS calls their run made instead of running every feature a second time."""
-    late = [item for item in items if item.nodeid.startswith(_LEAST_PRIVILEGE)]
-    if not late or not any(is_scenario(item) for item in items):
-        return
-    items[:] = [item for item in items if item not in late] + late
-
-
-_LEAST_PRIVILEGE = "tests/hardening/test_least_privilege.py::"
