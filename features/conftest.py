@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from features.session import FEATURES_LOCAL_STACK, SETTLED_SCENARIOS, is_scenario
+from features.session import (
+    FEATURES_LOCAL_STACK,
+    SCENARIOS_LEFT_OUT,
+    SETTLED_SCENARIOS,
+    is_scenario,
+)
 from harness.target import Target, TargetError
 
 # Tags that need a capability of the target.
@@ -69,6 +74,13 @@ def target(
                     del request.config.stash[FEATURES_LOCAL_STACK]
     except TargetError as exc:
         pytest.exit(f"cannot use the {name} target: {exc}", returncode=2)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Note a selection that left scenarios out (``features.session``)."""
+    left_out = [item for item in items if is_scenario(item)]
+    if left_out:
+        left_out[0].config.stash[SCENARIOS_LEFT_OUT] = True
 
 
 @pytest.hookimpl(wrapper=True)

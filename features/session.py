@@ -20,6 +20,8 @@ FEATURES_LOCAL_STACK = pytest.StashKey["LocalDeployment"]()
 SETTLED_SCENARIOS = pytest.StashKey[set[str]]()
 
 
+# Set when ``-k``/``-m`` left some scenario out: the run then did not do everything.
+SCENARIOS_LEFT_OUT = pytest.StashKey[bool]()
 # The test module pytest-bdd generates the scenarios in.
 SCENARIOS_FILE = "features/test_features.py"
 
@@ -30,10 +32,10 @@ def is_scenario(item: pytest.Item) -> bool:
 
 
 def whole_feature_run_passed(session: pytest.Session) -> LocalDeployment | None:
-    """The features' local stack if every scenario of this session ran on it and passed
-    or was skipped, else None."""
+    """The features' local stack if every scenario of the features ran on it in this
+    session (none left out by ``-k``/``-m``) and passed or was skipped, else None."""
     stack = session.config.stash.get(FEATURES_LOCAL_STACK, None)
-    if stack is None:
+    if stack is None or session.config.stash.get(SCENARIOS_LEFT_OUT, False):
         return None
     settled = session.config.stash.get(SETTLED_SCENARIOS, set())
     scenarios = [item.nodeid for item in session.items if is_scenario(item)]

@@ -1,7 +1,7 @@
 """Each function's role allows exactly what its code calls: nothing missing, nothing unused.
 
 The check reads what the features did: in a session that also ran every feature scenario
-and saw them pass (``make test``), it runs after them (``tests/hardening/conftest.py``)
+and saw them pass (``make test``), it runs after them (the root ``conftest.py`` orders it)
 and reads their own local stack; alone, it runs the features against this module's own
 local stack (a subprocess of ``pytest features --outputs``, leaving out the monitoring
 scenarios, which only wait out alarm windows). Every function's workers sign with
