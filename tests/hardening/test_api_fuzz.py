@@ -14,6 +14,12 @@ Two answers are the document's, not defects, and are configured as such (not hid
 - a method the document does not declare is answered by API Gateway with 403
   ``Missing Authentication Token`` (as on AWS, and as the document says), not 405:
   the built-in ``unsupported_method`` check is replaced by ``test_undeclared_methods``.
+
+Every request is signed (SigV4, the API's IAM authorization) by the session's auth with
+the local stack's invoker credentials, so the fuzzer reaches the function. That makes
+schemathesis's ``ignored_auth`` check (it resends a case without the scheme's header
+and expects a refusal) meaningless here: the session would sign the resend too. It is
+replaced by ``test_unsigned_requests_get_the_gateway_403``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from hypothesis import HealthCheck, settings
 
 from cdk import contract
 from handlers.openapi import DOCUMENT_PATH
+from harness.api_auth import ApiSigner, api_region, local_credentials, requests_auth
 from harness.local_stack.cloud import LocalDeployment
 
 FUZZ_EXAMPLES = int(os.environ.get("TASK_API_FUZZ_EXAMPLES", "500"))
@@ -69,6 +76,7 @@ def _load_schema() -> Any:
                     "expected-statuses": ["2xx", "404", "409", "422"],
                 },
                 "unsupported_method": {"enabled": False},
+                "ignored_auth": {"enabled": False},
             },
         }
     )
@@ -80,8 +88,16 @@ schema = _load_schema()
 
 @pytest.fixture(scope="module")
 def api_url(local_stack: LocalDeployment) -> str:
-    """The stack's ApiUrl (the stage's base URL) without the trailing slash."""
-    return local_stack.outputs["local-Api"][contract.API_URL].rstrip("/")
+    """The stack's ApiUrl (the stage's base URL) without the trailing slash; the shared
+    session signs every request with the stack's invoker credentials."""
+    outputs = contract.flatten(local_stack.outputs)
+    SESSION.auth = requests_auth(
+        ApiSigner(
+            local_credentials(outputs),
+            api_region(outputs[contract.API_URL], outputs[contract.REGION]),
+        )
+    )
+    return outputs[contract.API_URL].rstrip("/")
 
 
 def _each(method: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -148,3 +164,18 @@ def test_undeclared_methods_get_the_gateway_403(api_url: str, method: str) -> No
         response = SESSION.request(method, api_url + path, timeout=10)
         assert response.status_code == 403, f"{method} {path}: {response.status_code}"
         assert response.json() == GATEWAY_403, f"{method} {path}: {response.text}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/tasks"), ("GET", "/tasks/2b1f0c3e-0000-4000-8000-000000000000")],
+)
+def test_unsigned_requests_get_the_gateway_403(api_url: str, method: str, path: str) -> None:
+    """Without a signature, every declared operation is refused by the gateway itself."""
+    response = requests.request(
+        method, api_url + path, json={"title": "t", "description": "d", "priority": "low"},
+        timeout=10,
+    )  # fmt: skip
+    assert response.status_code == 403, f"{method} {path}: {response.status_code}"
+    assert response.json() == GATEWAY_403, f"{method} {path}: {response.text}"
+    assert response.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"

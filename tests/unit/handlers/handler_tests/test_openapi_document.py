@@ -127,3 +127,21 @@ def test_the_request_schema_accepts_valid_and_rejects_invalid_tasks(
         {"title": "only a title"},
     ):
         assert not validator.is_valid(invalid), invalid
+
+
+def test_every_operation_requires_sigv4_as_api_gateway_declares_it(
+    document: dict[str, Any],
+) -> None:
+    scheme = document["components"]["securitySchemes"]["sigv4"]
+    assert scheme["type"] == "apiKey"
+    assert scheme["in"] == "header"
+    assert scheme["name"] == "Authorization"
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert document["security"] == [{"sigv4": []}]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            # No operation opts out (an empty list would make it public).
+            assert operation.get("security", document["security"]) == [{"sigv4": []}], (
+                method,
+                path,
+            )
