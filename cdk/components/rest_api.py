@@ -127,12 +127,6 @@ class TaskRestApi(Construct):
         )
         acknowledge(
             self.api,
-            "AwsSolutions-APIG4",
-            "Every task method uses IAM authorization; only the CORS preflight (OPTIONS) is "
-            "open, as browsers never sign it.",
-        )
-        acknowledge(
-            self.api,
             "AwsSolutions-COG4",
             "IAM (SigV4) authorization, not a Cognito user pool: the API's clients are "
             "machines holding AWS credentials (docs/decisions/api-authentication.md).",
