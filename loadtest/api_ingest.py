@@ -43,7 +43,7 @@ IDEMPOTENT_RATIO = env_float(ENV_IDEMPOTENT_RATIO, 0.1)
 READ_RATIO = env_float(ENV_READ_RATIO, 0.05)
 STATUSES = {"QUEUED", "PROCESSING", "COMPLETED", "FAILED"}
 INVALID = invalid_tasks()
-# Every request is signed (SigV4, the API's IAM authorization): ~0.1 ms of CPU each
+# Every request is signed (SigV4, the API's IAM authorization): ~0.05 ms of CPU each
 # (docs/benchmarks.md), well under what a request costs the user otherwise.
 SIGNER = api_signer(TARGET)
 JSON = {"Content-Type": "application/json"}
