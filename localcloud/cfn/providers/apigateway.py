@@ -37,8 +37,9 @@ from localcloud.specs import (
 
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _SUPPORTED_INTEGRATIONS: Final = ("AWS_PROXY", "MOCK")
-# Authorizers (CUSTOM, COGNITO_USER_POOLS) would run code or a user pool we do not have.
-_SUPPORTED_AUTHORIZATION = ("NONE", "AWS_IAM")
+# Authorizers (CUSTOM, COGNITO_USER_POOLS) would need code or a user pool we do not run:
+# refused, never served unauthenticated.
+_SUPPORTED_AUTHORIZATION: Final = ("NONE", "AWS_IAM")
 # arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations
 _LAMBDA_URI: Final = re.compile(r":lambda:path/[^/]+/functions/(?P<function>.+)/invocations$")
 _DEFAULT_INTEGRATION_TIMEOUT_MS: Final = 29_000
@@ -109,6 +110,13 @@ class MethodProvider(Provider):
                 f"integration type {kind!r} is not supported by the local API Gateway "
                 f"(supported: {', '.join(_SUPPORTED_INTEGRATIONS)})",
                 path="Properties.Integration.Type",
+            )
+        authorization = ctx.try_resolve(properties.get("AuthorizationType", "NONE"))
+        if isinstance(authorization, str) and authorization not in _SUPPORTED_AUTHORIZATION:
+            raise ctx.error(
+                f"authorization type {authorization!r} is not supported by the local API "
+                f"Gateway (supported: {', '.join(_SUPPORTED_AUTHORIZATION)})",
+                path="Properties.AuthorizationType",
             )
 
     def create(self, ctx: ProviderContext, properties: dict[str, Any]) -> Created:
@@ -363,13 +371,6 @@ def _method(
             integration.get("TimeoutInMillis", _DEFAULT_INTEGRATION_TIMEOUT_MS)
         ),
     }
-    if common["authorization_type"] not in _SUPPORTED_AUTHORIZATION:
-        raise TemplateError(
-            f"{http_method} {path}: authorization type {common['authorization_type']!r} is not "
-            "supported by the local API Gateway "
-            f"(supported: {', '.join(_SUPPORTED_AUTHORIZATION)})",
-            path="Properties.AuthorizationType",
-        )
     if kind == "AWS_PROXY":
         match = _LAMBDA_URI.search(str(integration.get("Uri", "")))
         if match is None:
