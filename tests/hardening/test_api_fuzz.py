@@ -15,11 +15,14 @@ Two answers are the document's, not defects, and are configured as such (not hid
   ``Missing Authentication Token`` (as on AWS, and as the document says), not 405:
   the built-in ``unsupported_method`` check is replaced by ``test_undeclared_methods``.
 
-Every request is signed (SigV4, the API's IAM authorization) by the session's auth with
-the local stack's invoker credentials, so the fuzzer reaches the function. That makes
-schemathesis's ``ignored_auth`` check (it resends a case without the scheme's header
-and expects a refusal) meaningless here: the session would sign the resend too. It is
-replaced by ``test_unsigned_requests_get_the_gateway_403``.
+Every case that carries the security scheme's ``Authorization`` header is signed (SigV4,
+the API's IAM authorization) by the session with the local stack's invoker credentials,
+so the fuzzer reaches the function; a negative case without it goes unsigned and must get
+the gateway's documented 403. Schemathesis's ``ignored_auth`` check (it resends a case
+without the header) is replaced by ``test_unsigned_requests_get_the_gateway_403``: its
+resend keeps a generated header here, which the session would sign. So is
+``missing_required_header``: for a missing ``Authorization`` it accepts only 401, and API
+Gateway answers 403 (AWS's behaviour, in the document).
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ def _load_schema() -> Any:
                 },
                 "unsupported_method": {"enabled": False},
                 "ignored_auth": {"enabled": False},
+                # Its only required header is Authorization, for which it insists on 401;
+                # API Gateway answers a missing signature with 403 (test_unsigned_...).
+                "missing_required_header": {"enabled": False},
             },
         }
     )
@@ -91,13 +97,26 @@ def api_url(local_stack: LocalDeployment) -> str:
     """The stack's ApiUrl (the stage's base URL) without the trailing slash; the shared
     session signs every request with the stack's invoker credentials."""
     outputs = contract.flatten(local_stack.outputs)
-    SESSION.auth = requests_auth(
-        ApiSigner(
-            local_credentials(outputs),
-            api_region(outputs[contract.API_URL], outputs[contract.REGION]),
-        )
+    signer = ApiSigner(
+        local_credentials(outputs), api_region(outputs[contract.API_URL], outputs[contract.REGION])
     )
+    SESSION.auth = _SignWhereAuthorized(requests_auth(signer))
+
     return outputs[contract.API_URL].rstrip("/")
+
+
+class _SignWhereAuthorized(requests.auth.AuthBase):
+    """Sign a case that carries the scheme's ``Authorization`` header (its generated value
+    replaced by a real signature); leave a case without it (schemathesis's negative
+    "missing Authorization") unsigned, so the gateway's 403 is what answers it."""
+
+    def __init__(self, sign: requests.auth.AuthBase) -> None:
+        self._sign = sign
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if "Authorization" in request.headers:
+            return self._sign(request)
+        return request
 
 
 def _each(method: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
