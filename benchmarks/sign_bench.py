@@ -6,9 +6,10 @@ Signs COUNT ``POST /tasks`` requests with a typical task body through
 :class:`harness.api_auth.ApiSigner` (what the features' driver, the locust users, the
 fuzzer and ``post_tasks.py`` use), then has the local API Gateway's
 :class:`localcloud.apigw.iam_auth.IamAuthorizer` check each (signature recomputed,
-policy evaluated with moto's ``IAMPolicy``; the key lookup is a dict here, not moto's
-IAM), and prints the CPU time per request of each, so what the API's IAM authorization
-costs a client and the local gateway is a measured figure (docs/benchmarks.md).
+policy evaluated with moto's ``IAMPolicy``; the key lookup is a dict there), then times
+the key lookup in moto's IAM on its own, and prints the CPU time per request of each, so
+what the API's IAM authorization costs a client and the local gateway is a measured
+figure (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -37,6 +38,35 @@ class _OneKey:
 
     def lookup(self, access_key_id: str, session_token: str | None) -> KnownKey | None:
         return self.key
+
+
+def _moto_lookup_us(count: int) -> float:
+    """CPU microseconds of the gateway's key lookup in the local cloud's IAM (moto, four
+    users with an inline policy each, as many as a local stack has and then some)."""
+    from localcloud import AwsEndpoint, local_client
+    from localcloud.apigw.iam_auth import MotoCredentials
+
+    endpoint = AwsEndpoint(port=0)
+    endpoint.start()
+    try:
+        iam = local_client("iam", endpoint.url, endpoint.region)
+        document = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"
+        }]})  # fmt: skip
+        key = ""
+        for index in range(4):
+            iam.create_user(UserName=f"bench-{index}")
+            iam.put_user_policy(UserName=f"bench-{index}", PolicyName="p", PolicyDocument=document)
+            key = iam.create_access_key(UserName=f"bench-{index}")["AccessKey"]["AccessKeyId"]
+        store = MotoCredentials("123456789012", endpoint.region)
+        if store.lookup(key, None) is None:
+            raise SystemExit("moto does not know the key just created: the benchmark is broken")
+        cpu = time.process_time()
+        for _ in range(count):
+            store.lookup(key, None)
+        return (time.process_time() - cpu) / count * 1e6
+    finally:
+        endpoint.stop()
 
 
 def main(argv: list[str]) -> int:
@@ -75,12 +105,14 @@ def main(argv: list[str]) -> int:
     for _ in range(checks):
         authorizer.check(request, "/tasks")
     check_us = (time.process_time() - cpu) / checks * 1e6
+    lookup_us = _moto_lookup_us(checks)
     figures = {
         "requests_signed": count,
         "sign_cpu_us": round(sign_us, 1),
         "sign_wall_us": round(sign_wall_us, 1),
         "requests_checked": checks,
         "gateway_check_cpu_us": round(check_us, 1),
+        "moto_key_lookup_cpu_us": round(lookup_us, 1),
     }
     print(json.dumps(figures))
     return 0
