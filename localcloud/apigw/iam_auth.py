@@ -373,9 +373,12 @@ def _signature(
     credentials = Credentials(key.caller.access_key_id, key.secret_access_key, key.session_token)
     auth = _SignedHeadersOnly(credentials, region, signed)
     host = ",".join(headers.get("host", [])) or "localhost"
+    target = request.target
+    if target.startswith(("http://", "https://")):  # absolute-form: the path is what is signed
+        target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
     aws_request = AWSRequest(
         method=request.method.upper(),
-        url=f"http://{host}{request.target}",
+        url=f"http://{host}{target}",
         data=request.body,
         headers={name: value for name, value in signed.items()},
     )
