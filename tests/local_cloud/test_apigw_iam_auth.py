@@ -267,3 +267,40 @@ def test_the_cors_preflight_needs_no_credentials(gateway: ApiGatewayService) -> 
     )
     assert response.status_code == 204, response.text
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_temporary_credentials_of_an_assumed_role_sign_with_their_session_token(
+    gateway: ApiGatewayService, fake: FakeLambda, aws_endpoint: AwsEndpoint
+) -> None:
+    """What CI has on AWS: STS credentials of a role. The session token is signed along."""
+    url = _api(gateway)
+    iam = local_client("iam", aws_endpoint.url, aws_endpoint.region)
+    name = f"ci-{uuid.uuid4().hex[:8]}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
+    role_arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+        "Arn"
+    ]
+    document = {"Version": "2012-10-17", "Statement": [_invoke()]}
+    iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(document))
+    sts = local_client("sts", aws_endpoint.url, aws_endpoint.region)
+    issued = sts.assume_role(RoleArn=role_arn, RoleSessionName="pipeline")["Credentials"]
+    credentials = Credentials(
+        issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"]
+    )
+    headers = _signed(credentials, "POST", f"{url}tasks")
+    assert "X-Amz-Security-Token" in headers
+    response = requests.post(f"{url}tasks", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    identity = fake.events[-1]["requestContext"]["identity"]
+    assert identity["userArn"] == f"arn:aws:sts::123456789012:assumed-role/{name}/pipeline"
+    assert identity["caller"].endswith(":pipeline")
+    # The same key with another session token is not a credential AWS issued.
+    forged = Credentials(issued["AccessKeyId"], issued["SecretAccessKey"], "another-token")
+    message = _refused(
+        requests.post(f"{url}tasks", headers=_signed(forged, "POST", f"{url}tasks"), timeout=10),
+        "AccessDeniedException",
+    )
+    assert message == "The security token included in the request is invalid."
