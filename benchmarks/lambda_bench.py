@@ -2,9 +2,12 @@
 
 Warm overhead compares ``LambdaService.invoke`` (a real ``awslambdaric`` worker process
 behind the loopback Runtime API) with a direct in-process call of the same handler, on the
-same payload; cold start is a new worker process up to the handler's result.
+same payload; cold start is a new worker process up to the handler's result. The Runtime
+API server's close (what every worker's stop pays for its server) is timed with a client
+connection open, as a runtime's is.
 
-    .venv/bin/python benchmarks/lambda_bench.py [--invokes 2000] [--cold 5] [--no-telemetry]
+    .venv/bin/python benchmarks/lambda_bench.py [--invokes 2000] [--cold 5] [--closes 100]
+        [--no-telemetry]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import socket
 import statistics
 import sys
 import tempfile
@@ -23,7 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from localcloud.http11 import HttpServer
 from localcloud.lambda_service import LambdaService
+from localcloud.lambda_service.runtime_api import NextEvent, PostedBody, RuntimeApiServer
 from localcloud.lambda_service.testing import Endpoint, function_spec, local_endpoint
 from localcloud.specs import FunctionSpec
 
@@ -67,6 +73,54 @@ def _maybe_endpoint(telemetry: bool) -> Iterator[Endpoint | None]:
         yield endpoint
 
 
+class _IdleBackend:
+    """A Runtime API backend with no runtime and no events: the server alone."""
+
+    process = None
+
+    def next_invocation(self, peer_gone: Callable[[], bool]) -> NextEvent | None:
+        return None
+
+    def undelivered(self, request_id: str) -> None:
+        pass
+
+    def invocation_response(self, request_id: str, body: PostedBody) -> tuple[int, bytes]:
+        return 202, b"{}"
+
+    def invocation_error(
+        self, request_id: str, body: PostedBody, error_type: str | None
+    ) -> tuple[int, bytes]:
+        return 202, b"{}"
+
+    def init_error(self, body: PostedBody, error_type: str | None) -> tuple[int, bytes]:
+        return 202, b"{}"
+
+
+def server_close_ms(n: int, runtime_api: bool = True) -> list[float]:
+    """Milliseconds of a server's ``close()`` with one answered keep-alive client open: a
+    ``RuntimeApiServer``, or (``runtime_api=False``) a bare ``HttpServer``, the endpoint's and
+    the API Gateway front's server."""
+    samples = []
+    for i in range(n):
+        server: RuntimeApiServer | HttpServer
+        if runtime_api:
+            server = RuntimeApiServer(_IdleBackend(), name=f"close-{i}", body_limit=1024)
+        else:
+            server = HttpServer(
+                ("127.0.0.1", 0),
+                lambda *_: b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+                bad_request=lambda _: b"",
+                max_body=1024,
+            ).serve_in_thread(f"close-{i}")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+            client.sendall(b"GET /ping HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert client.recv(65536).startswith(b"HTTP/1.1 404 "), "the server answers"
+            start = time.perf_counter()
+            server.close()
+            samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
 def _summary(samples: list[float]) -> str:
     ordered = sorted(samples)
     p95 = ordered[int(len(ordered) * 0.95) - 1]
@@ -81,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invokes", type=int, default=2000, help="warm invokes to time")
     parser.add_argument("--cold", type=int, default=5, help="cold starts to time")
+    parser.add_argument("--closes", type=int, default=100, help="Runtime API closes to time")
     parser.add_argument(
         "--no-telemetry",
         action="store_true",
@@ -151,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             for t in pool:
                 t.join()
             parallel_rate = threads * per_thread / (time.perf_counter() - start)
+    close_ms = server_close_ms(args.closes)
+    http_close_ms = server_close_ms(args.closes, runtime_api=False)
 
     direct_median = statistics.median(direct_ms)
     warm_median = statistics.median(warm_ms)
@@ -169,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         f"init duration median {statistics.median(init_ms):.1f} ms"
     )
     print(f"4 threads on one function: {parallel_rate:.0f} invokes/s")
+    print(f"Runtime API server close (a worker's stop): {_summary(close_ms)}")
+    print(f"HttpServer close (endpoint, API Gateway front): {_summary(http_close_ms)}")
     return 0
 
 

@@ -32,7 +32,13 @@ from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from localcloud.dynamodb import TARGET_PREFIX, DynamoFastPath
-from localcloud.http11 import BadRequestError, ConnectionTracking, HttpServer, Request
+from localcloud.http11 import (
+    BadRequestError,
+    ConnectionTracking,
+    HttpServer,
+    Request,
+    response_bytes,
+)
 from localcloud.identity import AccessLog, Identities
 from localcloud.sqs.clock import Clock
 from localcloud.sqs.engine import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, SqsEngine
@@ -75,7 +81,6 @@ _SQS_ACTIONS = frozenset(
         "UntagQueue",
     }
 )
-_HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
 
 
 class _Serving(Protocol):
@@ -467,7 +472,7 @@ def _front_server(address: tuple[str, int], endpoint: AwsEndpoint) -> HttpServer
 
     def respond(request: Request, sock: socket.socket, client: tuple[str, int]) -> bytes:
         if request.too_large:  # the body was not read: the connection is done
-            return _response(413, _PLAIN_TEXT, b"request body too large", close=True)
+            return response_bytes(413, _PLAIN_TEXT, b"request body too large", close=True)
         head = request.method == "HEAD"
         close = not request.keep_alive
         # An HTTP/1.0 client keeps the connection only when the response says so.
@@ -484,54 +489,17 @@ def _front_server(address: tuple[str, int], endpoint: AwsEndpoint) -> HttpServer
                     "local AWS endpoint failed on %s %s", request.method, request.target
                 )
                 status, headers, payload = 500, _PLAIN_TEXT, b"internal error"
-        return _response(
-            status, headers, payload, head=head, close=close, keep_alive=keep_alive_header
+        return response_bytes(
+            status, headers, payload, head=head, close=close, keep_alive_header=keep_alive_header
         )
 
     def bad_request(error: BadRequestError) -> bytes:
         message = f"bad request: {error}".encode("latin-1", "replace")
-        return _response(error.status, _PLAIN_TEXT, message, close=True)
+        return response_bytes(error.status, _PLAIN_TEXT, message, close=True)
 
     return HttpServer(
         address, respond, bad_request=bad_request, max_body=MAX_BODY_BYTES, backlog=256
     )
-
-
-def _response(
-    status: int,
-    headers: list[tuple[str, str]],
-    payload: bytes,
-    *,
-    head: bool = False,
-    close: bool = False,
-    keep_alive: bool = False,
-) -> bytes:
-    """Head and body of a response, for one write. The framing headers are ours: the
-    hop-by-hop ones a handler returns are dropped, and a HEAD response keeps the handler's
-    ``Content-Length`` (the size a GET would have) without the body."""
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    head_length: str | None = None
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == "content-length" and head:
-            head_length = value
-        if lowered in _HOP_BY_HOP:
-            continue
-        lines.append(f"{name}: {value}")
-    if head:
-        lines.append(f"Content-Length: {head_length or 0}")
-        payload = b""
-    else:
-        lines.append(f"Content-Length: {len(payload)}")
-    if close:
-        lines.append("Connection: close")
-    elif keep_alive:
-        lines.append("Connection: keep-alive")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + payload
 
 
 # ----------------------------------------------------------------------------------------

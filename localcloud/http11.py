@@ -4,15 +4,19 @@
 socket file: ``http.server.BaseHTTPRequestHandler`` parses every request's headers with
 the ``email`` package, which cost about a third of the endpoint's CPU per request.
 :class:`HttpServer` serves with it (a thread per connection, keep-alive, connection
-tracking so that stopping closes idle connections, one write per response); the local AWS
-endpoint and the API Gateway front are both one.
+tracking so that stopping closes idle connections, one write per response, an accept loop
+that stops at once); the local AWS endpoint, the API Gateway front and every Lambda
+worker's Runtime API are each one.
 
 What it does: keep-alive by the HTTP/1.1 and HTTP/1.0 rules, ``Content-Length`` and
 ``chunked`` bodies (trailers are dropped), ``Expect: 100-continue`` (the interim response
 goes out just before the body is read), stray CRLFs between keep-alive requests, and
 limits on the request line, the header count and the body size. What it does not: obs-fold
-header continuation lines and HTTP/0.9 are rejected (RFC 9112 allows both), and the caller
-writes the response.
+header continuation lines and HTTP/0.9 are rejected (RFC 9112 allows both).
+
+:func:`response_bytes` writes every response of the three servers (the endpoint, the API
+Gateway front, the Lambda Runtime API) as one buffer for one ``sendall``; its options are
+where they differ (see its docstring).
 
 ``strict=True`` is the Lambda Runtime API's policy (RAPID answers malformed requests with
 clear 4xx): the method and header names must be RFC 9110 tokens, the target origin-form
@@ -28,13 +32,19 @@ the peer ends early raises :class:`TruncatedRequestError`.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import re
+import selectors
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Protocol, cast
+
+logger = logging.getLogger(__name__)
 
 MAX_LINE = 65536  # bytes in the request line or in one header line
 MAX_HEADERS = 200
@@ -48,6 +58,7 @@ _CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters other than 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _HEX = re.compile(r"[0-9A-Fa-f]{1,15}")
 _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
+_READ_BUFFER = 65536  # per connection; a larger read goes to the socket directly
 _SINGLE_HEADERS = ("content-length", "transfer-encoding", "host")
 
 
@@ -379,11 +390,91 @@ def linger(sock: socket.socket, seconds: float = 1.0, limit: int = 16 * 1024 * 1
             drained += len(chunk)
 
 
+# -- the response writer ------------------------------------------------------------------
+
+# Framing and connection headers belong to the writer: a caller's are dropped (a handler
+# that passes its own Content-Length or Transfer-Encoding would frame the body twice).
+_FRAMING_HEADERS = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+def response_bytes(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    head: bool = False,
+    close: bool = False,
+    keep_alive_header: bool = False,
+    content_type: str | None = None,
+    encoding: str = "latin-1",
+) -> bytes:
+    """One response, status line to body, for ONE write (see :class:`HttpServer`).
+
+    Always: the reason phrase is Python's (``HTTPStatus``; empty for an unknown status);
+    ``Content-Length`` is the writer's and the caller's framing headers (``Connection``,
+    ``Content-Length``, ``Keep-Alive``, ``Transfer-Encoding``) are dropped; a CR or LF in a
+    header name or value becomes a space, so no value can split the response. The options
+    are where the servers differ:
+
+    - ``head``: the answer to a HEAD request: no body, and the ``Content-Length`` a GET would
+      get: the one in ``headers`` if the caller gave one, else the size of ``body``.
+    - ``close``: ``Connection: close`` (the caller then closes the connection).
+    - ``keep_alive_header``: ``Connection: keep-alive`` when not closing: what an HTTP/1.0
+      client needs to keep the connection, and what API Gateway always sends.
+    - ``content_type``: the ``Content-Type`` when ``headers`` have none (the Runtime API's
+      ``application/json``).
+    - ``encoding`` of the status line and headers: ``latin-1`` (HTTP's historical header
+      charset) or ``utf-8`` (API Gateway sends an integration's header values as UTF-8); a
+      character it cannot encode becomes ``?`` rather than an error.
+    """
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}"]
+    declared: str | None = None
+    typed = content_type is None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _FRAMING_HEADERS:
+            if lowered == "content-length":
+                declared = value
+            continue
+        if lowered == "content-type":
+            typed = True
+        line = f"{name}: {value}"
+        if "\r" in line or "\n" in line:
+            line = line.replace("\r", " ").replace("\n", " ")
+        lines.append(line)
+    if not typed:
+        lines.append(f"Content-Type: {content_type}")
+    if head:
+        declared = (declared or "").strip()
+        length = declared if declared.isascii() and declared.isdigit() else str(len(body))
+        body = b""
+    else:
+        length = str(len(body))
+    lines.append(f"Content-Length: {length}")
+    if close:
+        lines.append("Connection: close")
+    elif keep_alive_header:
+        lines.append("Connection: keep-alive")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode(encoding, "replace") + body
+
+
 # -- the server ---------------------------------------------------------------------------
 
 Respond = Callable[[Request, socket.socket, tuple[str, int]], "bytes | None"]
-"""Answers one request with the whole response (head and body, for one write); None when
-the answer already went out some other way and the connection must close."""
+"""Answers one request: the whole response (head and body), which the server sends in one
+write; :data:`WRITTEN` when the callback wrote its answer on the socket itself (one
+``sendall``); None when the connection must close without another word. After an answer the
+connection stays open while ``request.keep_alive`` is true: a callback that must close after
+its answer sets it False."""
+
+WRITTEN = b""
+"""What a :data:`Respond` callback returns when it sent the answer itself."""
+
+_ACCEPT_RETRY = frozenset({errno.ECONNABORTED, errno.EINTR, errno.EPROTO, errno.EPERM})
+_ACCEPT_BACKOFF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_BACKOFF_S = 0.1
 
 
 class ConnectionTracking:
@@ -421,12 +512,20 @@ class HttpServer(ConnectionTracking, socketserver.ThreadingTCPServer):
     """The local cloud's HTTP/1.1 server: a thread per connection, requests read by
     :func:`read_request`, keep-alive until the client (or an error) ends it, each response
     sent in one write with ``TCP_NODELAY`` (with Nagle on one side and delayed ACKs on the
-    other, a response written in pieces waits ~40 ms for an ACK).
+    other, a response written in pieces waits ~40 ms for an ACK). The local AWS endpoint,
+    the API Gateway front and each Lambda worker's Runtime API are one.
 
-    ``respond`` answers a request; ``bad_request`` answers one that cannot be parsed (the
-    connection then closes). ``idle_timeout_s`` closes a connection idle that long.
+    ``respond`` answers a request (see :data:`Respond`); ``bad_request`` answers one that
+    cannot be parsed (the connection then closes, after ``linger_s`` of reading what the
+    client still sends, if given: see :func:`linger`). ``strict`` and ``max_head`` are the
+    reader's (:func:`read_request`). ``idle_timeout_s`` closes a connection idle that long.
     ``TCPServer.server_bind`` is used as is: ``HTTPServer``'s resolves the host's FQDN, a
     DNS lookup nothing here needs.
+
+    The accept loop does not poll: it waits on the listening socket and a wake-up socket
+    pair, so :meth:`shutdown` (and :meth:`close`) return at once, where ``socketserver``'s
+    loop notices a shutdown only at its next poll (up to ``poll_interval`` later: 0.1 s on
+    every Lambda worker's close).
     """
 
     daemon_threads = True
@@ -440,38 +539,106 @@ class HttpServer(ConnectionTracking, socketserver.ThreadingTCPServer):
         *,
         bad_request: Callable[[BadRequestError], bytes],
         max_body: int,
+        strict: bool = False,
+        max_head: int = MAX_HEAD,
+        linger_s: float | None = None,
         idle_timeout_s: float | None = None,
         backlog: int = 128,
     ) -> None:
         self.respond = respond
         self.bad_request = bad_request
         self.max_body = max_body
+        self.strict = strict
+        self.max_head = max_head
+        self.linger_s = linger_s
         self.idle_timeout_s = idle_timeout_s
         self.request_queue_size = backlog
         self._thread: threading.Thread | None = None
+        self._connection_thread_name = "http-connection"
+        self._stopping = threading.Event()
+        self._loop_done = threading.Event()
+        self._loop_done.set()  # no loop running: shutdown() has nothing to wait for
+        self._wake_read, self._wake_write = socket.socketpair()
         self._init_tracking()
-        super().__init__(address, _ConnectionHandler)
+        try:
+            super().__init__(address, _ConnectionHandler)
+        except BaseException:
+            self._wake_read.close()
+            self._wake_write.close()
+            raise
 
     @property
     def port(self) -> int:
         return int(self.server_address[1])
 
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Accept connections until :meth:`shutdown` (``poll_interval`` is ignored: the
+        loop sleeps in ``select`` until a connection or the wake-up arrives)."""
+        self._loop_done.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self._wake_read, selectors.EVENT_READ)
+                while not self._stopping.is_set():
+                    ready = selector.select()
+                    if self._stopping.is_set():
+                        return
+                    if any(key.fileobj is self.socket for key, _ in ready):
+                        self._accept_one()
+        finally:
+            self._loop_done.set()
+
+    def _accept_one(self) -> None:
+        try:
+            sock, client = self.get_request()
+        except OSError as error:
+            if error.errno in _ACCEPT_BACKOFF:  # out of descriptors: let some close first
+                self._stopping.wait(_ACCEPT_BACKOFF_S)
+            elif error.errno not in _ACCEPT_RETRY and not self._stopping.is_set():
+                logger.warning("HTTP server on port %s: accept failed: %s", self.port, error)
+            return
+        try:
+            self.process_request(sock, client)
+        except Exception:
+            self.handle_error(sock, client)
+            self.shutdown_request(sock)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection (named after the server's, for thread dumps)."""
+        threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=self._connection_thread_name,
+            daemon=True,
+        ).start()
+
+    def shutdown(self) -> None:
+        """Stop the accept loop and wait until it has stopped; immediate, idempotent."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_write.send(b"x")
+        self._loop_done.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_read.close()
+        self._wake_write.close()
+
     def serve_in_thread(self, name: str) -> HttpServer:
         """Serve from a daemon thread until :meth:`close`; returns self."""
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
-        )
+        self._connection_thread_name = f"{name}-connection"
+        self._thread = threading.Thread(target=self.serve_forever, name=name, daemon=True)
         self._thread.start()
         return self
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close every connection and release the port."""
+        """Stop accepting, close every connection and release the port; idempotent."""
         self.shutdown()
         self.close_connections()
         self.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
 
 
 class _ConnectionHandler(socketserver.BaseRequestHandler):
@@ -480,25 +647,35 @@ class _ConnectionHandler(socketserver.BaseRequestHandler):
     server: HttpServer
 
     def handle(self) -> None:
+        server = self.server
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.server.idle_timeout_s is not None:
-            sock.settimeout(self.server.idle_timeout_s)
-        raw_file = sock.makefile("rb", buffering=65536)
+        if server.idle_timeout_s is not None:
+            sock.settimeout(server.idle_timeout_s)
+        raw_file = sock.makefile("rb", buffering=_READ_BUFFER)
         rfile = cast("Reader", raw_file)
         try:
             while True:
                 try:
-                    request = read_request(rfile, sock, max_body=self.server.max_body)
+                    request = read_request(
+                        rfile,
+                        sock,
+                        max_body=server.max_body,
+                        strict=server.strict,
+                        max_head=server.max_head,
+                    )
                 except BadRequestError as error:
-                    sock.sendall(self.server.bad_request(error))
+                    sock.sendall(server.bad_request(error))
+                    if server.linger_s is not None:
+                        linger(sock, server.linger_s)
                     return
                 if request is None:
                     return
-                response = self.server.respond(request, sock, self.client_address)
+                response = server.respond(request, sock, self.client_address)
                 if response is None:
                     return
-                sock.sendall(response)
+                if response:
+                    sock.sendall(response)
                 if not request.keep_alive:
                     return
         except (OSError, ValueError):

@@ -2,33 +2,29 @@
 
 from __future__ import annotations
 
-import http
 from typing import TYPE_CHECKING
 
 from localcloud.apigw.responses import _IDLE_TIMEOUT_S, BAD_REQUEST, MAX_PAYLOAD_BYTES
-from localcloud.http11 import HttpServer
+from localcloud.http11 import HttpServer, response_bytes
 
 if TYPE_CHECKING:
     from localcloud.apigw.restapi import _RestApi
 
 
-def _reason_phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
 def _serialise(
     status: int, headers: list[tuple[str, str]], body: bytes, *, keep_alive: bool, head: bool
 ) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_reason_phrase(status)}\r\n"]
-    for name, value in headers:
-        # A CR or LF in a value would split the response: API Gateway never passes one.
-        lines.append(f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}\r\n")
-    lines.append(f"Content-Length: {len(body)}\r\n")
-    lines.append("Connection: keep-alive\r\n\r\n" if keep_alive else "Connection: close\r\n\r\n")
-    return "".join(lines).encode("utf-8") + (b"" if head else body)
+    """API Gateway's way with the shared writer: the connection's fate always stated, header
+    values sent as UTF-8 (a Lambda proxy's headers are JSON strings)."""
+    return response_bytes(
+        status,
+        headers,
+        body,
+        head=head,
+        close=not keep_alive,
+        keep_alive_header=True,
+        encoding="utf-8",
+    )
 
 
 def serve(api: _RestApi, host: str, port: int) -> HttpServer:

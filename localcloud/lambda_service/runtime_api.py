@@ -12,9 +12,9 @@ Why not ``http.server``: it writes the status line, headers and body in separate
 With Nagle's algorithm on one side and delayed ACKs on the other, every invoke then waits
 for a ~40 ms ACK timer (measured: ~44 ms per warm invoke). Here every accepted socket gets
 ``TCP_NODELAY`` and every response goes out in one ``sendall``: ~0.25 ms per invoke.
-Requests are read by :func:`localcloud.http11.read_request` with ``strict=True`` (the checks
-below); the accept loop is this module's own: closing a worker's server is immediate, where
-``socketserver``'s would poll.
+The server is a :class:`localcloud.http11.HttpServer` (requests read in strict mode: the
+checks below; responses written by :func:`localcloud.http11.response_bytes`); its accept loop
+does not poll, so closing a worker's server is immediate.
 
 Under abuse it answers like RAPID (JSON ``{"errorType", "errorMessage"}`` bodies) and keeps
 serving: a malformed request gets 400 ``InvalidRequest`` (431 for an oversized head) and the
@@ -38,18 +38,19 @@ import socket
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 from localcloud.http11 import (
     MAX_HEAD,
+    WRITTEN,
     BadRequestError,
-    Reader,
+    HttpServer,
     Request,
     TruncatedRequestError,
-    linger,
-    read_request,
+    response_bytes,
 )
 
 _LOG = logging.getLogger(__name__)
@@ -58,11 +59,10 @@ API_PREFIX = "/2018-06-01/runtime"
 # Go's net/http default (RAPID's server): 1 MiB of header plus slack. awslambdaric sends the
 # X-Ray error cause as a header of up to 1 MiB with every /error.
 _MAX_HEAD_BYTES = MAX_HEAD
-_RECV_BYTES = 256 * 1024
 # After an error that closes the connection, read what the client still sends (bounded) so
 # that closing with unread data does not reset the connection before it reads the error.
 _LINGER_S = 1.0
-_LINGER_BYTES = 16 * 1024 * 1024
+_BACKLOG = 16
 
 
 @dataclass(frozen=True)
@@ -123,20 +123,6 @@ class RuntimeApiBackend(Protocol):
     def init_error(self, body: PostedBody, error_type: str | None) -> tuple[int, bytes]:
         """The runtime could not initialise (import the handler, ...)."""
         ...
-
-
-_REASONS = {
-    100: "Continue",
-    200: "OK",
-    202: "Accepted",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Request Entity Too Large",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-}
 
 
 def status_body(status: str) -> bytes:
@@ -249,51 +235,62 @@ def peer_in_process_group(sock: socket.socket, group: int) -> bool:
 # -- HTTP/1.1 ------------------------------------------------------------------------------
 
 
-class _Connection:
-    """One accepted socket: requests read by :func:`localcloud.http11.read_request` in strict
-    mode, single-write responses."""
+class _Exchange:
+    """One request being answered: the connection's socket, the request, and its answer."""
 
-    def __init__(self, sock: socket.socket, body_limit: int) -> None:
+    __slots__ = ("body", "request", "sock")
+
+    def __init__(self, sock: socket.socket, request: Request) -> None:
         self.sock = sock
-        self._file = sock.makefile("rb", buffering=_RECV_BYTES)
-        self._rfile = cast("Reader", self._file)
-        self._body_limit = body_limit
-        self.from_runtime: bool | None = None  # decided on the first state-changing call
+        self.request = request
+        # Read whatever the route (the next request starts after it); a body over the limit
+        # was read and dropped, its size kept.
+        self.body = PostedBody(request.body, request.body_size, request.too_large)
 
-    def read(self) -> tuple[Request, PostedBody] | None:
-        """The next request and its body (read whatever the route: the next request starts
-        after it); ``None`` on EOF. A body over the limit is read and dropped, its size kept."""
-        request = read_request(
-            self._rfile, self.sock, max_body=self._body_limit, strict=True, max_head=_MAX_HEAD_BYTES
-        )
-        if request is None:
-            return None
-        return request, PostedBody(request.body, request.body_size, request.too_large)
-
-    def respond(
+    def reply(
         self, status: int, body: bytes, headers: dict[str, str] | None = None, close: bool = False
-    ) -> None:
-        """Send status line, headers and body in ONE write (see the module docstring)."""
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        if "Content-Type" not in (headers or {}):
-            lines.append("Content-Type: application/json")
-        lines.append(f"Content-Length: {len(body)}")
+    ) -> bytes:
+        """The whole response, for ONE write (see the module docstring); ``close`` ends the
+        connection after it."""
         if close:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.sock.sendall(head + body)
+            self.request.keep_alive = False
+        return _response(
+            status,
+            body,
+            headers,
+            head=self.request.method == "HEAD",
+            close=not self.request.keep_alive,
+            http10=self.request.version == "HTTP/1.0",
+        )
 
-    def linger(self) -> None:
-        """Before closing after an error: stop sending, then read (bounded) until the peer ends."""
-        linger(self.sock, _LINGER_S, _LINGER_BYTES)
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        with contextlib.suppress(OSError):
-            self.sock.close()
+def _response(
+    status: int,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    *,
+    head: bool = False,
+    close: bool = False,
+    http10: bool = False,
+) -> bytes:
+    """RAPID's framing on the shared writer: JSON unless said otherwise, ``Connection: close``
+    when closing, ``keep-alive`` only to an HTTP/1.0 client that keeps the connection."""
+    return response_bytes(
+        status,
+        headers.items() if headers else (),
+        body,
+        head=head,
+        close=close,
+        keep_alive_header=http10,
+        content_type="application/json",
+    )
+
+
+def _bad_request(error: BadRequestError) -> bytes:
+    """RAPID's error types for a request it cannot read: the stream is out of step, so the
+    connection closes (after reading what the client still sends: ``linger_s``)."""
+    kind = "TruncatedHTTPRequest" if isinstance(error, TruncatedRequestError) else "InvalidRequest"
+    return _response(error.status, error_body(kind, str(error)), close=True)
 
 
 class _Refused(Exception):
@@ -310,119 +307,93 @@ class RuntimeApiServer:
 
     def __init__(self, backend: RuntimeApiBackend, *, name: str, body_limit: int) -> None:
         self._backend = backend
-        self._body_limit = body_limit
         self._name = name
         self._closed = threading.Event()
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
+        # Whether a connection's peer is the worker's runtime: decided on its first
+        # state-changing call, forgotten with the connection's socket.
+        self._from_runtime: weakref.WeakKeyDictionary[socket.socket, bool] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._from_runtime_lock = threading.Lock()
         # The runtime's state as RAPID tracks it: init over (first /next), and the request id
         # handed out by /next that has not been answered yet.
         self._state_lock = threading.Lock()
         self._initialized = False
         self._pending: str | None = None
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self.port: int = self._listener.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._accept_loop, name=f"runtime-api-{name}", daemon=True
-        )
-        self._thread.start()
+        self._http = HttpServer(
+            ("127.0.0.1", 0),
+            self._respond,
+            bad_request=_bad_request,
+            max_body=body_limit,
+            strict=True,
+            max_head=_MAX_HEAD_BYTES,
+            linger_s=_LINGER_S,
+            backlog=_BACKLOG,
+        ).serve_in_thread(f"runtime-api-{name}")
+        self.port: int = self._http.port
 
     @property
     def address(self) -> str:
         """The value for ``AWS_LAMBDA_RUNTIME_API``."""
         return f"127.0.0.1:{self.port}"
 
-    def _accept_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return  # listener closed
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._conns_lock:
-                if self._closed.is_set():
-                    sock.close()
-                    return
-                self._conns.add(sock)
-            threading.Thread(
-                target=self._serve, args=(sock,), name=f"runtime-conn-{self._name}", daemon=True
-            ).start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        conn = _Connection(sock, self._body_limit)
+    def _respond(
+        self, request: Request, sock: socket.socket, client: tuple[str, int]
+    ) -> bytes | None:
+        if self._closed.is_set():
+            return None  # a request read before close() shut the connection
+        exchange = _Exchange(sock, request)
         try:
-            while not self._closed.is_set():
-                read = conn.read()
-                if read is None:
-                    return
-                if not self._dispatch(conn, *read):
-                    return
-        except BadRequestError as exc:
-            # RAPID's error types: the stream is out of step, so the connection closes.
-            kind = "TruncatedHTTPRequest" if isinstance(exc, TruncatedRequestError) else None
-            with contextlib.suppress(OSError):
-                body = error_body(kind or "InvalidRequest", str(exc))
-                conn.respond(exc.status, body, close=True)
-            conn.linger()
+            return self._dispatch(exchange)
         except OSError:
-            pass  # the worker went away or we are closing
+            raise  # the worker went away or we are closing: the connection ends
         except Exception:
             # A bug here must cost one connection, never the worker's Runtime API.
             _LOG.exception("runtime API %s: unexpected error", self._name)
-            with contextlib.suppress(OSError):
-                conn.respond(
-                    500,
-                    error_body("InternalServerError", "Internal Server Error"),
-                    close=True,
-                )
-        finally:
-            with self._conns_lock:
-                self._conns.discard(sock)
-            conn.close()
+            body = error_body("InternalServerError", "Internal Server Error")
+            return exchange.reply(500, body, close=True)
 
-    def _dispatch(self, conn: _Connection, request: Request, body: PostedBody) -> bool:
-        """Handle one request; False when the connection must be closed."""
+    def _dispatch(self, exchange: _Exchange) -> bytes:
+        """Answer one request (:data:`~localcloud.http11.WRITTEN` once ``/next`` sent its event)."""
+        request = exchange.request
         path = request.target.split("?", 1)[0]
         route = path[len(API_PREFIX) + 1 :].split("/") if path.startswith(API_PREFIX + "/") else []
-        keep = request.keep_alive
         if route == ["invocation", "next"]:
             if request.method != "GET":
-                return self._not_allowed(conn, request, "GET", keep)
-            return self._next(conn) and keep
+                return self._not_allowed(exchange, "GET")
+            return self._next(exchange)
         answer = len(route) == 3 and route[0] == "invocation" and route[2] in ("response", "error")
         if not answer and route != ["init", "error"]:
-            conn.respond(404, error_body("NotFound", f"unknown path {path[:200]}"), close=not keep)
-            return keep
+            return exchange.reply(404, error_body("NotFound", f"unknown path {path[:200]}"))
         if request.method != "POST":
-            return self._not_allowed(conn, request, "POST", keep)
+            return self._not_allowed(exchange, "POST")
         error_type = request.header("Lambda-Runtime-Function-Error-Type")
         try:
             if route == ["init", "error"]:
-                status, reply = self._init_error(conn, body, error_type)
+                status, reply = self._init_error(exchange, error_type)
             else:
-                status, reply = self._answer(conn, route[1], route[2], body, error_type)
+                status, reply = self._answer(exchange, route[1], route[2], error_type)
         except _Refused as refused:
             status, reply = refused.status, refused.body
-        conn.respond(status, reply, close=not keep)
-        return keep
+        return exchange.reply(status, reply)
 
-    def _not_allowed(self, conn: _Connection, request: Request, allow: str, keep: bool) -> bool:
-        message = f"{request.method[:20]} is not allowed here (only {allow})"
-        conn.respond(405, error_body("MethodNotAllowed", message), {"Allow": allow}, close=not keep)
-        return keep
+    def _not_allowed(self, exchange: _Exchange, allow: str) -> bytes:
+        message = f"{exchange.request.method[:20]} is not allowed here (only {allow})"
+        return exchange.reply(405, error_body("MethodNotAllowed", message), {"Allow": allow})
 
-    def _require_runtime(self, conn: _Connection) -> None:
+    def _require_runtime(self, exchange: _Exchange) -> None:
         """Refuse (403) a caller outside the worker's process group; decided once per connection."""
-        if conn.from_runtime is None:
+        sock = exchange.sock
+        with self._from_runtime_lock:
+            from_runtime = self._from_runtime.get(sock)
+        if from_runtime is None:
             process = self._backend.process
-            conn.from_runtime = process is not None and peer_in_process_group(
-                conn.sock, process.pid
-            )
-        if not conn.from_runtime:
+            from_runtime = process is not None and peer_in_process_group(sock, process.pid)
+            with self._from_runtime_lock:
+                self._from_runtime[sock] = from_runtime
+        if not from_runtime:
             try:
-                peer = "{}:{}".format(*conn.sock.getpeername()[:2])
+                peer = "{}:{}".format(*sock.getpeername()[:2])
             except OSError:
                 peer = "the caller"
             message = f"{peer} is not a process of this worker's runtime"
@@ -433,21 +404,20 @@ class RuntimeApiServer:
             return "Running"
         return "Ready" if self._initialized else "Initializing"
 
-    def _next(self, conn: _Connection) -> bool:
+    def _next(self, exchange: _Exchange) -> bytes:
         try:
-            self._require_runtime(conn)
+            self._require_runtime(exchange)
             with self._state_lock:
                 if self._pending is not None:
                     # The current event has not been answered; RAPID refuses the same way.
                     raise _Refused(*_state_error(self._state(), "Ready"))
                 self._initialized = True
         except _Refused as refused:
-            conn.respond(refused.status, refused.body)
-            return True
-        event = self._backend.next_invocation(lambda: _peer_gone(conn.sock))
+            return exchange.reply(refused.status, refused.body)
+        event = self._backend.next_invocation(lambda: _peer_gone(exchange.sock))
         if event is None:
-            conn.respond(500, error_body("Runtime.ShuttingDown", "worker is stopping"), close=True)
-            return False
+            body = error_body("Runtime.ShuttingDown", "worker is stopping")
+            return exchange.reply(500, body, close=True)
         next_headers = {
             "Content-Type": "application/json",
             "Lambda-Runtime-Aws-Request-Id": event.request_id,
@@ -459,18 +429,20 @@ class RuntimeApiServer:
             next_headers["Lambda-Runtime-Client-Context"] = event.client_context
         if event.cognito_identity is not None:
             next_headers["Lambda-Runtime-Cognito-Identity"] = event.cognito_identity
+        response = exchange.reply(200, event.body, next_headers)
         with self._state_lock:
             # Before sending: the runtime may answer as soon as the event reaches it.
             self._pending = event.request_id
         try:
-            conn.respond(200, event.body, next_headers)
+            # Sent here, not by the server: a failed send must give the event back.
+            exchange.sock.sendall(response)
         except OSError:
             with self._state_lock:
                 if self._pending == event.request_id:
                     self._pending = None
             self._backend.undelivered(event.request_id)
             raise
-        return True
+        return WRITTEN
 
     def _check_pending(self, request_id: str, wanted: str) -> None:
         if self._pending is None:
@@ -480,47 +452,30 @@ class RuntimeApiServer:
             raise _Refused(*_INVALID_REQUEST_ID)
 
     def _answer(
-        self,
-        conn: _Connection,
-        request_id: str,
-        kind: str,
-        body: PostedBody,
-        error_type: str | None,
+        self, exchange: _Exchange, request_id: str, kind: str, error_type: str | None
     ) -> tuple[int, bytes]:
         """``/invocation/{id}/response`` or ``/error``: the first answer for the id counts."""
         wanted = "InvocationResponse" if kind == "response" else "InvocationErrorResponse"
         with self._state_lock:
             self._check_pending(request_id, wanted)
-        self._require_runtime(conn)
+        self._require_runtime(exchange)
         with self._state_lock:
             self._check_pending(request_id, wanted)  # a concurrent answer may have won
             self._pending = None
         if kind == "response":
-            return self._backend.invocation_response(request_id, body)
-        return self._backend.invocation_error(request_id, body, error_type)
+            return self._backend.invocation_response(request_id, exchange.body)
+        return self._backend.invocation_error(request_id, exchange.body, error_type)
 
-    def _init_error(
-        self, conn: _Connection, body: PostedBody, error_type: str | None
-    ) -> tuple[int, bytes]:
+    def _init_error(self, exchange: _Exchange, error_type: str | None) -> tuple[int, bytes]:
         with self._state_lock:
             if self._initialized:
                 raise _Refused(*_state_error(self._state(), "InitError"))
-        self._require_runtime(conn)
-        return self._backend.init_error(body, error_type)
+        self._require_runtime(exchange)
+        return self._backend.init_error(exchange.body, error_type)
 
     def close(self) -> None:
         """Stop accepting, drop every connection; idempotent."""
         if self._closed.is_set():
             return
         self._closed.set()
-        with contextlib.suppress(OSError):
-            # shutdown() wakes a thread blocked in accept(); close() alone does not on Linux.
-            self._listener.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        with self._conns_lock:
-            conns = list(self._conns)
-        for sock in conns:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=2)
+        self._http.close(timeout=2)

@@ -1,5 +1,6 @@
-"""The shared HTTP/1.1 request reader (``localcloud.http11``), and the local AWS
-endpoint's front built on it, spoken to through raw sockets."""
+"""The shared HTTP/1.1 layer (``localcloud.http11``): the request reader, the response
+writer, the server's accept loop and answer contract, and the local AWS endpoint's front
+built on it, spoken to through raw sockets."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import pytest
 
 from localcloud.endpoint import AwsEndpoint
 from localcloud.http11 import (
+    WRITTEN,
     BadRequestError,
+    HttpServer,
     Reader,
     Request,
     TruncatedRequestError,
     read_request,
+    response_bytes,
 )
 
 # -- the reader ---------------------------------------------------------------------------
@@ -589,3 +593,235 @@ def test_strict_chunked_body_and_truncation() -> None:
     assert "after 3 of 9 bytes" in str(cut)
     assert isinstance(cut_chunk, TruncatedRequestError)
     assert "after 2 bytes" in str(cut_chunk)
+
+
+# -- the response writer ------------------------------------------------------------------
+
+
+def parsed(response: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status line, headers in order, body: split as a client splits a response."""
+    head, separator, body = response.partition(b"\r\n\r\n")
+    assert separator, f"a complete head, got {response!r}"
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines:
+        name, colon, value = line.partition(":")
+        assert colon, f"a header line, got {line!r}"
+        headers.append((name, value.strip()))
+    return status_line, headers, body
+
+
+def test_the_writer_frames_the_body_itself() -> None:
+    status_line, headers, body = parsed(
+        response_bytes(
+            200,
+            [
+                ("X-First", "1"),
+                ("content-length", "999"),
+                ("Transfer-Encoding", "chunked"),
+                ("Connection", "keep-alive"),
+                ("Keep-Alive", "timeout=5"),
+                ("X-Last", "2"),
+            ],
+            b"hello",
+        )
+    )
+
+    assert status_line == "HTTP/1.1 200 OK"
+    assert headers == [("X-First", "1"), ("X-Last", "2"), ("Content-Length", "5")]
+    assert body == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [(202, "HTTP/1.1 202 Accepted"), (431, "HTTP/1.1 431 Request Header Fields Too Large")],
+)
+def test_the_writer_says_pythons_reason_phrase(status: int, line: str) -> None:
+    assert parsed(response_bytes(status, [], b""))[0] == line
+    assert response_bytes(599, [], b"").startswith(b"HTTP/1.1 599 \r\n"), "unknown: empty"
+
+
+def test_a_cr_or_lf_in_a_header_cannot_split_the_response() -> None:
+    response = response_bytes(
+        200,
+        [
+            ("X-Value", "a\r\nSet-Cookie: stolen=1"),
+            ("X-Lf", "b\nContent-Length: 0"),
+            ("X-Name\r\nInjected", "c"),
+        ],
+        b"body",
+    )
+    _, headers, body = parsed(response)
+
+    assert headers == [
+        ("X-Value", "a  Set-Cookie: stolen=1"),
+        ("X-Lf", "b Content-Length: 0"),
+        ("X-Name  Injected", "c"),
+        ("Content-Length", "4"),
+    ]
+    assert body == b"body"
+
+
+@pytest.mark.parametrize(
+    ("declared", "length"),
+    [([("Content-Length", "1234")], "1234"), ([], "5"), ([("Content-Length", "x")], "5")],
+    ids=["the caller's", "the body's size", "a malformed one ignored"],
+)
+def test_a_head_response_has_no_body_and_the_length_a_get_would_have(
+    declared: list[tuple[str, str]], length: str
+) -> None:
+    _, headers, body = parsed(response_bytes(200, declared, b"hello", head=True))
+
+    assert body == b""
+    assert headers == [("Content-Length", length)]
+
+
+@pytest.mark.parametrize(
+    ("options", "connection"),
+    [
+        ({}, None),
+        ({"close": True}, "close"),
+        ({"keep_alive_header": True}, "keep-alive"),
+        ({"close": True, "keep_alive_header": True}, "close"),
+    ],
+    ids=["keep-alive unsaid", "close", "keep-alive said", "close wins"],
+)
+def test_the_connection_header(options: dict[str, bool], connection: str | None) -> None:
+    close, keep_alive_header = options.get("close", False), options.get("keep_alive_header", False)
+    _, headers, _ = parsed(
+        response_bytes(204, [], b"", close=close, keep_alive_header=keep_alive_header)
+    )
+
+    assert [value for name, value in headers if name == "Connection"] == (
+        [connection] if connection else []
+    )
+
+
+def test_a_default_content_type_only_when_the_caller_gave_none() -> None:
+    _, defaulted, _ = parsed(response_bytes(200, [], b"{}", content_type="application/json"))
+    _, given, _ = parsed(
+        response_bytes(200, [("content-type", "text/plain")], b"x", content_type="application/json")
+    )
+    _, none, _ = parsed(response_bytes(200, [], b"x"))
+
+    assert ("Content-Type", "application/json") in defaulted
+    assert [name.lower() for name, _ in given].count("content-type") == 1
+    assert ("content-type", "text/plain") in given
+    assert not any(name.lower() == "content-type" for name, _ in none)
+
+
+def test_the_head_encoding_and_what_it_cannot_encode() -> None:
+    headers = [("Location", "/t\u00e2che"), ("X-Snowman", "\u2603")]
+
+    latin = response_bytes(200, headers, b"")
+    utf8 = response_bytes(200, headers, b"", encoding="utf-8")
+
+    assert b"Location: /t\xe2che\r\n" in latin
+    assert b"X-Snowman: ?\r\n" in latin, "replaced, never an exception"
+    assert b"Location: /t\xc3\xa2che\r\n" in utf8
+    assert b"X-Snowman: \xe2\x98\x83\r\n" in utf8
+
+
+# -- the server: answers and the accept loop ----------------------------------------------
+
+
+def _serve(respond: Callable[..., bytes | None], **options: Any) -> HttpServer:
+    return HttpServer(
+        ("127.0.0.1", 0),
+        respond,
+        bad_request=lambda error: response_bytes(error.status, [], str(error).encode(), close=True),
+        max_body=1024,
+        **options,
+    ).serve_in_thread("http11-test")
+
+
+@pytest.fixture
+def served() -> Iterator[list[HttpServer]]:
+    servers: list[HttpServer] = []
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.close()
+
+
+def _answer_by_path(request: Request, sock: socket.socket, _: tuple[str, int]) -> bytes | None:
+    """``/self`` writes its own answer, ``/last`` answers then closes, ``/drop`` closes."""
+    if request.target == "/drop":
+        return None
+    if request.target == "/self":
+        sock.sendall(response_bytes(200, [], b"self"))
+        return WRITTEN
+    if request.target == "/last":
+        request.keep_alive = False
+        return response_bytes(200, [], b"last", close=True)
+    return response_bytes(200, [], request.target[1:].encode())
+
+
+def test_the_answer_contract(served: list[HttpServer]) -> None:
+    server = _serve(_answer_by_path)
+    served.append(server)
+    client = _Conn(server.port)
+    try:
+        for target in ("/a", "/self", "/b", "/last"):
+            client.send(f"GET {target} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            assert client.response()[2] == target[1:].encode()
+        assert client.closed_by_server(), "closed after the answer that said so"
+    finally:
+        client.close()
+    dropped = _Conn(server.port)
+    try:
+        dropped.send(b"GET /drop HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert dropped.closed_by_server(), "None: closed without an answer"
+    finally:
+        dropped.close()
+
+
+def test_strict_servers_read_strictly(served: list[HttpServer]) -> None:
+    lenient, strict_server = _serve(_answer_by_path), _serve(_answer_by_path, strict=True)
+    served += [lenient, strict_server]
+    request = b"GET /x HTTP/1.1\r\nX: a\x01b\r\n\r\n"  # a control character in a value
+
+    answers = []
+    for server in (lenient, strict_server):
+        client = _Conn(server.port)
+        try:
+            client.send(request)
+            answers.append(client.response())
+        finally:
+            client.close()
+
+    assert answers[0][0] == 200
+    assert answers[1][0] == 400
+    assert b"malformed header line" in answers[1][2]
+
+
+def test_close_stops_the_accept_loop_and_drops_idle_connections(served: list[HttpServer]) -> None:
+    server = _serve(_answer_by_path)
+    port = server.port
+    idle = _Conn(port)
+    try:
+        idle.send(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert idle.response()[0] == 200
+        loop = server._thread
+        assert loop is not None
+        assert loop.is_alive()
+
+        server.close()
+
+        assert not loop.is_alive(), "close() returns once the accept loop has ended"
+        assert idle.closed_by_server()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        server.close()  # idempotent
+    finally:
+        idle.close()
+
+
+def test_shutdown_before_the_loop_started_does_not_wait() -> None:
+    server = HttpServer(
+        ("127.0.0.1", 0), _answer_by_path, bad_request=lambda error: b"", max_body=1
+    )
+    server.shutdown()  # no loop is running: returns, and a loop started later ends at once
+    server.serve_forever()
+    server.server_close()
