@@ -121,7 +121,8 @@ class MotoCredentials:
 
 @dataclass(frozen=True)
 class Denial:
-    """A refusal: the gateway error and the body key AWS uses for its message."""
+    """A refusal: the gateway error API Gateway answers with (status, message, error type,
+    response type and the body's key)."""
 
     error: GatewayError
 
@@ -254,7 +255,9 @@ class IamAuthorizer:
                 "EXPIRED_TOKEN",
             )
         session_token = ",".join(headers.get("x-amz-security-token", [])) or None
-        with self._lock:  # moto's IAM backend is not made for concurrent readers
+        # moto's IAM backend is not made for concurrent readers (one lock per API is
+        # enough: the local stack serves one API).
+        with self._lock:
             key = self.store.lookup(access_key_id, session_token)
         if key is None:
             return Denial(
