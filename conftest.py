@@ -28,6 +28,7 @@ pytest_plugins = [
     "features.steps.lifecycle",
     "features.steps.monitoring",
     "features.steps.dead_letters",
+    "features.steps.authentication",
 ]
 
 

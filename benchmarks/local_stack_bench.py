@@ -292,6 +292,19 @@ def _get_event(task_id: str) -> dict[str, Any]:
     }
 
 
+def _signing_env(stack: LocalDeployment) -> dict[str, str]:
+    """The load generator's environment: the API client's credentials, which it signs
+    every request with (the API's methods use IAM authorization)."""
+    from harness.api_auth import local_credentials
+
+    flat = _flat(stack)
+    return {
+        **os.environ,
+        **local_credentials(flat).environment(),
+        "AWS_DEFAULT_REGION": flat[contract.REGION],
+    }
+
+
 def _direct_call_env(stack: LocalDeployment) -> dict[str, str]:
     """What a direct call of the API handler needs, as its worker gets it: the function's
     environment, pointed at the same local endpoint."""
@@ -405,7 +418,9 @@ def _load_generators(
 
 
 def _post_tasks(stack: LocalDeployment, count: int, threads: int) -> _Posted:
-    with _load_generators([[_flat(stack)[contract.API_URL], str(count), str(threads)]]) as go:
+    with _load_generators(
+        [[_flat(stack)[contract.API_URL], str(count), str(threads)]], _signing_env(stack)
+    ) as go:
         return go()[0]
 
 
@@ -522,7 +537,9 @@ def ingest_and_drain(stack: LocalDeployment, tasks: int, threads: int) -> dict[s
         timeout=30, description="an empty task queue with the mapping disabled",
     )  # fmt: skip
 
-    with _load_generators([[_flat(stack)[contract.API_URL], str(tasks), str(threads)]]) as go:
+    with _load_generators(
+        [[_flat(stack)[contract.API_URL], str(tasks), str(threads)]], _signing_env(stack)
+    ) as go:
         cpu_before = _cpu_snapshot(stack)
         (posted,) = go()
         ingest_cpu = _cpu_used(cpu_before, _cpu_snapshot(stack))

@@ -14,6 +14,10 @@ several processes for concurrency), with the function's environment from the cal
 the same DynamoDB and SQS calls against the same endpoint, without API Gateway and the
 Lambda runtime. It measures the ceiling the function itself sets on this machine.
 
+The API's methods use IAM authorization: with ``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY`` (and ``AWS_DEFAULT_REGION``) set, every request is signed with
+SigV4 (botocore's signer, ``harness.api_auth``); without them it goes unsigned.
+
 Protocol on stdin/stdout, one JSON line each, so the caller can read CPU counters
 around the timed part only: once started it prints ``{"ready": true}``; any line on
 stdin starts the run; it then prints
@@ -44,12 +48,14 @@ _TIMEOUT_S = 60.0
 class _Connection:
     """One keep-alive connection that posts tasks and returns (status, task_id)."""
 
-    def __init__(self, host: str, port: int, path: str) -> None:
+    def __init__(
+        self, host: str, port: int, path: str, sign: Callable[[bytes], str] | None = None
+    ) -> None:
         self._address = (host, port)
         self._head = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "Content-Type: application/json\r\nContent-Length: "
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         ).encode()
+        self._sign = sign
         self._sock: socket.socket | None = None
         self._file: io.BufferedReader | None = None
 
@@ -65,7 +71,15 @@ class _Connection:
         payload = _task_body(index).encode()
         try:
             sock, reader = self._connect()
-            sock.sendall(self._head + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+            signed = self._sign(payload).encode() if self._sign else b""
+            sock.sendall(
+                self._head
+                + signed
+                + b"Content-Length: "
+                + str(len(payload)).encode()
+                + b"\r\n\r\n"
+                + payload
+            )
             status, data = self._read_response(reader)
         except (OSError, ValueError):
             self.close()
@@ -195,6 +209,25 @@ def run(posters: list[_Poster], count: int, out: TextIO) -> None:
     print(json.dumps(report), file=out, flush=True)
 
 
+def _signer(url: str) -> Callable[[bytes], str] | None:
+    """Header lines signing a POST of a body to ``url`` with the environment's credentials."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    api_auth = importlib.import_module("harness.api_auth")
+    credentials = api_auth.ApiCredentials(key, secret, os.environ.get("AWS_SESSION_TOKEN"))
+    signer = api_auth.ApiSigner(
+        credentials, api_auth.api_region(url, os.environ.get("AWS_DEFAULT_REGION"))
+    )
+
+    def sign(body: bytes) -> str:
+        headers = signer.headers("POST", url, body)
+        return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+
+    return sign
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -217,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path.rstrip("/") + "/tasks"
     count, threads = (int(n) for n in numbers)
-    run([_Connection(host, port, path) for _ in range(threads)], count, sys.stdout)
+    sign = _signer(f"{parts.scheme}://{host}:{port}{path}")
+    run([_Connection(host, port, path, sign) for _ in range(threads)], count, sys.stdout)
     return 0
 
 

@@ -28,6 +28,12 @@ PROFILE: Final = "Profile"
 # Added by the local stack only: where boto3 clients point, and the region to use.
 AWS_ENDPOINT_URL: Final = "AwsEndpointUrl"
 REGION: Final = "Region"
+# Added by the local stack only: API clients' credentials (IAM users of the local cloud).
+# The invoker may call execute-api:Invoke on the API; the other key is valid but may not.
+API_ACCESS_KEY_ID: Final = "ApiAccessKeyId"
+API_SECRET_ACCESS_KEY: Final = "ApiSecretAccessKey"  # noqa: S105 - an output key's name
+API_NO_INVOKE_ACCESS_KEY_ID: Final = "ApiNoInvokeAccessKeyId"
+API_NO_INVOKE_SECRET_ACCESS_KEY: Final = "ApiNoInvokeSecretAccessKey"  # noqa: S105
 
 STACK_OUTPUTS: Final = (
     API_URL,

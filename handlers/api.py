@@ -139,12 +139,31 @@ def _error(description: str, headers: Mapping[str, str] | None = None) -> OpenAP
 
 
 _RETRY_AFTER: Final = {"Retry-After": f"Seconds to wait before retrying ({RETRY_AFTER_SECONDS})"}
+# API Gateway's own answer when IAM authorization refuses a request (the function never
+# runs): `message` for a missing or bad signature, `Message` for a caller whose policies
+# do not allow execute-api:Invoke (docs/local-cloud/apigateway.md#iam-authorization).
+_REFUSED_BY_GATEWAY: Final[OpenAPIResponse] = {
+    "description": "Refused by API Gateway's IAM authorization before the function runs: "
+    "no signature (`Missing Authentication Token`), a malformed, expired or wrong one, an "
+    "unknown key, or a caller not allowed `execute-api:Invoke` on the method.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"message": {"type": "string"}, "Message": {"type": "string"}},
+                "minProperties": 1,
+                "maxProperties": 1,
+            }
+        }
+    },
+}
 _POST_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
     200: {"description": "The task is stored and queued (status QUEUED)."},
     400: _error(
         "Invalid task (one `details` entry per invalid field or header), malformed JSON, "
         "or a body that is not a JSON object."
     ),
+    403: _REFUSED_BY_GATEWAY,
     409: _error("A request with the same Idempotency-Key is still in progress.", _RETRY_AFTER),
     413: _error(f"The body is larger than {MAX_BODY_BYTES} bytes (16 KiB)."),
     415: _error("The Content-Type is not application/json."),
@@ -164,6 +183,7 @@ _POST_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
 _GET_RESPONSES: Final[dict[int, OpenAPIResponse]] = {
     200: {"description": "The task, its status, attempts and timestamps."},
     400: _error("The task id is not a UUID."),
+    403: _REFUSED_BY_GATEWAY,
     404: _error("There is no task with this id."),
     500: _error("Unexpected error; the body carries the request id, never internals."),
 }

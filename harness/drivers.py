@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
 from cdk import contract
+from harness.api_auth import ApiSigner, requests_auth
 
 # Re-exported: the features read and replay the DLQ through the operator's own code.
 from harness.dlq import DeadLetter as DeadLetter
@@ -52,12 +53,23 @@ class ApiResponse:
 
 
 class TaskApi:
-    """The public HTTP API of the stack."""
+    """The HTTP API of the stack, called as ``who``: the ``invoker`` (signed with
+    credentials allowed to invoke it, the default), ``no_invoke`` (signed with a valid key
+    whose policies do not allow ``execute-api:Invoke``) or ``anonymous`` (unsigned)."""
 
-    def __init__(self, target: Target, timeout_s: float = 35.0) -> None:
+    def __init__(
+        self,
+        target: Target,
+        timeout_s: float = 35.0,
+        *,
+        who: Literal["invoker", "no_invoke", "anonymous"] = "invoker",
+    ) -> None:
         self._base = target.output(contract.API_URL).rstrip("/")
         self._timeout = timeout_s
         self._session = requests.Session()
+        self.who = who
+        if who != "anonymous":
+            self._session.auth = requests_auth(ApiSigner.for_target(target, who))
 
     def close(self) -> None:
         """Close pooled connections."""

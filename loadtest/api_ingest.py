@@ -27,7 +27,14 @@ from harness.load.settings import (
     env_float,
 )
 from harness.payloads import invalid_tasks, varied_valid_task
-from loadtest.common import ConfiguredShape, reject, target_for, user_wait_time
+from loadtest.common import (
+    ConfiguredShape,
+    api_signer,
+    reject,
+    signed_headers,
+    target_for,
+    user_wait_time,
+)
 
 SCENARIO: Scenario = "api_ingest"
 TARGET = target_for(SCENARIO)
@@ -36,6 +43,10 @@ IDEMPOTENT_RATIO = env_float(ENV_IDEMPOTENT_RATIO, 0.1)
 READ_RATIO = env_float(ENV_READ_RATIO, 0.05)
 STATUSES = {"QUEUED", "PROCESSING", "COMPLETED", "FAILED"}
 INVALID = invalid_tasks()
+# Every request is signed (SigV4, the API's IAM authorization): ~0.05 ms of CPU each
+# (docs/benchmarks.md), well under what a request costs the user otherwise.
+SIGNER = api_signer(TARGET)
+JSON = {"Content-Type": "application/json"}
 
 
 def _json(text: str | None) -> Any:
@@ -90,10 +101,19 @@ class ApiIngestUser(FastHttpUser):
         else:
             self.post_valid()
 
+    def _post(self, body: str, name: str, headers: dict[str, str] | None = None) -> Any:
+        """POST ``body`` to /tasks, signed; the locust response context."""
+        url = f"{self.host}/tasks"
+        return self.client.post(
+            "/tasks",
+            data=body,
+            headers=signed_headers(SIGNER, "POST", url, body, {**JSON, **(headers or {})}),
+            name=name,
+            catch_response=True,
+        )
+
     def post_valid(self) -> None:
-        with self.client.post(
-            "/tasks", json=varied_valid_task(self.rng), name="POST /tasks", catch_response=True
-        ) as response:
+        with self._post(json.dumps(varied_valid_task(self.rng)), "POST /tasks") as response:
             body = _json(response.text)
             if response.status_code != 200:
                 reject(response, f"status {response.status_code}: {(response.text or '')[:200]}")
@@ -105,13 +125,7 @@ class ApiIngestUser(FastHttpUser):
 
     def post_invalid(self) -> None:
         label, payload = self.rng.choice(INVALID)
-        with self.client.post(
-            "/tasks",
-            data=json.dumps(payload),
-            headers={"Content-Type": "application/json"},
-            name="POST /tasks (invalid)",
-            catch_response=True,
-        ) as response:
+        with self._post(json.dumps(payload), "POST /tasks (invalid)") as response:
             body = _json(response.text)
             if response.status_code != 400:
                 reject(response, f"{label}: status {response.status_code}, expected 400")
@@ -130,9 +144,7 @@ class ApiIngestUser(FastHttpUser):
         else:
             key, payload, _ = self.pending_retry
             name = "POST /tasks (idempotent retry)"
-        with self.client.post(
-            "/tasks", json=payload, headers={"Idempotency-Key": key}, name=name, catch_response=True
-        ) as response:
+        with self._post(json.dumps(payload), name, {"Idempotency-Key": key}) as response:
             body = _json(response.text)
             if response.status_code != 200:
                 reject(response, f"status {response.status_code}: {(response.text or '')[:200]}")
@@ -151,7 +163,10 @@ class ApiIngestUser(FastHttpUser):
     def read_back(self) -> None:
         task_id = self.rng.choice(self.created)
         with self.client.get(
-            f"/tasks/{task_id}", name="GET /tasks/{task_id}", catch_response=True
+            f"/tasks/{task_id}",
+            headers=signed_headers(SIGNER, "GET", f"{self.host}/tasks/{task_id}", "", {}),
+            name="GET /tasks/{task_id}",
+            catch_response=True,
         ) as response:
             body = _json(response.text)
             if response.status_code != 200:

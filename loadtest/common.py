@@ -14,6 +14,7 @@ from typing import Any
 
 from locust import LoadTestShape, constant_throughput, events
 
+from harness.api_auth import ApiSigner
 from harness.load.causes import http_cause
 from harness.load.locust_stats import THROTTLED_SUFFIX
 from harness.load.settings import (
@@ -33,6 +34,20 @@ def target_for(scenario: Scenario) -> Target | None:
     """The stack outputs named by ``LOAD_OUTPUTS``; ``None`` when unset (use ``--host``)."""
     path = os.environ.get(ENV_OUTPUTS)
     return load_target(Path(path), scenario) if path else None
+
+
+def api_signer(target: Target | None) -> ApiSigner | None:
+    """The signer of the run's API requests (``Target.api_signer``); None with ``--host``."""
+    return target.api_signer() if target is not None else None
+
+
+def signed_headers(
+    signer: ApiSigner | None, method: str, url: str, body: str, headers: dict[str, str]
+) -> dict[str, str]:
+    """``headers`` plus the SigV4 ones for this request (none without a signer)."""
+    if signer is None:
+        return headers
+    return {**headers, **signer.headers(method, url, body)}
 
 
 def user_wait_time(scenario: Scenario):  # type: ignore[no-untyped-def]  # locust's wait-time callable

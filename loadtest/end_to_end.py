@@ -25,13 +25,21 @@ from locust import FastHttpUser, task
 from cdk.contract import FAULT_INJECTION_HEADER
 from harness.load.settings import ENV_IDEMPOTENT_RATIO, ENV_POISON_RATIO, Scenario, env_float
 from harness.payloads import varied_valid_task
-from loadtest.common import ConfiguredShape, reject, target_for, user_wait_time
+from loadtest.common import (
+    ConfiguredShape,
+    api_signer,
+    reject,
+    signed_headers,
+    target_for,
+    user_wait_time,
+)
 from loadtest.recorder import RECORDER
 
 SCENARIO: Scenario = "end_to_end"
 TARGET = target_for(SCENARIO)
 IDEMPOTENT_RATIO = env_float(ENV_IDEMPOTENT_RATIO, 0.05)
 POISON_RATIO = env_float(ENV_POISON_RATIO, 0.0)
+SIGNER = api_signer(TARGET)  # the API's IAM authorization: every request signed
 
 
 class Shape(ConfiguredShape):
@@ -71,8 +79,16 @@ class EndToEndUser(FastHttpUser):
         if key:
             headers["Idempotency-Key"] = key
         sent_at = time.time()
+        body = json.dumps(payload)
+        headers = signed_headers(
+            SIGNER,
+            "POST",
+            f"{self.host}/tasks",
+            body,
+            {"Content-Type": "application/json", **headers},
+        )
         with self.client.post(
-            "/tasks", json=payload, headers=headers, name=name, catch_response=True
+            "/tasks", data=body, headers=headers, name=name, catch_response=True
         ) as response:
             accepted_at = time.time()
             if response.status_code != 200:

@@ -38,6 +38,7 @@ class Internal:
 _DYNAMO_TYPE = "moto.dynamodb.models.dynamo_type"
 _WERKZEUG_APP = "moto.moto_server.werkzeug_app"
 _CLOUDWATCH_MODELS = "moto.cloudwatch.models"
+_IAM_ACCESS_CONTROL = "moto.iam.access_control"
 
 INTERNALS: dict[str, Internal] = {
     # --- the endpoint: moto's web layer behind our HTTP front (endpoint.py, warm.py)
@@ -129,6 +130,25 @@ INTERNALS: dict[str, Internal] = {
         "get_account_id_from",
         "the account moto gives an access key (DynamoDB fast path, in-process clients)",
     ),
+    # --- IAM authorization of API Gateway methods (apigw/iam_auth.py)
+    "IAMPolicy": Internal(
+        _IAM_ACCESS_CONTROL,
+        "IAMPolicy",
+        "the local API Gateway evaluates a caller's identity policies for execute-api:Invoke",
+    ),
+    "PermissionResult": Internal(
+        _IAM_ACCESS_CONTROL, "PermissionResult", "IAMPolicy's verdict: PERMITTED/DENIED/NEUTRAL"
+    ),
+    "create_access_key": Internal(
+        _IAM_ACCESS_CONTROL,
+        "create_access_key",
+        "an access key id -> its IAM user (or assumed role), secret and policies",
+    ),
+    "CreateAccessKeyFailure": Internal(
+        _IAM_ACCESS_CONTROL,
+        "CreateAccessKeyFailure",
+        "what create_access_key raises for an unknown key or a wrong session token",
+    ),
     # --- DynamoDB's fast path on moto's own tables (dynamodb/)
     "dynamodb_backends": Internal(
         "moto.dynamodb.models", "dynamodb_backends", "the tables the fast path reads and writes"
@@ -180,11 +200,13 @@ __all__ = [
     "ActionResult",
     "CloudWatchResponse",
     "CloudWatchValidationError",
+    "CreateAccessKeyFailure",
     "Dimension",
     "DomainDispatcherApplication",
     "DynamoItem",
     "DynamoTable",
     "DynamoType",
+    "IAMPolicy",
     "Internal",
     "JsonRESTError",
     "LimitedSizeDict",
@@ -192,6 +214,7 @@ __all__ = [
     "MetricDataQuery",
     "MetricStat",
     "MotoRequestHandler",
+    "PermissionResult",
     "QueryParser",
     "ReservedKeywords",
     "SerializationContext",
@@ -201,6 +224,7 @@ __all__ = [
     "Statistics",
     "aware",
     "cloudwatch_backends",
+    "create_access_key",
     "create_backend_app",
     "dynamodb_backends",
     "environ_key_for_header",
@@ -274,6 +298,10 @@ if TYPE_CHECKING:  # what mypy sees; at run time __getattr__ loads each on first
     from moto.dynamodb.models.dynamo_type import LimitedSizeDict as LimitedSizeDict
     from moto.dynamodb.models.table import Table as DynamoTable
     from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords as ReservedKeywords
+    from moto.iam.access_control import CreateAccessKeyFailure as CreateAccessKeyFailure
+    from moto.iam.access_control import IAMPolicy as IAMPolicy
+    from moto.iam.access_control import PermissionResult as PermissionResult
+    from moto.iam.access_control import create_access_key as create_access_key
     from moto.iam.models import get_account_id_from as get_account_id_from
     from moto.logs.models import logs_backends as logs_backends
     from moto.moto_server.werkzeug_app import (

@@ -130,10 +130,9 @@ PREFLIGHT_METHODS = {"GET", "POST", "OPTIONS"}
 PREFLIGHT_HEADERS = {"content-type", "idempotency-key"}
 
 
-@given("the Task API is available")
-def api_available(api: TaskApi) -> None:
-    """The gateway answers the CORS preflight exactly, and the API function answers."""
-    preflight = api.request(
+def send_preflight(api: TaskApi) -> ApiResponse:
+    """The CORS preflight a browser sends before POSTing a task with an Idempotency-Key."""
+    return api.request(
         "OPTIONS",
         "/tasks",
         headers={
@@ -142,6 +141,10 @@ def api_available(api: TaskApi) -> None:
             "Access-Control-Request-Headers": "Content-Type, Idempotency-Key",
         },
     )
+
+
+def check_preflight(preflight: ApiResponse) -> None:
+    """The gateway's answer to the preflight is exactly the stack's CORS options."""
     assert preflight.status == PREFLIGHT_STATUS, f"CORS preflight: {preflight.describe()}"
     headers = {k.lower(): v for k, v in preflight.headers.items()}
     assert headers.get("access-control-allow-origin") == "*", headers
@@ -151,6 +154,12 @@ def api_available(api: TaskApi) -> None:
         h.strip().lower() for h in headers.get("access-control-allow-headers", "").split(",")
     }
     assert allowed >= PREFLIGHT_HEADERS, f"preflight allows headers {allowed}"
+
+
+@given("the Task API is available")
+def api_available(api: TaskApi) -> None:
+    """The gateway answers the CORS preflight exactly, and the API function answers."""
+    check_preflight(send_preflight(api))
     # The function behind the gateway answers too: an unknown task is its 404, as JSON.
     lookup = api.get(str(uuid.uuid4()))
     assert lookup.status == 404, f"the API function does not answer: {lookup.describe()}"

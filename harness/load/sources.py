@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from harness.api_auth import ApiSigner
 from harness.load.ledger import TaskState
 from harness.load.target import Target
 from harness.waiting import wait_until
@@ -76,14 +77,24 @@ class ApiStates:
 
     name = "api"
 
-    def __init__(self, api_url: str, *, parallel: int = 8, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        parallel: int = 8,
+        timeout: float = 10.0,
+        signer: ApiSigner | None = None,
+    ) -> None:
         self._base = api_url.rstrip("/")
+        self._signer = signer  # the API's IAM authorization
         self._parallel = parallel
         self._timeout = timeout
 
     def _one(self, task_id: str) -> TaskState | None:
         # The base URL is the stack's own ApiUrl output (http or https), never user input.
-        request = urllib.request.Request(f"{self._base}/tasks/{task_id}", method="GET")  # noqa: S310
+        url = f"{self._base}/tasks/{task_id}"
+        headers = self._signer.headers("GET", url) if self._signer else {}
+        request = urllib.request.Request(url, method="GET", headers=headers)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                 return TaskState.from_item(json.loads(response.read()))
@@ -106,7 +117,7 @@ def state_source(target: Target, preference: str = "auto") -> StateSource:
         raise ValueError("--ledger-source table, but the stack outputs name no tasks table")
     if not target.api_url:
         raise ValueError("neither a tasks table nor an API URL in the stack outputs")
-    return ApiStates(target.api_url)
+    return ApiStates(target.api_url, signer=target.api_signer())
 
 
 def settle(

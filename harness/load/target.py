@@ -10,11 +10,13 @@ optional outputs as attributes and the clients a load run uses.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from cdk import contract
+from harness.api_auth import ApiSigner, CredentialsUnavailable
 from harness.target import Target as StackTarget
 from harness.target import TargetError, TargetName, read_outputs
 
@@ -49,6 +51,18 @@ class Target:
     def api_url(self) -> str | None:
         """The API's base URL without its trailing slash."""
         return (self.stack.outputs.get(contract.API_URL) or "").rstrip("/") or None
+
+    def api_signer(self) -> ApiSigner | None:
+        """The signer of the run's API requests (the API uses IAM authorization): the
+        stack's API credentials, or boto3's on AWS; None, with a warning, when there are
+        none (a stand-in API without credentials): its requests then go unsigned."""
+        if not self.api_url:
+            return None
+        try:
+            return ApiSigner.for_target(self.stack)
+        except CredentialsUnavailable as exc:
+            print(f"[load] API requests go unsigned: {exc}", file=sys.stderr)
+            return None
 
     @property
     def task_queue_url(self) -> str | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from harness.api_auth import ApiSigner
 from harness.load.sources import settle, state_source
 from harness.load.target import Target
 
@@ -35,7 +36,7 @@ class WarmUp:
     seconds: float
 
 
-def _post_until_accepted(url: str, deadline: float) -> str:
+def _post_until_accepted(url: str, deadline: float, signer: ApiSigner | None = None) -> str:
     title = f"warm-up {uuid.uuid4().hex[:12]}"
     task = {"title": title, "description": "Warm-up.", "priority": "low"}
     body = json.dumps(task).encode()
@@ -43,8 +44,11 @@ def _post_until_accepted(url: str, deadline: float) -> str:
         raise ValueError(f"not an HTTP URL: {url}")
     last = "no attempt"
     while time.monotonic() < deadline:
+        headers = {"Content-Type": "application/json"}
+        if signer is not None:  # signed per attempt: a signature is good for 5 minutes
+            headers.update(signer.headers("POST", url, body))
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            url, data=body, method="POST", headers=headers
         )
         try:
             wait = max(deadline - time.monotonic(), 1.0)
@@ -72,7 +76,10 @@ def warm_up(
     url = f"{target.api_url}/tasks"
     echo(f"[load] warming up: {concurrency} concurrent POST /tasks, then their processing")
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        task_ids = list(pool.map(lambda _: _post_until_accepted(url, deadline), range(concurrency)))
+        signer = target.api_signer()
+        task_ids = list(
+            pool.map(lambda _: _post_until_accepted(url, deadline, signer), range(concurrency))
+        )
     states = settle(state_source(target), task_ids, timeout=max(deadline - time.monotonic(), 1.0))
     settled = sum(1 for state in states.values() if state.terminal)
     if settled < len(task_ids):

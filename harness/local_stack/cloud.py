@@ -43,6 +43,9 @@ LOCAL_STACK_PREFIX = "local"
 LOCAL_PROFILE = "ephemeral"
 STATUS_PATH = "/_local/status"
 HANDLERS_PACKAGE = "handlers"
+# The IAM users (name prefixes) whose keys API clients sign with (ApiAccessKeyId, ...).
+API_INVOKER_USER = "local-api-invoker"
+API_NO_INVOKE_USER = "local-api-no-invoke"
 
 
 class LocalDeploymentError(RuntimeError):
@@ -164,11 +167,15 @@ class LocalDeployment:
         started = time.monotonic()
         self._start_cloud()
         deployed = self._timed("deploy", self._deploy)
+        api_credentials = self._timed(
+            "api_credentials", lambda: self._api_credentials(contract.flatten(deployed.outputs))
+        )
         self.outputs = {
             stack: {
                 **values,
                 contract.AWS_ENDPOINT_URL: self.endpoint.url,
                 contract.REGION: self.endpoint.region,
+                **(api_credentials if contract.API_URL in values else {}),
             }
             for stack, values in deployed.outputs.items()
         }
@@ -374,6 +381,50 @@ class LocalDeployment:
         self._deployed = deployed
         return deployed
 
+    def _api_credentials(self, outputs: Mapping[str, str]) -> dict[str, str]:
+        """Two IAM users of the local cloud for API clients, as output values: the invoker
+        (allowed ``execute-api:Invoke`` on this API) and one whose valid key may not invoke
+        it. The API's methods use IAM authorization; on AWS the CI's own credentials sign."""
+        api_id = outputs.get(contract.API_ID)
+        if not api_id:
+            return {}
+        iam = local_client("iam", self.endpoint.url, self.endpoint.region)
+        account = local_client(
+            "sts", self.endpoint.url, self.endpoint.region
+        ).get_caller_identity()["Account"]
+        api_arn = f"arn:aws:execute-api:{self.endpoint.region}:{account}:{api_id}/*"
+        # Named per API: moto's IAM is one per process, shared by every stack in it.
+        invoker_user, no_invoke_user = (
+            f"{API_INVOKER_USER}-{api_id}",
+            f"{API_NO_INVOKE_USER}-{api_id}",
+        )
+        policies = {
+            invoker_user: {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": api_arn},
+            # A real policy, only not this right: the key is valid, the invocation refused.
+            no_invoke_user: {
+                "Effect": "Allow",
+                "Action": "execute-api:ManageConnections",
+                "Resource": api_arn,
+            },
+        }
+        keys: dict[str, dict[str, str]] = {}
+        for user, statement in policies.items():
+            iam.create_user(UserName=user)
+            iam.put_user_policy(
+                UserName=user,
+                PolicyName="api-access",
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+            )
+            keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+        self._on_stop("API client users", lambda: _delete_users(iam, keys))
+        invoker, no_invoke = keys[invoker_user], keys[no_invoke_user]
+        return {
+            contract.API_ACCESS_KEY_ID: invoker["AccessKeyId"],
+            contract.API_SECRET_ACCESS_KEY: invoker["SecretAccessKey"],
+            contract.API_NO_INVOKE_ACCESS_KEY_ID: no_invoke["AccessKeyId"],
+            contract.API_NO_INVOKE_SECRET_ACCESS_KEY: no_invoke["SecretAccessKey"],
+        }
+
     def _destroy_deployed(self) -> None:
         deployed, self._deployed = self._deployed, None
         if deployed is not None:
@@ -462,6 +513,14 @@ def _code_digest(code_dir: Path) -> str:
                 f"{path.relative_to(code_dir).as_posix()}\0{path.stat().st_size}\n".encode()
             )
     return digest.hexdigest()
+
+
+def _delete_users(iam: Any, keys: Mapping[str, Mapping[str, str]]) -> None:
+    """Remove the API client users (moto's IAM outlives the stack within the process)."""
+    for user, key in keys.items():
+        iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+        iam.delete_user_policy(UserName=user, PolicyName="api-access")
+        iam.delete_user(UserName=user)
 
 
 def _warm_up() -> None:

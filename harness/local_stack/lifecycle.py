@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -223,12 +224,57 @@ def _describe(
     if timings:
         figures = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in timings.items())
         _print(f"  timings: {figures}")
-    _print(
-        f"  try: curl -s -X POST {flat.get(contract.API_URL, '')}tasks "
+    _print('  try: eval "$(.venv/bin/harness local credentials --shell)"')
+    _print(f"       {curl_line(flat)}")
+    _print(f"       {aws_cli_line(flat)}")
+
+
+def curl_line(flat_outputs: dict[str, str]) -> str:
+    """A curl command that POSTs a task, signed with the credentials in the environment
+    (the API's methods use IAM authorization; ``harness local credentials --shell``)."""
+    region = flat_outputs.get(contract.REGION, "us-east-1")
+    return (
+        f'curl -s --aws-sigv4 "aws:amz:{region}:execute-api" '
+        '--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" '
+        f"-X POST {flat_outputs.get(contract.API_URL, '')}tasks "
         "-H 'Content-Type: application/json' "
         '-d \'{"title":"t","description":"d","priority":"low"}\''
     )
-    _print(f"       {aws_cli_line(flat)}")
+
+
+def _outputs_path(outputs_file: Path) -> Path:
+    """The given outputs file, or the one of the stack started from this directory."""
+    recorded = STATE_DIR / "outputs"
+    if outputs_file == DEFAULT_OUTPUTS and not outputs_file.exists() and recorded.exists():
+        return Path(recorded.read_text())
+    return outputs_file
+
+
+def credentials(args: argparse.Namespace) -> int:
+    """Print the credentials API clients of the local stack sign with (IAM users of the
+    local cloud): the invoker's by default, or ``--no-invoke``'s (a valid key that may not
+    invoke the API); as ``export`` lines with ``--shell``, else as JSON."""
+    from harness.api_auth import CredentialsUnavailable, local_credentials
+    from harness.target import TargetError, read_outputs
+
+    outputs_file = _outputs_path(args.outputs)
+    try:
+        flat = read_outputs(outputs_file)
+        found = local_credentials(flat, "no_invoke" if args.no_invoke else "invoker")
+    except (TargetError, CredentialsUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    values = {
+        **found.environment(),
+        "AWS_DEFAULT_REGION": flat.get(contract.REGION, "us-east-1"),
+        "TASK_API_URL": flat.get(contract.API_URL, ""),
+    }
+    if args.shell:
+        for name, value in values.items():
+            _print(f"export {name}={shlex.quote(value)}")
+    else:
+        _print(json.dumps(values, indent=2))
+    return 0
 
 
 def aws_cli_line(flat_outputs: dict[str, str], command: str = "sqs list-queues") -> str:
@@ -416,10 +462,7 @@ def _status_report(outputs: dict[str, Any], timeout: float = 10) -> dict[str, An
 
 def status(args: argparse.Namespace) -> int:
     """Print queue depths, function counters and alarm states of a running local stack."""
-    outputs_file: Path = args.outputs
-    recorded = STATE_DIR / "outputs"
-    if outputs_file == DEFAULT_OUTPUTS and not outputs_file.exists() and recorded.exists():
-        outputs_file = Path(recorded.read_text())  # the stack started from here
+    outputs_file = _outputs_path(args.outputs)  # the stack started from here, if any
     try:
         outputs = json.loads(outputs_file.read_text())
     except FileNotFoundError:
@@ -457,7 +500,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def add_commands(local_subparsers: Any) -> None:
-    """Add ``up``, ``down`` and ``status`` to the ``harness local`` group."""
+    """Add ``up``, ``down``, ``status`` and ``credentials`` to the ``harness local`` group."""
     parser = local_subparsers.add_parser(
         "up", help="run the synthesized stack locally", description=up.__doc__
     )
@@ -523,3 +566,25 @@ def add_commands(local_subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the raw status JSON")
     parser.set_defaults(func=status)
+
+    parser = local_subparsers.add_parser(
+        "credentials",
+        help="credentials to call the local stack's API with (it uses IAM authorization)",
+        description=credentials.__doc__,
+    )
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=DEFAULT_OUTPUTS,
+        help="the stack's outputs file (default: the stack started from this directory, "
+        f"else {DEFAULT_OUTPUTS})",
+    )
+    parser.add_argument(
+        "--shell", action="store_true", help="print `export NAME=value` lines (for eval)"
+    )
+    parser.add_argument(
+        "--no-invoke",
+        action="store_true",
+        help="the key that is valid but may not invoke the API (to see the 403)",
+    )
+    parser.set_defaults(func=credentials)

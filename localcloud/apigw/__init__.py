@@ -17,6 +17,9 @@ loopback port (one port per API, like one ``execute-api`` host per API) at
   status code, the integration responses map it, ``method.response.header.*`` parameters
   become headers (``'literal'`` quoting, ``method.request.*`` references), and the
   origin-reflecting template CDK emits for a list of origins is honoured.
+- ``AWS_IAM`` methods: SigV4 verified and ``execute-api:Invoke`` evaluated against the
+  caller's IAM policies (:mod:`.iam_auth`), each refusal a 403 with AWS's message; the
+  caller's ``userArn``, ``accessKey``, ``caller`` and ``accountId`` in the event.
 - Stage throttling as a token bucket (rate, burst) -> 429; API keys -> 403 ``Forbidden``;
   request bodies over 10 MB -> 413. Gateway errors carry ``x-amzn-ErrorType``; every
   response carries ``x-amzn-RequestId`` and ``x-amz-apigw-id``.
@@ -27,12 +30,14 @@ loopback port (one port per API, like one ``execute-api`` host per API) at
 
 Known differences: no binary media types (a body that is not UTF-8 reaches the function
 base64-encoded with ``isBase64Encoded``; AWS would need ``binaryMediaTypes`` for that),
-no authorizers, usage plans or request validation, and ``domainName`` is the Host the
+no Lambda or Cognito authorizers (refused at deploy), resource policies, usage plans or
+request validation, and ``domainName`` is the Host the
 client used (so URLs a handler builds point back here).
 
 The package follows the service's sections: :mod:`.routing`, :mod:`.throttling`,
-:mod:`.server`, :mod:`.restapi`, :mod:`.mock`, :mod:`.formatting`, :mod:`.flushing`,
-:mod:`.watchdog`, :mod:`.service`, and :mod:`.responses` (errors and outcomes they share).
+:mod:`.server`, :mod:`.iam_auth`, :mod:`.restapi`, :mod:`.mock`, :mod:`.formatting`,
+:mod:`.flushing`, :mod:`.watchdog`, :mod:`.service`, and :mod:`.responses` (errors and
+outcomes they share).
 
 The HTTP layer is a small HTTP/1.1 server (threaded, keep-alive, ``TCP_NODELAY``, each
 response in one write, requests read by :mod:`localcloud.http11`): the front must add

@@ -30,6 +30,7 @@ class GatewayError:
     message: str
     error_type: str  # x-amzn-ErrorType
     response_type: str  # $context.error.responseType
+    body_key: str = "message"  # "Message" in IAM authorization's AccessDenied body, as AWS
 
 
 # Status codes and messages are API Gateway's defaults ("Gateway response types for
@@ -97,7 +98,7 @@ class _Outcome:
 
 
 def _gateway_error(error: GatewayError, resource_path: str | None = None) -> _Outcome:
-    body = json.dumps({"message": error.message}, separators=(",", ":")).encode()
+    body = json.dumps({error.body_key: error.message}, separators=(",", ":")).encode()
     return _Outcome(
         error.status,
         [("Content-Type", "application/json")],

@@ -26,6 +26,7 @@ from localcloud.apigw.formatting import (
     _request_time,
     _trace_id,
 )
+from localcloud.apigw.iam_auth import Caller, Denial, IamAuthorizer, SignedRequest
 from localcloud.apigw.mock import _mock_response
 from localcloud.apigw.responses import (
     _PROXY_RESPONSE_KEYS,
@@ -87,6 +88,13 @@ class _RestApi:
         self.log_stream = f"{spec.api_id}-{spec.stage_name}"
         self.resource_ids = {path: _resource_id(spec.api_id, path) for path in self.router.methods}
         self.gateway_responses = {r.response_type: r for r in spec.gateway_responses}
+        self.iam = IamAuthorizer(
+            service.credentials,
+            region=service.region,
+            account_id=ACCOUNT_ID,
+            api_id=spec.api_id,
+            stage=spec.stage_name,
+        )
         self.server: HttpServer | None = None
 
     # ---- request handling
@@ -208,6 +216,15 @@ class _RestApi:
         method = methods.get(request.method.upper()) or methods.get("ANY")
         if method is None:
             return _gateway_error(MISSING_TOKEN, resource_path)
+        caller: Caller | None = None
+        if method.authorization_type == "AWS_IAM":  # authentication comes before API keys
+            verdict = self.iam.check(
+                SignedRequest(request.method, request.target, request.headers, request.body),
+                "/" + "/".join(segments),
+            )
+            if isinstance(verdict, Denial):
+                return _gateway_error(verdict.error, resource_path)
+            caller = verdict
         api_key = request.header("x-api-key")
         if method.api_key_required and (api_key is None or api_key not in self.api_keys):
             return _gateway_error(INVALID_API_KEY, resource_path)
@@ -215,7 +232,7 @@ class _RestApi:
         if method.integration_type == "MOCK":
             outcome: _Outcome | None = _mock_response(method, request, path_params, query)
         else:
-            event = self._event(exchange, raw_path, path, query, resource_path, used_key)
+            event = self._event(exchange, raw_path, path, query, resource_path, used_key, caller)
             outcome = self._invoke(exchange, method, event, resource_path, used_key)
         if outcome is not None:
             outcome.resource_path = resource_path
@@ -230,6 +247,7 @@ class _RestApi:
         query: str,
         resource_path: str,
         api_key: str | None,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
         """The REST API (v1) Lambda proxy integration event (``stage_path``: the request's
         path with the stage, ``path``: the resource path; both as sent, percent-encoded).
@@ -303,17 +321,17 @@ class _RestApi:
                 "requestId": exchange.request_id,
                 "identity": {
                     "cognitoIdentityPoolId": None,
-                    "accountId": None,
+                    "accountId": caller.account_id if caller else None,
                     "cognitoIdentityId": None,
-                    "caller": None,
+                    "caller": caller.principal_id if caller else None,
                     "sourceIp": source_ip,
                     "principalOrgId": None,
-                    "accessKey": None,
+                    "accessKey": caller.access_key_id if caller else None,
                     "cognitoAuthenticationType": None,
                     "cognitoAuthenticationProvider": None,
-                    "userArn": None,
+                    "userArn": caller.arn if caller else None,
                     "userAgent": request.header("User-Agent"),
-                    "user": None,
+                    "user": caller.principal_id if caller else None,
                     **({"apiKey": api_key, "apiKeyId": _api_key_id(api_key)} if api_key else {}),
                 },
                 "domainName": host,

@@ -8,7 +8,9 @@ from typing import Any
 
 from localcloud.apigw.flushing import _Flusher
 from localcloud.apigw.formatting import _is_loopback
+from localcloud.apigw.iam_auth import CredentialStore, MotoCredentials
 from localcloud.apigw.responses import (
+    ACCOUNT_ID,
     INTEGRATION_TIMEOUT,
     THROTTLED,
     ApiGatewayStats,
@@ -27,6 +29,8 @@ class ApiGatewayService(ClosesOnExit):
     """Serve REST APIs from their specs on loopback, each on its own port.
 
     ``invoke(function_name, payload) -> InvokeResult`` is the Lambda service's Invoke.
+    ``credentials`` resolves the access keys of requests to ``AWS_IAM`` methods (by default
+    the IAM users and assumed roles of moto in this process).
     Access logs and ``AWS/ApiGateway`` metrics go to ``endpoint_url`` (or the clients the
     factories return); with neither, they are off. ``port`` is used by the first API;
     later ones take a free port each (their URLs say which).
@@ -44,6 +48,7 @@ class ApiGatewayService(ClosesOnExit):
         host: str = "127.0.0.1",
         port: int = 0,
         flush_interval_s: float = 0.5,
+        credentials: CredentialStore | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the local API Gateway binds loopback only, not {host!r}")
@@ -51,6 +56,8 @@ class ApiGatewayService(ClosesOnExit):
         self._host = host
         self._port = port
         self._region = region
+        # Who may sign requests to AWS_IAM methods: the local cloud's IAM users and roles.
+        self.credentials = credentials or MotoCredentials(ACCOUNT_ID, region)
         if logs_client_factory is None and endpoint_url is not None:
             logs_client_factory = lambda: local_client("logs", endpoint_url, region)  # noqa: E731
         if cloudwatch_client_factory is None and endpoint_url is not None:
@@ -67,6 +74,11 @@ class ApiGatewayService(ClosesOnExit):
         self._stats = ApiGatewayStats()
         self._stats_lock = threading.Lock()
         self._closed = False
+
+    @property
+    def region(self) -> str:
+        """The region the APIs are served in (their ``execute-api`` ARNs name it)."""
+        return self._region
 
     def add_rest_api(self, spec: RestApiSpec) -> str:
         """Serve ``spec``; return its invoke URL ``http://127.0.0.1:PORT/<stage>/``."""

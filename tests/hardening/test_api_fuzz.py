@@ -14,6 +14,15 @@ Two answers are the document's, not defects, and are configured as such (not hid
 - a method the document does not declare is answered by API Gateway with 403
   ``Missing Authentication Token`` (as on AWS, and as the document says), not 405:
   the built-in ``unsupported_method`` check is replaced by ``test_undeclared_methods``.
+
+Every case that carries the security scheme's ``Authorization`` header is signed (SigV4,
+the API's IAM authorization) by the session with the local stack's invoker credentials,
+so the fuzzer reaches the function; a negative case without it goes unsigned and must get
+the gateway's documented 403. Schemathesis's ``ignored_auth`` check (it resends a case
+without the header) is replaced by ``test_unsigned_requests_get_the_gateway_403``: its
+resend keeps a generated header here, which the session would sign. So is
+``missing_required_header``: for a missing ``Authorization`` it accepts only 401, and API
+Gateway answers 403 (AWS's behaviour, in the document).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from hypothesis import HealthCheck, settings
 
 from cdk import contract
 from handlers.openapi import DOCUMENT_PATH
+from harness.api_auth import ApiSigner, api_region, local_credentials, requests_auth
 from harness.local_stack.cloud import LocalDeployment
 
 FUZZ_EXAMPLES = int(os.environ.get("TASK_API_FUZZ_EXAMPLES", "500"))
@@ -69,6 +79,10 @@ def _load_schema() -> Any:
                     "expected-statuses": ["2xx", "404", "409", "422"],
                 },
                 "unsupported_method": {"enabled": False},
+                "ignored_auth": {"enabled": False},
+                # Its only required header is Authorization, for which it insists on 401;
+                # API Gateway answers a missing signature with 403 (test_unsigned_...).
+                "missing_required_header": {"enabled": False},
             },
         }
     )
@@ -80,8 +94,29 @@ schema = _load_schema()
 
 @pytest.fixture(scope="module")
 def api_url(local_stack: LocalDeployment) -> str:
-    """The stack's ApiUrl (the stage's base URL) without the trailing slash."""
-    return local_stack.outputs["local-Api"][contract.API_URL].rstrip("/")
+    """The stack's ApiUrl (the stage's base URL) without the trailing slash; the shared
+    session signs every request with the stack's invoker credentials."""
+    outputs = contract.flatten(local_stack.outputs)
+    signer = ApiSigner(
+        local_credentials(outputs), api_region(outputs[contract.API_URL], outputs[contract.REGION])
+    )
+    SESSION.auth = _SignWhereAuthorized(requests_auth(signer))
+
+    return outputs[contract.API_URL].rstrip("/")
+
+
+class _SignWhereAuthorized(requests.auth.AuthBase):
+    """Sign a case that carries the scheme's ``Authorization`` header (its generated value
+    replaced by a real signature); leave a case without it (schemathesis's negative
+    "missing Authorization") unsigned, so the gateway's 403 is what answers it."""
+
+    def __init__(self, sign: requests.auth.AuthBase) -> None:
+        self._sign = sign
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if "Authorization" in request.headers:
+            return self._sign(request)
+        return request
 
 
 def _each(method: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -148,3 +183,18 @@ def test_undeclared_methods_get_the_gateway_403(api_url: str, method: str) -> No
         response = SESSION.request(method, api_url + path, timeout=10)
         assert response.status_code == 403, f"{method} {path}: {response.status_code}"
         assert response.json() == GATEWAY_403, f"{method} {path}: {response.text}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/tasks"), ("GET", "/tasks/2b1f0c3e-0000-4000-8000-000000000000")],
+)
+def test_unsigned_requests_get_the_gateway_403(api_url: str, method: str, path: str) -> None:
+    """Without a signature, every declared operation is refused by the gateway itself."""
+    response = requests.request(
+        method, api_url + path, json={"title": "t", "description": "d", "priority": "low"},
+        timeout=10,
+    )  # fmt: skip
+    assert response.status_code == 403, f"{method} {path}: {response.status_code}"
+    assert response.json() == GATEWAY_403, f"{method} {path}: {response.text}"
+    assert response.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"

@@ -4,7 +4,10 @@
 - a task's description (its payload) never reaches the functions' logs at the default
   log level;
 - script cannot travel into an HTML page: a task titled ``<script>`` is stored escaped,
-  and the QA report escapes scenario names, steps and failure text.
+  and the QA report escapes scenario names, steps and failure text;
+- the API's IAM authorization: unsigned, forged and unauthorized requests are refused by
+  the gateway and never run the API function (what only AWS enforces:
+  docs/reliability.md#security).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from cdk import contract
+from harness.api_auth import ApiSigner
 from harness.drivers import TaskApi, TaskStore
 from harness.local_stack.cloud import LocalDeployment
 from harness.reports import FeatureReport, ScenarioResult, StepResult
@@ -145,3 +149,36 @@ def test_the_qa_report_escapes_script(tmp_path: Path) -> None:
     page = report.render_html()
     assert "alert(1)" in page, "the report does not show the scenario at all"
     assert "<script>alert" not in page.lower(), "script reached the QA report unescaped"
+
+
+def test_refused_requests_never_run_the_api_function(
+    local_stack: LocalDeployment, target: Target
+) -> None:
+    function = target.output(contract.API_FUNCTION_NAME)
+    url = target.output(contract.API_URL) + "tasks"
+    body = b'{"title": "t", "description": "d", "priority": "low"}'
+    before = local_stack.lambdas.stats()[function].invocations
+    anonymous, no_invoke = TaskApi(target, who="anonymous"), TaskApi(target, who="no_invoke")
+    invoker = ApiSigner.for_target(target)
+    forged = invoker.headers("POST", url, body)
+    forged["Authorization"] = forged["Authorization"][:-4] + "0000"  # another signature
+    stale = dict(forged)
+    try:
+        refused = [
+            anonymous.submit(raw_body=body),
+            anonymous.get(str(uuid.uuid4())),
+            no_invoke.submit(raw_body=body),
+            no_invoke.get(str(uuid.uuid4())),
+            anonymous.request("POST", "/tasks", data=body, headers=forged),
+            anonymous.request("POST", "/tasks", data=body + b" ", headers=invoker.headers(
+                "POST", url, body
+            )),  # signed for another body
+            anonymous.request("POST", "/tasks", data=body, headers={
+                **stale, "X-Amz-Date": "20200101T000000Z"
+            }),
+        ]  # fmt: skip
+    finally:
+        anonymous.close()
+        no_invoke.close()
+    assert [r.status for r in refused] == [403] * len(refused), [r.describe() for r in refused]
+    assert local_stack.lambdas.stats()[function].invocations == before

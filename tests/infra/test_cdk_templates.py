@@ -538,7 +538,9 @@ def test_api_routes_are_lambda_proxies_with_cors_preflight(synth: Synthesized) -
             else paths[resource["Ref"]]
         )
         routes[(props["HttpMethod"], path)] = props["Integration"]["Type"]
-        assert props["AuthorizationType"] == "NONE"
+        # Every task method is IAM-authorized; only the CORS preflight is open.
+        expected_auth = "NONE" if props["HttpMethod"] == "OPTIONS" else "AWS_IAM"
+        assert props["AuthorizationType"] == expected_auth, (props["HttpMethod"], path)
         if props["Integration"]["Type"] == "AWS_PROXY":
             assert props["Integration"]["IntegrationHttpMethod"] == "POST"
             assert function_id in json.dumps(props["Integration"]["Uri"])

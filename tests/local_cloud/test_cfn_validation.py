@@ -163,6 +163,25 @@ def test_http_integrations_are_unsupported(tmp_path: Path) -> None:
     assert "integration type 'HTTP_PROXY' is not supported" in str(error)
 
 
+@pytest.mark.parametrize("authorization", ["COGNITO_USER_POOLS", "CUSTOM"])
+def test_authorizers_are_refused_not_served_open(tmp_path: Path, authorization: str) -> None:
+    method = {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {
+            "HttpMethod": "GET",
+            "ResourceId": "root",
+            "RestApiId": "api",
+            "AuthorizationType": authorization,
+            "Integration": {"Type": "MOCK"},
+        },
+    }
+    write_assembly(tmp_path, {"S": template({"Get": method})})
+    error = rejected(tmp_path)
+    assert "resource Get" in str(error)
+    assert f"authorization type {authorization!r} is not supported" in str(error)
+    assert "NONE, AWS_IAM" in str(error)
+
+
 def _math_alarm(expression: str) -> dict[str, Any]:
     return {
         "Type": "AWS::CloudWatch::Alarm",

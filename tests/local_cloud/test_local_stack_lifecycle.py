@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -219,6 +220,22 @@ def test_detach_status_down(assembly: Path, tmp_path: Path) -> None:
             )
             assert aws.returncode == 0, command + "\n" + aws.stderr
             assert "lifecycle-" in aws.stdout, aws.stdout
+
+        # The README's lines: export the API client's credentials, then the signed curl
+        # line `up` printed creates a task; unsigned, the gateway refuses it.
+        (curl,) = [ln.strip() for ln in up.stdout.splitlines() if "curl -s --aws-sigv4" in ln]
+        harness = " ".join(shlex.quote(part) for part in HARNESS)
+        signed = subprocess.run(
+            ["bash", "-c", f'eval "$({harness} local credentials --shell)" && {curl}'],
+            cwd=tmp_path, env=env_with_node(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert signed.returncode == 0, signed.stderr
+        assert json.loads(signed.stdout)["status"] == "QUEUED", signed.stdout
+        unsigned = subprocess.run(
+            ["bash", "-c", "curl -s -X POST " + curl.split(" -X POST ", 1)[1]],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert json.loads(unsigned.stdout) == {"message": "Missing Authentication Token"}
 
         status = _harness(tmp_path, "local", "status", "--outputs", str(outputs_file), timeout=60)
         # Without --outputs, from the same directory: the detached stack's own outputs.

@@ -37,6 +37,9 @@ from localcloud.specs import (
 
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _SUPPORTED_INTEGRATIONS: Final = ("AWS_PROXY", "MOCK")
+# Authorizers (CUSTOM, COGNITO_USER_POOLS) would need code or a user pool we do not run:
+# refused, never served unauthenticated.
+_SUPPORTED_AUTHORIZATION: Final = ("NONE", "AWS_IAM")
 # arn:aws:apigateway:<region>:lambda:path/2015-03-31/functions/<function arn>/invocations
 _LAMBDA_URI: Final = re.compile(r":lambda:path/[^/]+/functions/(?P<function>.+)/invocations$")
 _DEFAULT_INTEGRATION_TIMEOUT_MS: Final = 29_000
@@ -107,6 +110,13 @@ class MethodProvider(Provider):
                 f"integration type {kind!r} is not supported by the local API Gateway "
                 f"(supported: {', '.join(_SUPPORTED_INTEGRATIONS)})",
                 path="Properties.Integration.Type",
+            )
+        authorization = ctx.try_resolve(properties.get("AuthorizationType", "NONE"))
+        if isinstance(authorization, str) and authorization not in _SUPPORTED_AUTHORIZATION:
+            raise ctx.error(
+                f"authorization type {authorization!r} is not supported by the local API "
+                f"Gateway (supported: {', '.join(_SUPPORTED_AUTHORIZATION)})",
+                path="Properties.AuthorizationType",
             )
 
     def create(self, ctx: ProviderContext, properties: dict[str, Any]) -> Created:

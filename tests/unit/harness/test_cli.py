@@ -5,6 +5,7 @@ nothing started (no stack, no locust, no report folder, no outputs file, no clou
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def _run(
 BAD_INPUT = [
     (("--frobnicate",), "harness: error: unknown argument: --frobnicate"),
     (("local", "up", "--frobnicate"), "harness local up: error: unknown argument: --frobnicate"),
-    (("local",), "harness local: error: choose a command: services, up, down, status"),
+    (("local",), "harness local: error: choose a command: services, up, down, status, credentials"),
     (("load", "--scenario", "api_ingest", "--users", "-3"), "argument --users: must be >= 1"),
     (("load", "--scenario", "api_ingest", "--users", "2.5"), "expected a whole number"),
     (("load", "--scenario", "api_ingest", "--spawn-rate", "0"), "--spawn-rate: must be > 0"),
@@ -144,3 +145,35 @@ def test_load_help_names_each_shapes_defaults() -> None:
     text = " ".join(load.format_help().split())
     assert "default: smoke 2 (sqs_fifo_limits 6); step 50 (sqs_fifo_limits 60)" in text
     assert "step shape: api_ingest 5" in text
+
+
+def test_local_credentials_prints_the_api_keys_of_the_outputs(tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    api = {
+        "ApiUrl": "http://127.0.0.1:4567/ephemeral/",
+        "Region": "us-east-1",
+        "AwsEndpointUrl": "http://127.0.0.1:4566",
+        "ApiAccessKeyId": "AKIAINVOKER",
+        "ApiSecretAccessKey": "secret with space",
+        "ApiNoInvokeAccessKeyId": "AKIANOINVOKE",
+        "ApiNoInvokeSecretAccessKey": "other",
+    }
+    outputs.write_text(json.dumps({"local-Api": api}))
+    shell = _run(tmp_path, "local", "credentials", "--outputs", str(outputs), "--shell")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.splitlines() == [
+        "export AWS_ACCESS_KEY_ID=AKIAINVOKER",
+        "export AWS_SECRET_ACCESS_KEY='secret with space'",
+        "export AWS_DEFAULT_REGION=us-east-1",
+        "export TASK_API_URL=http://127.0.0.1:4567/ephemeral/",
+    ]
+    other = _run(tmp_path, "local", "credentials", "--outputs", str(outputs), "--no-invoke")
+    assert json.loads(other.stdout)["AWS_ACCESS_KEY_ID"] == "AKIANOINVOKE"
+    del api["ApiAccessKeyId"]
+    outputs.write_text(json.dumps({"local-Api": api}))
+    missing = _run(tmp_path, "local", "credentials", "--outputs", str(outputs))
+    assert missing.returncode == 1
+    assert "no ApiAccessKeyId/ApiSecretAccessKey" in missing.stderr
+    absent = _run(tmp_path, "local", "credentials", "--outputs", str(tmp_path / "none.json"))
+    assert absent.returncode == 1
+    assert "does not exist" in absent.stderr

@@ -247,7 +247,14 @@ def test_ctrl_c_leaves_a_page_that_says_so(tmp_path: Path, server: str) -> None:
 def _outputs(tmp_path: Path, port: int) -> Path:
     url = f"http://127.0.0.1:{port}"
     outputs = {
-        "local-Api": {"ApiUrl": f"{url}/prod/", "AwsEndpointUrl": url, "Region": "us-east-1"},
+        "local-Api": {
+            "ApiUrl": f"{url}/prod/",
+            "AwsEndpointUrl": url,
+            "Region": "us-east-1",
+            # The API client's keys a local stack writes (its methods use IAM auth).
+            "ApiAccessKeyId": "AKIAEXAMPLEINVOKER00",
+            "ApiSecretAccessKey": "example-secret",
+        },
         "local-Queue": {
             "TaskQueueUrl": f"{url}/1/tasks.fifo",
             "DeadLetterQueueUrl": f"{url}/1/dlq.fifo",

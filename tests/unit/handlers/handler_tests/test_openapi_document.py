@@ -48,8 +48,11 @@ def test_the_operations_and_statuses_are_documented(document: dict[str, Any]) ->
     assert set(paths["/tasks"]) == {"post"}
     assert set(paths["/tasks/{task_id}"]) == {"get"}
     post = paths["/tasks"]["post"]
-    assert set(post["responses"]) == {"200", "400", "409", "413", "415", "422", "500", "503"}
-    assert set(paths["/tasks/{task_id}"]["get"]["responses"]) == {"200", "400", "404", "500"}
+    assert set(post["responses"]) == {
+        "200", "400", "403", "409", "413", "415", "422", "500", "503"
+    }  # fmt: skip
+    # 403: API Gateway's refusal of an unsigned or unauthorized request (IAM authorization).
+    assert set(paths["/tasks/{task_id}"]["get"]["responses"]) == {"200", "400", "403", "404", "500"}
     assert post["requestBody"]["required"] is True
     assert "Retry-After" in post["responses"]["503"]["headers"]
     assert "16384" in post["description"]
@@ -127,3 +130,21 @@ def test_the_request_schema_accepts_valid_and_rejects_invalid_tasks(
         {"title": "only a title"},
     ):
         assert not validator.is_valid(invalid), invalid
+
+
+def test_every_operation_requires_sigv4_as_api_gateway_declares_it(
+    document: dict[str, Any],
+) -> None:
+    scheme = document["components"]["securitySchemes"]["sigv4"]
+    assert scheme["type"] == "apiKey"
+    assert scheme["in"] == "header"
+    assert scheme["name"] == "Authorization"
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert document["security"] == [{"sigv4": []}]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            # No operation opts out (an empty list would make it public).
+            assert operation.get("security", document["security"]) == [{"sigv4": []}], (
+                method,
+                path,
+            )
