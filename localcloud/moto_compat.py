@@ -123,6 +123,20 @@ INTERNALS: dict[str, Internal] = {
         "ValidationError",
         "raised by the in-process CloudWatch client as moto's web layer would",
     ),
+    # --- IAM enforced for the functions' roles (iam_policy.py)
+    "IAMPolicy": Internal(
+        "moto.iam.access_control",
+        "IAMPolicy",
+        "evaluates a role's identity-based policy documents (iam_policy.PolicySet)",
+    ),
+    "PermissionResult": Internal(
+        "moto.iam.access_control", "PermissionResult", "IAMPolicy's verdict (allow/deny/neutral)"
+    ),
+    "iam_backends": Internal(
+        "moto.iam.models",
+        "iam_backends",
+        "the roles' inline and attached policies as deployed (iam_policy.RoleAuthorizer)",
+    ),
     # --- accounts
     "get_account_id_from": Internal(
         "moto.iam.models",
@@ -185,6 +199,7 @@ __all__ = [
     "DynamoItem",
     "DynamoTable",
     "DynamoType",
+    "IAMPolicy",
     "Internal",
     "JsonRESTError",
     "LimitedSizeDict",
@@ -192,6 +207,7 @@ __all__ = [
     "MetricDataQuery",
     "MetricStat",
     "MotoRequestHandler",
+    "PermissionResult",
     "QueryParser",
     "ReservedKeywords",
     "SerializationContext",
@@ -208,6 +224,7 @@ __all__ = [
     "get_backend",
     "get_partition",
     "get_service_model",
+    "iam_backends",
     "install_describe_alarm_history",
     "load_service_model_json",
     "logs_backends",
@@ -274,7 +291,10 @@ if TYPE_CHECKING:  # what mypy sees; at run time __getattr__ loads each on first
     from moto.dynamodb.models.dynamo_type import LimitedSizeDict as LimitedSizeDict
     from moto.dynamodb.models.table import Table as DynamoTable
     from moto.dynamodb.parsing.reserved_keywords import ReservedKeywords as ReservedKeywords
+    from moto.iam.access_control import IAMPolicy as IAMPolicy
+    from moto.iam.access_control import PermissionResult as PermissionResult
     from moto.iam.models import get_account_id_from as get_account_id_from
+    from moto.iam.models import iam_backends as iam_backends
     from moto.logs.models import logs_backends as logs_backends
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication as DomainDispatcherApplication,
