@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -41,6 +42,7 @@ _SQS_AS: Final = {
     "DeleteMessageBatch": "DeleteMessage",
     "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
 }
+_REFUSALS_KEPT: Final = 1000
 _DYNAMODB_TARGET: Final = "DynamoDB_20120810."
 _SQS_TARGET: Final = "AmazonSQS."
 
@@ -97,6 +99,8 @@ class AccessLog:
         self._authorizer = RoleAuthorizer()
         self._calls: set[Call] = set()
         self._denied: set[Call] = set()
+        self._refusals: deque[Call] = deque(maxlen=_REFUSALS_KEPT)
+        self.refusal_count = 0  # every refusal so far (``refusals_since`` reads from it)
         self._lock = threading.Lock()
 
     def check(self, principal: Principal, action: str, resource: str) -> None:
@@ -122,6 +126,8 @@ class AccessLog:
             return
         with self._lock:
             self._denied.add(call)
+            self._refusals.append(call)
+            self.refusal_count += 1
         raise AccessDeniedError(
             caller_arn=assumed_role_arn(principal.role_arn, principal.function_name),
             action=action,
@@ -138,6 +144,13 @@ class AccessLog:
             return self._authorizer.decide(principal.role_arn, action, resource).allowed
         except UnsupportedPolicyError:
             return False
+
+    def refusals_since(self, count: int) -> list[Call]:
+        """The distinct calls refused after ``refusal_count`` was ``count`` (the most
+        recent ones kept), in the order first refused: what went wrong in a test."""
+        with self._lock:
+            recent = list(self._refusals)[-min(self.refusal_count - count, len(self._refusals)) :]
+        return list(dict.fromkeys(recent)) if self.refusal_count > count else []
 
     def denied(self, role_arn: str | None = None) -> list[Call]:
         """The calls refused (of one role), sorted."""

@@ -33,6 +33,7 @@ from typing import Any, Final, Literal
 
 from cdk.node import env_with_node
 from harness.mutate.catalogue import Mutant, Profile
+from harness.reports.model import IAM_REFUSED
 
 Outcome = Literal["killed", "survived", "error"]
 # What a synthesis of a mutated tree needs: the CDK app, the handlers it bundles, the
@@ -204,7 +205,7 @@ class MutationRunner:
                 seconds=time.monotonic() - started,
                 scenario=failed["name"],
                 feature=failed["feature_file"],
-                reason=_last_line(failed["detail"]),
+                reason=_reason(failed["detail"]),
                 scenarios_run=len(ran),
             )
         if code == 0 and ran:
@@ -354,6 +355,18 @@ def _tail(log: Path) -> str:
     except OSError:
         return ""
     return lines[-1] if lines else ""
+
+
+def _reason(detail: str) -> str:
+    """Why a scenario failed: its assertion, then the calls the local cloud refused a
+    function's role meanwhile, if any (the cause a symptom such as a 503 hides)."""
+    refused = [
+        line.strip()[len(IAM_REFUSED) :].strip()
+        for line in detail.splitlines()
+        if line.strip().startswith(IAM_REFUSED)
+    ]
+    reason = _last_line(detail)
+    return f"{reason} [{IAM_REFUSED} {'; '.join(refused)}]" if refused else reason
 
 
 def _last_line(text: str) -> str:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from harness.waiting import wait_until
 from localcloud.endpoint import AwsEndpoint
 from localcloud.iam_policy import PolicySet, UnsupportedPolicyError
-from localcloud.identity import Principal
+from localcloud.identity import Call, Principal
 from localcloud.lambda_service import LambdaService
 from localcloud.lambda_service.esm import EventSourceMappingService, InvalidParameterValueError
 from localcloud.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
@@ -110,6 +110,7 @@ def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
 def test_a_role_without_the_action_gets_dynamodbs_access_denied(rig: Rig) -> None:
     rig.allow({"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": rig.table_arn})
     rig.dynamodb.get_item(TableName=rig.table, Key={"id": {"S": "1"}})  # allowed
+    before = rig.endpoint.access.refusal_count
 
     with pytest.raises(ClientError) as excinfo:
         rig.dynamodb.put_item(TableName=rig.table, Item={"id": {"S": "1"}})
@@ -121,6 +122,10 @@ def test_a_role_without_the_action_gets_dynamodbs_access_denied(rig: Rig) -> Non
         f"{rig.table_arn} because no identity-based policy allows the dynamodb:PutItem action",
     )
     assert "Item" not in rig.harness_dynamodb.get_item(TableName=rig.table, Key={"id": {"S": "1"}})
+    # What a failed scenario's report lists (features/conftest.py).
+    assert rig.endpoint.access.refusals_since(before) == [
+        Call(rig.role_arn, "dynamodb:PutItem", rig.table_arn)
+    ]
 
 
 def test_sqs_answers_access_denied_with_its_query_code_and_the_action_in_lower_case(
