@@ -194,6 +194,20 @@ class MutationRunner:
         tail = _tail(log)
         if code == 1:
             failed = next((s for s in scenarios if s["outcome"] == "failed"), None)
+            detail = failed["detail"] if failed else tail
+            if mutant.refused_at_deploy and mutant.refused_at_deploy in detail:
+                # The stack (deployed when the first step asks for it) was refused as AWS
+                # refuses it: the promise is kept before any scenario could run.
+                return MutantResult(
+                    name=mutant.name,
+                    promise=mutant.promise,
+                    profile=mutant.profile,
+                    outcome="killed",
+                    seconds=time.monotonic() - started,
+                    scenario="the deployment (refused, as AWS refuses it)",
+                    feature=failed["feature_file"] if failed else "",
+                    reason=_last_line(detail),
+                )
             if failed is None or not any(step["status"] == "failed" for step in failed["steps"]):
                 why = _last_line(failed["detail"]) if failed else tail
                 return self._result(mutant, started, "error", "the stack did not start", why)
