@@ -283,9 +283,11 @@ def run_catalogue(
 def describe(result: MutantResult) -> str:
     """One line for the terminal."""
     if result.outcome == "killed":
+        # The calls IAM refused (the cause) are kept whole; the assertion is shortened.
+        assertion, iam, refused = result.reason.partition(f" [{IAM_REFUSED}")
         return (
             f"    KILLED in {result.seconds:.1f}s by {result.scenario!r} ({result.feature}): "
-            f"{result.reason[:160]}"
+            f"{assertion[:160]}{iam}{refused}"
         )
     if result.outcome == "survived":
         return (
