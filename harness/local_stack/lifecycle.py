@@ -415,7 +415,8 @@ def _status_report(outputs: dict[str, Any], timeout: float = 10) -> dict[str, An
 
 
 def status(args: argparse.Namespace) -> int:
-    """Print queue depths, function counters and alarm states of a running local stack."""
+    """Print queue depths, function counters, alarm states and the calls IAM refused of a
+    running local stack."""
     outputs_file: Path = args.outputs
     recorded = STATE_DIR / "outputs"
     if outputs_file == DEFAULT_OUTPUTS and not outputs_file.exists() and recorded.exists():
@@ -453,6 +454,12 @@ def status(args: argparse.Namespace) -> int:
     _print("alarms:")
     for name, state in report["alarms"].items():
         _print(f"  {name:<56} {state}")
+    refused = report.get("iam_refused") or []
+    if refused:
+        _print("refused by IAM (AccessDenied; each distinct call once):")
+        for call in refused:
+            role = str(call.get("role_arn", "")).rsplit("/", 1)[-1]
+            _print(f"  {call.get('action')} on {call.get('resource')} (role {role})")
     return 0
 
 

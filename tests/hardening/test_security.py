@@ -163,6 +163,12 @@ def test_a_functions_credentials_get_only_what_its_role_allows(
     error = refused.value.response["Error"]
     assert error["Code"] == "AccessDeniedException", error
     assert "dynamodb:DeleteItem" in error["Message"], error
+    refused = local_stack.status()["iam_refused"]  # what `harness local status` lists
+    assert {
+        "role_arn": api_function["Role"],
+        "action": "dynamodb:DeleteItem",
+        "resource": endpoint.access.table_arn(table),
+    } in refused, refused
     # The harness's own identity is not a role's: not checked.
     target.client("dynamodb").delete_item(TableName=table, Key=key)
 
