@@ -43,6 +43,10 @@ _SQS_AS: Final = {
     "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
 }
 _REFUSALS_KEPT: Final = 1000
+# The IAM service prefix where it differs from the SigV4 signing name.
+_IAM_PREFIX: Final = {"monitoring": "cloudwatch", "email": "ses"}
+# Calls AWS answers whatever the caller's policies say.
+_NO_PERMISSION_NEEDED: Final = frozenset({"sts:GetCallerIdentity"})
 _DYNAMODB_TARGET: Final = "DynamoDB_20120810."
 _SQS_TARGET: Final = "AmazonSQS."
 
@@ -202,7 +206,7 @@ class AccessLog:
             self.check(principal, f"sqs:{_SQS_AS.get(action, action)}", resource)
         elif target and "." in target:
             prefix = (service or target.split("_", 1)[0].split(".", 1)[0]).lower()
-            self.check(principal, f"{prefix}:{target.rsplit('.', 1)[1]}", "*")
+            self._check_any(principal, prefix, target.rsplit(".", 1)[1])
         else:
             params = form()
             action = params.get("Action", "")
@@ -211,4 +215,10 @@ class AccessLog:
                 resource = self.queue_arn(queue)
                 self.check(principal, f"sqs:{_SQS_AS.get(action, action)}", resource)
             elif action:
-                self.check(principal, f"{service or 'unknown'}:{action}", "*")
+                self._check_any(principal, service or "unknown", action)
+
+    def _check_any(self, principal: Principal, service: str, action: str) -> None:
+        """A call of a service whose resources are not resolved here: checked on ``*``."""
+        iam_action = f"{_IAM_PREFIX.get(service, service)}:{action}"
+        if iam_action not in _NO_PERMISSION_NEEDED:
+            self.check(principal, iam_action, "*")

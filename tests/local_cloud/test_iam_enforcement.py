@@ -348,3 +348,18 @@ def test_what_moto_cannot_evaluate_faithfully_is_refused_by_name(extra: dict[str
         del statement["Resource"]
     with pytest.raises(UnsupportedPolicyError, match="Tricky"):
         _policy(statement)
+
+
+def test_other_services_are_checked_by_their_iam_names(rig: Rig) -> None:
+    credentials = rig.endpoint.identities.credentials_for(Principal(rig.function, rig.role_arn))
+    # Allowed whatever the policies say, as on AWS.
+    sts = _client(rig.endpoint, "sts", credentials)
+    assert sts.get_caller_identity()["Account"]
+    # CloudWatch signs as "monitoring"; IAM calls it "cloudwatch".
+    cloudwatch = _client(rig.endpoint, "cloudwatch", credentials)
+    datum = [{"MetricName": "Probe", "Value": 1.0}]
+    with pytest.raises(ClientError) as excinfo:
+        cloudwatch.put_metric_data(Namespace="IamProbe", MetricData=datum)
+    assert "cloudwatch:PutMetricData on resource: *" in _error(excinfo)[2]
+    rig.allow({"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"})
+    cloudwatch.put_metric_data(Namespace="IamProbe", MetricData=datum)
