@@ -103,6 +103,13 @@ def unsupported_elements(document: Mapping[str, Any]) -> list[str]:
         for key in _UNSUPPORTED_KEYS:
             if key in statement:
                 problems.append(f"{name}: {key}")
+        # IAM refuses such statements; moto would allow every resource or fail.
+        if "Resource" not in statement and "NotResource" not in statement:
+            problems.append(f"{name}: no Resource")
+        if "Action" not in statement and "NotAction" not in statement:
+            problems.append(f"{name}: no Action")
+        if statement.get("Effect") not in ("Allow", "Deny"):
+            problems.append(f"{name}: Effect must be Allow or Deny")
         if _POLICY_VARIABLE.search(json.dumps(statement.get("Resource", ""))):
             problems.append(f"{name}: a policy variable in Resource")
     return problems
@@ -189,7 +196,7 @@ class RoleAuthorizer:
     The documents are read from moto's IAM in this process (the CloudFormation engine puts
     them there from the template): the role's inline policies and the default version of
     each attached managed policy. Each decision is remembered until the role's policies
-    change (an update of the stack), so a call costs a dictionary lookup.
+    change (an update of the stack), so a repeated call is not evaluated again.
     """
 
     def __init__(self) -> None:

@@ -340,11 +340,12 @@ def test_wildcards_star_and_question_mark() -> None:
     [
         {"Condition": {"StringEquals": {"aws:PrincipalTag/team": "x"}}},
         {"NotResource": "arn:aws:sqs:r:1:other"},
+        {"Resource": None},
     ],
 )
 def test_what_moto_cannot_evaluate_faithfully_is_refused_by_name(extra: dict[str, Any]) -> None:
     statement = {"Sid": "Tricky", "Effect": "Allow", "Action": "sqs:*", "Resource": "*", **extra}
-    if "NotResource" in extra:
+    if "NotResource" in extra or extra.get("Resource", "") is None:
         del statement["Resource"]
     with pytest.raises(UnsupportedPolicyError, match="Tricky"):
         _policy(statement)
