@@ -153,8 +153,9 @@ class AccessLog:
         """The distinct calls refused after ``refusal_count`` was ``count`` (the most
         recent ones kept), in the order first refused: what went wrong in a test."""
         with self._lock:
-            recent = list(self._refusals)[-min(self.refusal_count - count, len(self._refusals)) :]
-        return list(dict.fromkeys(recent)) if self.refusal_count > count else []
+            new = min(self.refusal_count - count, len(self._refusals))
+            recent = list(self._refusals)[-new:] if new > 0 else []
+        return list(dict.fromkeys(recent))
 
     def denied(self, role_arn: str | None = None) -> list[Call]:
         """The calls refused (of one role), sorted."""
