@@ -13,8 +13,11 @@ from features.session import (
     SETTLED_SCENARIOS,
     is_scenario,
 )
+from harness.reports.model import IAM_REFUSED
 from harness.target import Target, TargetError
 
+# How many calls the local cloud had refused (IAM) when a scenario started.
+_REFUSALS_BEFORE = pytest.StashKey[int]()
 # Tags that need a capability of the target.
 _FAULT_TAG = "fault_injection"
 # Feature tags (pytest markers; --strict-markers wants each declared).
@@ -83,14 +86,30 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         left_out[0].config.stash[SCENARIOS_LEFT_OUT] = True
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    stack = item.config.stash.get(FEATURES_LOCAL_STACK, None)
+    if stack is not None:
+        item.stash[_REFUSALS_BEFORE] = stack.endpoint.access.refusal_count
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Note each scenario that passed or was skipped (``features.session``)."""
+    """Note each scenario that passed or was skipped (``features.session``); a failed one
+    on the local stack says which calls the functions' roles were refused meanwhile."""
     report = yield
     if is_scenario(item) and (report.skipped or (report.when == "call" and report.passed)):
         item.config.stash.setdefault(SETTLED_SCENARIOS, set()).add(item.nodeid)
+    stack = item.config.stash.get(FEATURES_LOCAL_STACK, None)
+    if report.when == "call" and report.failed and stack is not None:
+        refused = stack.endpoint.access.refusals_since(item.stash.get(_REFUSALS_BEFORE, 0))
+        if refused:
+            lines = [
+                f"{IAM_REFUSED} {c.action} on {c.resource} (role {c.role_arn.rsplit('/', 1)[-1]})"
+                for c in refused
+            ]
+            report.longrepr = "\n".join([report.longreprtext, "", *lines])
     return report
 
 

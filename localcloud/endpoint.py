@@ -25,6 +25,7 @@ import re
 import socket
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from types import TracebackType
@@ -39,6 +40,7 @@ from localcloud.http11 import (
     Request,
     response_bytes,
 )
+from localcloud.iam_policy import AccessDeniedError, denied_response
 from localcloud.identity import AccessLog, Identities
 from localcloud.sqs.clock import Clock
 from localcloud.sqs.engine import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, SqsEngine
@@ -120,7 +122,11 @@ class AwsEndpoint:
         clock: Clock | None = None,
         front: Front = "threading",
         dynamodb_fast_path: bool = True,
+        enforce_iam: bool = True,
     ) -> None:
+        """``enforce_iam`` refuses a call made with a function's credentials that its role
+        does not allow (:mod:`localcloud.identity`); calls with other credentials are
+        never checked."""
         self.region = region
         self.front: Front = front
         self._requested_port = port
@@ -140,9 +146,9 @@ class AwsEndpoint:
         self._mounts: list[tuple[Callable[[str], bool], WsgiApp]] = []
         self.port = 0
         # Who calls what (localcloud.identity): requests signed with a function's key
-        # are recorded with its role; the seam where IAM enforcement will sit.
+        # are recorded with its role and, enforcing, refused when the role does not allow them.
         self.identities = Identities()
-        self.access = AccessLog(region, account_id)
+        self.access = AccessLog(region, account_id, enforce=enforce_iam)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -239,15 +245,18 @@ class AwsEndpoint:
             return self._wire.handle_query(form, path, header("X-Amzn-Trace-Id"))
         return None
 
-    def _record_caller(
+    def _check_caller(
         self, method: str, path: str, query: str, header: HeaderGetter, body: bytes
-    ) -> None:
-        """Record the call if it is signed with a function's credentials."""
+    ) -> Response | None:
+        """Check the call if it is signed with a function's credentials: None when it may
+        go on, else AWS's AccessDenied answer in the request's protocol."""
         authorization = header("Authorization") or ""
         match = _ACCESS_KEY.search(authorization)
         principal = self.identities.principal(match.group(1) if match else None)
         if principal is None:
-            return
+            return None
+        service = _signing_service(authorization, query)
+        target = header("X-Amz-Target")
 
         def form() -> dict[str, str]:
             params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
@@ -257,14 +266,19 @@ class AwsEndpoint:
                 params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             return params
 
-        self.access.record_request(
-            principal,
-            target=header("X-Amz-Target"),
-            service=_signing_service(authorization, query),
-            form=form,
-            body=body,
-            path=path,
-        )
+        try:
+            self.access.record_request(
+                principal, target=target, service=service, form=form, body=body, path=path
+            )
+        except AccessDeniedError as error:
+            if target:
+                protocol = "sqs-json" if target.startswith("AmazonSQS.") else "json"
+            elif "Action" in form():
+                protocol = "sqs-query" if service == "sqs" else "query"
+            else:
+                protocol = "rest-json"
+            return denied_response(error, protocol, str(uuid.uuid4()))
+        return None
 
     def _moto(self) -> WsgiApp:
         if self._moto_app is None:
@@ -296,7 +310,9 @@ class AwsEndpoint:
         def header(name: str) -> str | None:
             return lowered.get(name.lower())
 
-        self._record_caller(method, path, query, header, body)
+        denied = self._check_caller(method, path, query, header, body)
+        if denied is not None:
+            return denied
         response = self._sqs_response(method, path, query, header, body)
         if response is not None:
             return response
@@ -326,13 +342,14 @@ class AwsEndpoint:
             value = environ.get(key)
             return str(value) if value is not None else None
 
-        response = self._sqs_response(
+        request = (
             environ["REQUEST_METHOD"],
             environ.get("PATH_INFO", ""),
             environ.get("QUERY_STRING", ""),
             header,
             body,
         )
+        response = self._check_caller(*request) or self._sqs_response(*request)
         target = header("X-Amz-Target") or ""
         if response is None and target.startswith(TARGET_PREFIX):
             with self.dynamodb.lock:

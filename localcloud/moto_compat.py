@@ -124,6 +124,21 @@ INTERNALS: dict[str, Internal] = {
         "ValidationError",
         "raised by the in-process CloudWatch client as moto's web layer would",
     ),
+    # --- IAM enforced for the functions' roles (iam_policy.py)
+    "IAMPolicy": Internal(
+        _IAM_ACCESS_CONTROL,
+        "IAMPolicy",
+        "evaluates identity-based policy documents (iam_policy.PolicySet): the functions'\n"
+        "roles' calls and the API's callers' execute-api:Invoke (apigw/iam_auth.py)",
+    ),
+    "PermissionResult": Internal(
+        _IAM_ACCESS_CONTROL, "PermissionResult", "IAMPolicy's verdict (allow/deny/neutral)"
+    ),
+    "iam_backends": Internal(
+        "moto.iam.models",
+        "iam_backends",
+        "the roles' inline and attached policies as deployed (iam_policy.RoleAuthorizer)",
+    ),
     # --- accounts
     "get_account_id_from": Internal(
         "moto.iam.models",
@@ -131,14 +146,6 @@ INTERNALS: dict[str, Internal] = {
         "the account moto gives an access key (DynamoDB fast path, in-process clients)",
     ),
     # --- IAM authorization of API Gateway methods (apigw/iam_auth.py)
-    "IAMPolicy": Internal(
-        _IAM_ACCESS_CONTROL,
-        "IAMPolicy",
-        "the local API Gateway evaluates a caller's identity policies for execute-api:Invoke",
-    ),
-    "PermissionResult": Internal(
-        _IAM_ACCESS_CONTROL, "PermissionResult", "IAMPolicy's verdict: PERMITTED/DENIED/NEUTRAL"
-    ),
     "create_access_key": Internal(
         _IAM_ACCESS_CONTROL,
         "create_access_key",
@@ -232,6 +239,7 @@ __all__ = [
     "get_backend",
     "get_partition",
     "get_service_model",
+    "iam_backends",
     "install_describe_alarm_history",
     "load_service_model_json",
     "logs_backends",
@@ -303,6 +311,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time __getattr__ loads each on first
     from moto.iam.access_control import PermissionResult as PermissionResult
     from moto.iam.access_control import create_access_key as create_access_key
     from moto.iam.models import get_account_id_from as get_account_id_from
+    from moto.iam.models import iam_backends as iam_backends
     from moto.logs.models import logs_backends as logs_backends
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication as DomainDispatcherApplication,

@@ -434,7 +434,8 @@ class LocalDeployment:
     # --- status -----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """Queue depths, per-function counters and alarm states, for ``harness local status``."""
+        """Queue depths, per-function counters, alarm states and the calls IAM refused, for
+        ``harness local status``."""
         queues = {
             url.rsplit("/", 1)[-1]: {
                 "visible": depth.visible,
@@ -460,6 +461,8 @@ class LocalDeployment:
             "event_source_mappings": {uuid: asdict(s) for uuid, s in self.mappings.stats().items()},
             "api": asdict(self.gateway.stats()),
             "alarms": alarms,
+            # Calls the functions' roles were refused (IAM enforced: docs/local-cloud/iam.md).
+            "iam_refused": [asdict(call) for call in self.endpoint.access.denied()],
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
 

@@ -461,7 +461,8 @@ def _status_report(outputs: dict[str, Any], timeout: float = 10) -> dict[str, An
 
 
 def status(args: argparse.Namespace) -> int:
-    """Print queue depths, function counters and alarm states of a running local stack."""
+    """Print queue depths, function counters, alarm states and the calls IAM refused of a
+    running local stack."""
     outputs_file = _outputs_path(args.outputs)  # the stack started from here, if any
     try:
         outputs = json.loads(outputs_file.read_text())
@@ -496,6 +497,12 @@ def status(args: argparse.Namespace) -> int:
     _print("alarms:")
     for name, state in report["alarms"].items():
         _print(f"  {name:<56} {state}")
+    refused = report.get("iam_refused") or []
+    if refused:
+        _print("refused by IAM (AccessDenied; each distinct call once):")
+        for call in refused:
+            role = str(call.get("role_arn", "")).rsplit("/", 1)[-1]
+            _print(f"  {call.get('action')} on {call.get('resource')} (role {role})")
     return 0
 
 

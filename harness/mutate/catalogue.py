@@ -7,6 +7,7 @@ The catalogue is one TOML file (``features/mutants.toml``, beside the features Q
     promise = "a failed task holds back the tasks behind it"
     tags = "ordering"                             # pytest -m expression of feature tags
     profile = "ephemeral"                         # or "production"; default ephemeral
+    refused_at_deploy = "..."                     # optional: see Mutant.refused_at_deploy
 
     [[mutant.patch]]                              # one or more, applied in order
     file = "handlers/processor.py"
@@ -58,6 +59,10 @@ class Mutant:
     tags: str
     profile: Profile
     patches: tuple[Patch, ...]
+    refused_at_deploy: str = ""
+    """Text of the error with which AWS (and the local cloud) refuses to deploy the mutated
+    stack, when that is how the promise is kept (a role without the permissions its event
+    source mapping needs): the mutant is killed when the stack does not start with it."""
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -161,7 +166,7 @@ def _mutant(entry: Any, index: int, path: Path) -> Mutant:
     where = f"{path}, mutant #{index}"
     if not isinstance(entry, Mapping):
         raise CatalogueError(f"{where} is not a table")
-    unknown = set(entry) - {"name", "promise", "tags", "profile", "patch"}
+    unknown = set(entry) - {"name", "promise", "tags", "profile", "patch", "refused_at_deploy"}
     if unknown:
         raise CatalogueError(f"{where}: unknown keys {sorted(unknown)}")
     name = _text(entry, "name", where)
@@ -180,6 +185,9 @@ def _mutant(entry: Any, index: int, path: Path) -> Mutant:
         tags=_text(entry, "tags", where),
         profile=profile,
         patches=tuple(_patch(patch, where) for patch in patches),
+        refused_at_deploy=(
+            _text(entry, "refused_at_deploy", where) if "refused_at_deploy" in entry else ""
+        ),
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any, Final, Literal
 
 from cdk.node import env_with_node
 from harness.mutate.catalogue import Mutant, Profile
+from harness.reports.model import IAM_REFUSED
 
 Outcome = Literal["killed", "survived", "error"]
 # What a synthesis of a mutated tree needs: the CDK app, the handlers it bundles, the
@@ -193,6 +194,20 @@ class MutationRunner:
         tail = _tail(log)
         if code == 1:
             failed = next((s for s in scenarios if s["outcome"] == "failed"), None)
+            detail = failed["detail"] if failed else tail
+            if mutant.refused_at_deploy and mutant.refused_at_deploy in detail:
+                # The stack (deployed when the first step asks for it) was refused as AWS
+                # refuses it: the promise is kept before any scenario could run.
+                return MutantResult(
+                    name=mutant.name,
+                    promise=mutant.promise,
+                    profile=mutant.profile,
+                    outcome="killed",
+                    seconds=time.monotonic() - started,
+                    scenario="the deployment (refused, as AWS refuses it)",
+                    feature=failed["feature_file"] if failed else "",
+                    reason=_last_line(detail),
+                )
             if failed is None or not any(step["status"] == "failed" for step in failed["steps"]):
                 why = _last_line(failed["detail"]) if failed else tail
                 return self._result(mutant, started, "error", "the stack did not start", why)
@@ -204,7 +219,7 @@ class MutationRunner:
                 seconds=time.monotonic() - started,
                 scenario=failed["name"],
                 feature=failed["feature_file"],
-                reason=_last_line(failed["detail"]),
+                reason=_reason(failed["detail"]),
                 scenarios_run=len(ran),
             )
         if code == 0 and ran:
@@ -268,9 +283,11 @@ def run_catalogue(
 def describe(result: MutantResult) -> str:
     """One line for the terminal."""
     if result.outcome == "killed":
+        # The calls IAM refused (the cause) are kept whole; the assertion is shortened.
+        assertion, iam, refused = result.reason.partition(f" [{IAM_REFUSED}")
         return (
             f"    KILLED in {result.seconds:.1f}s by {result.scenario!r} ({result.feature}): "
-            f"{result.reason[:160]}"
+            f"{assertion[:160]}{iam}{refused}"
         )
     if result.outcome == "survived":
         return (
@@ -354,6 +371,18 @@ def _tail(log: Path) -> str:
     except OSError:
         return ""
     return lines[-1] if lines else ""
+
+
+def _reason(detail: str) -> str:
+    """Why a scenario failed: its assertion, then the calls the local cloud refused a
+    function's role meanwhile, if any (the cause a symptom such as a 503 hides)."""
+    refused = [
+        line.strip()[len(IAM_REFUSED) :].strip()
+        for line in detail.splitlines()
+        if line.strip().startswith(IAM_REFUSED)
+    ]
+    reason = _last_line(detail)
+    return f"{reason} [{IAM_REFUSED} {'; '.join(refused)}]" if refused else reason
 
 
 def _last_line(text: str) -> str:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from harness.reports.recording import Call
 
 OUTCOMES = ("passed", "failed", "skipped", "not run")
+# Starts each line of a failed local scenario's detail that names a call the local cloud
+# refused a function's role (AWS's AccessDenied) while the scenario ran.
+IAM_REFUSED = "IAM refused (AccessDenied):"
 
 
 @dataclass

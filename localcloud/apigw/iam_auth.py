@@ -23,7 +23,8 @@ apigateway.md#iam-authorization``):
 The signature is recomputed with botocore's own SigV4 code over exactly the headers the
 client signed; the principal and its policies come from the IAM users and roles of the
 local cloud (moto's IAM, through :mod:`localcloud.moto_compat`), and the policies are
-evaluated by moto's ``IAMPolicy``. Not evaluated: resource policies, permission
+evaluated by :class:`localcloud.iam_policy.PolicySet` (moto's ``IAMPolicy``, the evaluator
+of the functions' roles too). Not evaluated: resource policies, permission
 boundaries, SCPs, condition keys API Gateway supplies, presigned (query-string) requests.
 """
 
@@ -32,6 +33,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,7 +47,9 @@ from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 from localcloud.apigw.responses import MISSING_TOKEN, GatewayError
+from localcloud.iam_policy import PolicySet, UnsupportedPolicyError
 
+_LOG = logging.getLogger(__name__)
 ALGORITHM: Final = "AWS4-HMAC-SHA256"
 SERVICE: Final = "execute-api"
 INVOKE_ACTION: Final = "execute-api:Invoke"
@@ -300,16 +305,30 @@ class IamAuthorizer:
         )
 
     def _evaluate(self, key: KnownKey, arn: str) -> str:
-        """``allowed``, ``denied`` (an explicit Deny) or ``neutral``, as IAM combines them."""
-        from localcloud.moto_compat import IAMPolicy, PermissionResult
+        """``allowed``, ``denied`` (an explicit Deny) or ``neutral``, as IAM combines them.
 
-        permitted = False
-        for policy in key.policies:
-            result = IAMPolicy(policy).is_action_permitted(INVOKE_ACTION, arn)
-            if result == PermissionResult.DENIED:
-                return "denied"
-            permitted = permitted or result == PermissionResult.PERMITTED
-        return "allowed" if permitted else "neutral"
+        The same evaluator as the functions' roles (:class:`localcloud.iam_policy.PolicySet`):
+        a policy it cannot evaluate faithfully refuses, naming the element.
+        """
+        try:
+            decision = PolicySet([_document(p) for p in key.policies]).decide(INVOKE_ACTION, arn)
+        except UnsupportedPolicyError:
+            _LOG.warning("refused %s: a policy it cannot evaluate", key.caller.arn, exc_info=True)
+            return "neutral"
+        if decision.explicit_deny:
+            return "denied"
+        return "allowed" if decision.allowed else "neutral"
+
+
+def _document(policy: Any) -> str:
+    """A policy document from what moto's ``collect_policies`` gives: a managed policy (its
+    default version), an inline ``{"policy_document": ...}`` entry, or a document."""
+    versions = getattr(policy, "versions", None)
+    if versions is not None:
+        return str(next((v.document for v in versions if v.is_default), "{}"))
+    if isinstance(policy, Mapping) and "policy_document" in policy:
+        return str(policy["policy_document"])
+    return policy if isinstance(policy, str) else json.dumps(policy)
 
 
 def _parse_authorization(

@@ -56,6 +56,8 @@ _SETTLED_STATES = frozenset({ENABLED, DISABLED})
 DEFAULT_TRANSITION_S = 0.5
 _FIFO_MAX_BATCH = 10
 _RECEIVE_MAX = 10  # ReceiveMessage's MaxNumberOfMessages limit
+# What CreateEventSourceMapping requires the function's role to allow on an SQS queue.
+_CONSUMER_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
 _MAX_BATCH = 10_000
 # Record attributes Lambda passes through from ReceiveMessage.
 _RECORD_ATTRIBUTES = (
@@ -387,6 +389,15 @@ class EventSourceMappingService(ClosesOnExit):
             function = self._lambda.function_spec(spec.function_name)
         except KeyError:
             raise ResourceNotFoundError(f"Function not found: {spec.function_name}") from None
+        if self._access is not None:
+            # AWS refuses the mapping unless the function's role may consume the queue.
+            principal = self._lambda.principal_of(function)
+            for action in _CONSUMER_ACTIONS:
+                if not self._access.allows(principal, f"sqs:{action}", spec.event_source_arn):
+                    raise InvalidParameterValueError(
+                        "The provided execution role does not have permissions to call "
+                        f"{action} on SQS"
+                    )
         client = self._sqs()
         self._record(spec, "sqs:GetQueueAttributes")
         attributes = client.get_queue_attributes(
@@ -421,7 +432,8 @@ class EventSourceMappingService(ClosesOnExit):
         return pollers
 
     def _record(self, spec: EventSourceMappingSpec, action: str) -> None:
-        """A call the mapping makes with its function's role (a deduplicated set add)."""
+        """A call the mapping makes with its function's role: recorded, and refused with
+        :class:`~localcloud.iam_policy.AccessDeniedError` if the role does not allow it."""
         if self._access is not None:
             function = self._lambda.function_spec(spec.function_name)
             principal = self._lambda.principal_of(function)
@@ -496,7 +508,8 @@ class EventSourceMappingService(ClosesOnExit):
                 if client is None:
                     client = self._sqs()
                 messages = self._receive(client, mapping)
-            except Exception as exc:  # the endpoint throttled or went away: back off, retry
+            except Exception as exc:  # throttled, endpoint gone, or the role may not receive:
+                # back off and retry, as AWS's pollers go on polling (docs/local-cloud/iam.md)
                 with mapping.lock:
                     stats.receive_errors += 1
                     stats.last_error = f"receive: {exc}"
@@ -546,8 +559,8 @@ class EventSourceMappingService(ClosesOnExit):
             entries = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
             ]
-            self._record(mapping.spec, "sqs:DeleteMessage")
             try:
+                self._record(mapping.spec, "sqs:DeleteMessage")
                 response = client.delete_message_batch(
                     QueueUrl=mapping.spec.queue_url, Entries=entries
                 )

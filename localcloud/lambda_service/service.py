@@ -56,6 +56,7 @@ from typing import Any
 
 from localcloud.clients import client_factory
 from localcloud.closing import ClosesOnExit
+from localcloud.iam_policy import AccessDeniedError
 from localcloud.identity import AccessLog, Identities, Principal
 from localcloud.lambda_service.telemetry import EMF_PREFIX, MetricsPublisher, log_stream_name
 from localcloud.lambda_service.worker import Invocation, Outcome, Worker, WorkerStoppedError
@@ -468,18 +469,29 @@ class LambdaService(ClosesOnExit):
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
 
         access, principal = self._access, self.principal_of(spec)
-        if access is not None and self._logs is not None:
-            # Lambda ships the function's logs with its role (what logs:* statements allow).
-            access.check(
-                principal, "logs:CreateLogStream", access.log_stream_arn(log_group, stream)
-            )
+        shipping = self._logs is not None
+        if access is not None and shipping:
+            # Lambda ships the function's logs with its role (what logs:* statements allow);
+            # refused, the function runs on and its logs are lost, as on AWS.
+            try:
+                access.check(
+                    principal, "logs:CreateLogStream", access.log_stream_arn(log_group, stream)
+                )
+            except AccessDeniedError as error:
+                _LOG.warning("logs of %s not shipped: %s", spec.function_name, error)
+                shipping = False
 
         def sink(stream_name: str, message: str) -> None:
             if self._logs is not None:
-                self._logs.put(log_group, stream_name, message)
+                if not shipping:
+                    return  # lost, with the EMF metrics it carried (extracted from the log)
                 if access is not None:
-                    resource = access.log_stream_arn(log_group, stream_name)
-                    access.check(principal, "logs:PutLogEvents", resource)
+                    try:
+                        resource = access.log_stream_arn(log_group, stream_name)
+                        access.check(principal, "logs:PutLogEvents", resource)
+                    except AccessDeniedError:
+                        return
+                self._logs.put(log_group, stream_name, message)
             if self._metrics is not None and message.startswith(EMF_PREFIX):
                 # CloudWatch Logs extracts EMF metrics from a Lambda log group.
                 self._metrics.record_log_line(message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,16 +70,21 @@ class _QueryProtocolLoader(botocore.loaders.Loader):
         return model
 
 
-def query_client(endpoint_url: str, config: Config = NO_RETRIES) -> Any:
-    """A botocore SQS client that speaks the query protocol (``Action=...`` forms, XML)."""
+def query_client(
+    endpoint_url: str, config: Config = NO_RETRIES, credentials: Mapping[str, str] | None = None
+) -> Any:
+    """A botocore SQS client that speaks the query protocol (``Action=...`` forms, XML),
+    signing with dummy keys or the ``AWS_*`` ``credentials`` given (a function's)."""
     session = botocore.session.get_session()
     session.register_component("data_loader", _QueryProtocolLoader())
+    keys = credentials or {}
     return session.create_client(
         "sqs",
         region_name=REGION,
         endpoint_url=endpoint_url,
-        aws_access_key_id=DUMMY_KEY,
-        aws_secret_access_key=DUMMY_KEY,
+        aws_access_key_id=keys.get("AWS_ACCESS_KEY_ID", DUMMY_KEY),
+        aws_secret_access_key=keys.get("AWS_SECRET_ACCESS_KEY", DUMMY_KEY),
+        aws_session_token=keys.get("AWS_SESSION_TOKEN"),
         config=config,
     )
 

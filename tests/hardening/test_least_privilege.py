@@ -11,8 +11,11 @@ mapping's receives and deletes, the log shipping. The roles' statements are read
 IAM as the CloudFormation engine created them, with every intrinsic resolved.
 Then, per role:
 
-- **missing**: a call no statement allows (the function would get AccessDenied on AWS);
+- **missing**: a call no statement allows (the local cloud refused it with AccessDenied,
+  as AWS would, so a feature failed too);
 - **unused**: an (action, resource) a statement allows that nothing used.
+
+Both are judged by the evaluator the local cloud enforces (``localcloud.iam_policy``).
 
 Only X-Ray's two actions cannot be observed here (the local cloud does not emulate X-Ray;
 Lambda's active tracing uses them with the role), and are listed as such.
@@ -20,7 +23,6 @@ Lambda's active tracing uses them with the role), and are listed as such.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import subprocess
 import sys
@@ -34,6 +36,8 @@ from cdk.node import env_with_node
 from features.session import whole_feature_run_passed
 from harness.local_stack.cloud import LocalDeployment
 from harness.target import Target
+from localcloud.iam_policy import PolicySet
+from localcloud.identity import Call
 
 # Used with the role by Lambda's active tracing (X-Ray daemon), which is not emulated.
 NOT_OBSERVABLE_LOCALLY = frozenset({"xray:PutTelemetryRecords", "xray:PutTraceSegments"})
@@ -66,8 +70,14 @@ def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return grants
 
 
-def _allows(grant: tuple[str, str], action: str, resource: str) -> bool:
-    return fnmatch.fnmatchcase(action, grant[0]) and fnmatch.fnmatchcase(resource, grant[1])
+def _allows(policy: PolicySet, call: Call) -> bool:
+    """The local cloud's own IAM evaluation (the one enforced on the functions' calls)."""
+    return policy.decide(call.action, call.resource).allowed
+
+
+def _grant_policy(grant: tuple[str, str]) -> PolicySet:
+    action, resource = grant
+    return PolicySet([{"Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}])
 
 
 def _stack_the_features_ran_on(
@@ -118,19 +128,17 @@ def test_each_role_allows_exactly_what_its_function_calls(
     for output_key in (contract.API_FUNCTION_NAME, contract.PROCESSOR_FUNCTION_NAME):
         function = lam.get_function_configuration(FunctionName=target.output(output_key))
         role = function["Role"]
-        grants = _grants(_statements(target, role))
+        statements = _statements(target, role)
+        grants = _grants(statements)
+        policy = PolicySet([{"Statement": statements}])
         calls = local_stack.endpoint.access.calls(role)
         assert calls, f"nothing was recorded for {function['FunctionName']}"
-        missing = [
-            (c.action, c.resource)
-            for c in calls
-            if not any(_allows(g, c.action, c.resource) for g in grants)
-        ]
+        missing = [(c.action, c.resource) for c in calls if not _allows(policy, c)]
         unused = sorted(
             g
             for g in grants
             if g[0] not in NOT_OBSERVABLE_LOCALLY
-            and not any(_allows(g, c.action, c.resource) for c in calls)
+            and not any(_allows(_grant_policy(g), c) for c in calls)
         )
         report.append(
             f"{function['FunctionName']}: {len(calls)} distinct calls, grants {sorted(grants)}"

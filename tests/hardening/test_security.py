@@ -8,6 +8,8 @@
 - the API's IAM authorization: unsigned, forged and unauthorized requests are refused by
   the gateway and never run the API function (what only AWS enforces:
   docs/reliability.md#security).
+- IAM is enforced on the running stack: the API function's own credentials are refused
+  what its role does not allow (AWS's AccessDenied), while the harness's are not checked.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
 
 from cdk import contract
 from harness.api_auth import ApiSigner
@@ -23,6 +29,7 @@ from harness.local_stack.cloud import LocalDeployment
 from harness.reports import FeatureReport, ScenarioResult, StepResult
 from harness.target import Target
 from harness.waiting import wait_until
+from localcloud.identity import Principal
 
 SCRIPT = "<script>alert(1)</script>"
 _LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp*
@@ -129,6 +136,45 @@ def test_a_script_title_is_stored_escaped(target: Target) -> None:
     assert stored is not None
     for field in ("title", "description"):
         assert stored[field] == "&lt;script&gt;alert(1)&lt;/script&gt;", stored[field]
+
+
+def test_a_functions_credentials_get_only_what_its_role_allows(
+    local_stack: LocalDeployment, target: Target
+) -> None:
+    from botocore.exceptions import ClientError
+
+    api_function = target.client("lambda").get_function_configuration(
+        FunctionName=target.output(contract.API_FUNCTION_NAME)
+    )
+    endpoint = local_stack.endpoint
+    keys = endpoint.identities.credentials_for(
+        Principal(api_function["FunctionName"], api_function["Role"])
+    )
+    as_api: Any = boto3.client(  # the credentials the API's workers sign with
+        "dynamodb",
+        endpoint_url=endpoint.url,
+        region_name=endpoint.region,
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys["AWS_SESSION_TOKEN"],
+    )
+    table = target.output(contract.TASKS_TABLE_NAME)
+    key = {"task_id": {"S": f"not-a-task-{uuid.uuid4()}"}}
+    # The API's role may read tasks, never delete them, nor touch anything else.
+    as_api.get_item(TableName=table, Key=key)
+    with pytest.raises(ClientError) as refused:
+        as_api.delete_item(TableName=table, Key=key)
+    error = refused.value.response["Error"]
+    assert error["Code"] == "AccessDeniedException", error
+    assert "dynamodb:DeleteItem" in error["Message"], error
+    refused = local_stack.status()["iam_refused"]  # what `harness local status` lists
+    assert {
+        "role_arn": api_function["Role"],
+        "action": "dynamodb:DeleteItem",
+        "resource": endpoint.access.table_arn(table),
+    } in refused, refused
+    # The harness's own identity is not a role's: not checked.
+    target.client("dynamodb").delete_item(TableName=table, Key=key)
 
 
 def test_the_qa_report_escapes_script(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """The endpoint knows which function called: per-function credentials, and every call made
-with them recorded as (role, IAM action, resource ARN), the seam IAM enforcement will use."""
+with them recorded as (role, IAM action, resource ARN), what IAM enforcement evaluates
+(tests/local_cloud/test_iam_enforcement.py)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -10,7 +12,8 @@ import boto3
 from localcloud.endpoint import AwsEndpoint
 from localcloud.identity import Call, Principal
 
-ROLE = "arn:aws:iam::123456789012:role/api-role"
+ROLE_NAME = "recording-api-role"
+ROLE = f"arn:aws:iam::123456789012:role/{ROLE_NAME}"
 
 
 def _client(endpoint: AwsEndpoint, service: str, credentials: dict[str, str]) -> Any:
@@ -41,6 +44,31 @@ def test_calls_signed_with_a_functions_key_are_recorded_with_its_role(
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    iam = _client(aws_endpoint, "iam", anonymous)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(
+        RoleName=ROLE_NAME,
+        PolicyName="Permissions",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": "dynamodb:*Item", "Resource": "*"},
+                ],
+            }
+        ),
+    )
     principal = Principal("api-fn", ROLE)
     credentials = aws_endpoint.identities.credentials_for(principal)
     assert credentials["AWS_ACCESS_KEY_ID"].startswith("ASIA")
@@ -61,4 +89,4 @@ def test_calls_signed_with_a_functions_key_are_recorded_with_its_role(
         Call(ROLE, "sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:recorded-queue"),
     ]
     # Calls with other credentials (the harness's, a test's) are nobody's.
-    assert all(call.role_arn == ROLE for call in aws_endpoint.access.calls())
+    assert {c.role_arn for c in aws_endpoint.access.calls() if "recorded-" in c.resource} == {ROLE}

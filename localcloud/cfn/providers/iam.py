@@ -1,7 +1,8 @@
 """``AWS::IAM::Role``, ``AWS::IAM::Policy`` and ``AWS::IAM::ManagedPolicy`` in the endpoint's IAM.
 
-Nothing in the local cloud enforces IAM; the roles and policies exist so that boto3
-sees what the template declares and a Lambda gets a real role ARN.
+The roles' policies are what the local cloud enforces on the functions' calls
+(:mod:`localcloud.iam_policy` reads them back from moto's IAM); they also let boto3 see
+what the template declares and give a Lambda a real role ARN.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def _attach(clients: Clients, kind: str, name: str, policy_arn: str) -> bool:
     """Attach a managed policy; ``False`` if it is an AWS managed policy moto does not know.
 
     moto loads AWS managed policies only with ``MOTO_IAM_LOAD_MANAGED_POLICIES=true``,
-    which costs seconds at startup for ~1,300 policies nobody checks locally (IAM is not
-    enforced). Such attachments are recorded on the resource instead of failing.
+    which costs seconds at startup for ~1,300 policies. Such attachments are recorded on
+    the resource instead of failing, and grant nothing locally (docs/local-cloud/iam.md).
     """
     try:
         if kind == "Roles":

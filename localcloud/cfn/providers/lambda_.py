@@ -197,7 +197,7 @@ class EventSourceMappingProvider(Provider):
 
 
 class PermissionProvider(Provider):
-    """A resource policy statement: recorded only (the local cloud does not enforce IAM)."""
+    """A resource policy statement: recorded only (resource policies are not evaluated)."""
 
     resource_type = "AWS::Lambda::Permission"
 

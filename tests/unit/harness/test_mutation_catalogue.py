@@ -3,6 +3,7 @@ loud, specific error (never a silently unmutated stack)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -121,3 +122,33 @@ def test_applying_changes_the_copy_only(tmp_path: Path) -> None:
 
     assert "TITLE_MAX_CHARS: Final = 201" in (copy / "handlers/domain/constants.py").read_text()
     assert (ROOT / "handlers/domain/constants.py").read_text(encoding="utf-8") == original
+
+
+# Statements of the functions' roles no feature can miss, and why (docs/mutation.md).
+UNKILLABLE_STATEMENTS = {
+    "XRayTracing": "X-Ray is not emulated; without it AWS drops traces and nothing else",
+}
+
+
+def test_every_statement_of_the_functions_roles_has_a_mutant() -> None:
+    sids = set()
+    for source in ("cdk/stacks.py", "cdk/components/function.py"):
+        text = (ROOT / source).read_text(encoding="utf-8")
+        sids |= set(re.findall(r'sid="(\w+)"', text))
+    mutated = {
+        sid
+        for mutant in load_catalogue(DEFAULT_CATALOGUE)
+        for patch in mutant.patches
+        for sid in re.findall(r'sid="(\w+)"', patch.old)
+        if patch.file.startswith("cdk/")
+    }
+    assert sids, "no statement found: did the statements move?"
+    assert sids - set(UNKILLABLE_STATEMENTS) <= mutated, sorted(sids - mutated)
+
+
+def test_a_mutant_refused_at_deploy_names_the_refusal(tmp_path: Path) -> None:
+    body = _one().replace('tags = "api"', 'tags = "api"\nrefused_at_deploy = "has no right"')
+    (mutant,) = load_catalogue(_catalogue(tmp_path, body))
+    assert mutant.refused_at_deploy == "has no right"
+    (plain,) = load_catalogue(_catalogue(tmp_path, _one()))
+    assert plain.refused_at_deploy == ""

@@ -12,7 +12,8 @@ import pytest
 from harness import verify
 from harness.mutate.catalogue import Mutant, Patch
 from harness.mutate.cli import markdown_table
-from harness.mutate.runner import MutantResult, baseline_tags, describe
+from harness.mutate.runner import MutantResult, _reason, baseline_tags, describe
+from harness.reports.model import IAM_REFUSED
 
 
 def _summary(report_dir: Path, passed: int, failed: int, skipped: int) -> None:
@@ -139,3 +140,19 @@ def test_verify_says_why_a_run_did_not_complete_and_stops_after_ctrl_c(
     assert "INCOMPLETE every feature, ephemeral profile: 3 passed, 0 failed, 0 skipped, " in out
     assert "51 not run" in out
     assert "the run was interrupted (Ctrl-C) before it ended" in out
+
+
+def test_a_kill_reason_names_the_calls_iam_refused() -> None:
+    detail = "\n".join(
+        [
+            "    def step(): ...",
+            "E   AssertionError: expected the task to be accepted, got HTTP 503",
+            "",
+            f"{IAM_REFUSED} sqs:SendMessage on arn:aws:sqs:us-east-1:1:q.fifo (role api-role)",
+        ]
+    )
+    assert _reason(detail) == (
+        "AssertionError: expected the task to be accepted, got HTTP 503 "
+        f"[{IAM_REFUSED} sqs:SendMessage on arn:aws:sqs:us-east-1:1:q.fifo (role api-role)]"
+    )
+    assert _reason("E   AssertionError: x") == "AssertionError: x"
