@@ -445,8 +445,13 @@ def direct_ceiling(stack: LocalDeployment, tasks: int, processes: int) -> dict[s
         cloud_cpu = time.process_time() - cloud_cpu
         machine = _cpu_used(machine, _machine_cpu_s())
     done = sum(r.statuses.get(200, 0) for r in reports)
-    assert done == each * processes, [r.statuses for r in reports]
+    statuses: Counter[int] = sum((Counter(r.statuses) for r in reports), Counter())
+    # A call the busy machine stalls past the API client's 1 s read timeout is a 503, as
+    # the function answers on AWS; a handful is the machine, more is a broken run.
+    if done < 0.95 * each * processes:
+        raise RuntimeError(f"the direct calls mostly failed: {dict(statuses)}")
     return {
+        "statuses": dict(statuses),
         "per_s": done / max(r.elapsed_s for r in reports),
         "function_cpu_ms": 1000 * sum(r.cpu_s for r in reports) / done,
         "cloud_cpu_ms": 1000 * cloud_cpu / done,
@@ -767,7 +772,8 @@ def _print_calls(
 def _print_round(index: int, figures: Mapping[str, Any], ceiling: Mapping[str, Any]) -> None:
     share = (
         f" ({figures['ingest_per_s'] / ceiling['per_s']:.0%} of the direct-call ceiling: "
-        f"{ceiling['per_s']:.0f} tasks/s, function {ceiling['function_cpu_ms']:.2f}, local "
+        f"{ceiling['per_s']:.0f} tasks/s (statuses {ceiling['statuses']}), function "
+        f"{ceiling['function_cpu_ms']:.2f}, local "
         f"cloud {ceiling['cloud_cpu_ms']:.2f} ms CPU per task; cores {ceiling['machine']})"
     )
     print(
