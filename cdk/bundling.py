@@ -11,7 +11,7 @@ An unchanged handler therefore rebuilds nothing, and a changed handler only reco
 Directories appear by atomic rename, so concurrent synths never see half a build.
 
 Bytecode: ``/var/task`` is read-only on Lambda, so a package shipped without ``.pyc`` files is
-compiled from source at every cold start (about 0.4 s of the API function's init, see
+compiled from source at every cold start (about 0.3 s of each function's init, see
 docs/benchmarks/cold-start.md). When a CPython 3.12 is found on this machine
 (:func:`find_lambda_python`), both levels are compiled with it into
 ``__pycache__/*.cpython-312.pyc`` in ``unchecked-hash`` mode (never compared with the
@@ -141,12 +141,13 @@ def find_lambda_python() -> Path | None:
             )
         return Path(configured)
     if "auto" not in _found:
-        candidates = [shutil.which(name) for name in _PYTHON_CANDIDATES]
+        # pyenv's shims are skipped: each is a shell script around pyenv (0.1-0.6 s a call
+        # here), and the interpreters it would pick are among pyenv's versions anyway.
+        on_path = [shutil.which(name) for name in _PYTHON_CANDIDATES]
+        candidates = [c for c in on_path if c is not None and "/shims/" not in c]
         pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
         candidates += sorted(glob.glob(os.path.join(pyenv_root, _PYENV_GLOB)), reverse=True)
-        _found["auto"] = next(
-            (Path(c) for c in candidates if c is not None and _is_lambda_python(c)), None
-        )
+        _found["auto"] = next((Path(c) for c in candidates if _is_lambda_python(c)), None)
     return _found["auto"]
 
 
