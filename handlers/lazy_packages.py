@@ -52,6 +52,21 @@ class _LazyPackage(types.ModuleType):
         setattr(self, name, value)
         return value
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The import system binds each imported submodule on its package. Where the real
+        # ``__init__`` re-exports a same-named object from it (``from .event_source import
+        # event_source``), that object is what the package's name means: keep it so.
+        found = self.__dict__.get("_exports", {}).get(name)
+        if (
+            found is not None
+            and isinstance(value, types.ModuleType)
+            and value.__name__ == found[0]
+            and found[1] == name
+            and hasattr(value, name)
+        ):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
     def _has_submodule(self, name: str) -> bool:
         return any(
             (Path(entry) / f"{name}.py").is_file() or (Path(entry) / name / "__init__.py").is_file()

@@ -29,11 +29,14 @@ def packages(tmp_path: Path) -> Iterator[Path]:
         '"""Re-exports."""\n\n'
         "from .light import Light\n"
         "from .heavy import (\n    Heavy,\n    helper as renamed,\n)\n"
+        "from .same import same\n"
         '__all__ = ["Light", "Heavy", "renamed"]\n'
     )
     (reexports / "light.py").write_text("class Light: ...\n")
     (reexports / "heavy.py").write_text("class Heavy: ...\n\ndef helper(): return 1\n")
     (reexports / "plain.py").write_text("VALUE = 1\n")
+    # A function re-exported under its own module's name (Powertools' ``event_source``).
+    (reexports / "same.py").write_text("def same(): return 2\n")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "__init__.py").write_text("from .part import Part\nSTARTED = True\n")
@@ -74,6 +77,7 @@ def test_any_other_name_runs_the_real_init(packages: Path) -> None:
     install(("reexports",))
     reexports = importlib.import_module("reexports")
     assert reexports.__all__ == ["Light", "Heavy", "renamed"]
+    assert reexports.same() == 2
     assert "reexports.heavy" in sys.modules
     with pytest.raises(AttributeError, match="has no attribute 'missing'"):
         _ = reexports.missing
@@ -83,3 +87,11 @@ def test_an_imported_package_is_left_alone(packages: Path) -> None:
     reexports = importlib.import_module("reexports")
     assert install(("reexports",)) == []
     assert sys.modules["reexports"] is reexports
+
+
+def test_a_name_shared_with_its_submodule_means_the_reexported_object(packages: Path) -> None:
+    install(("reexports",))
+    module = importlib.import_module("reexports.same")  # binds the submodule on the package
+    reexports = importlib.import_module("reexports")
+    assert reexports.same is module.same
+    assert _from("reexports", "same")() == 2
