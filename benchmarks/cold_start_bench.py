@@ -1,7 +1,7 @@
 """Cold start of the two Lambda handlers (issue 19): import-and-init time next to ``import boto3``.
 
     .venv/bin/python benchmarks/cold_start_bench.py [--samples 9] [--tracing-disabled]
-        [--as-bundled]
+        [--as-bundled] [--compare REF]
 
 Each sample is a fresh interpreter (``python -c``) with the environment a Lambda worker
 has (``AWS_LAMBDA_FUNCTION_NAME``, ``LAMBDA_TASK_ROOT``, the function's variables as the
@@ -23,8 +23,18 @@ machine lands on all of them alike; the load average is printed with the figures
 (``cdk/bundling.py`` installs with ``--no-compile`` and drops every ``.pyc``, and
 ``/var/task`` is read-only on Lambda): each of them is compiled from source at every cold
 start. The runtime's own boto3 and the standard library keep their bytecode, as on AWS.
+When a CPython 3.12 (the Lambda runtime's version) is found
+(:func:`cdk.bundling.find_lambda_python`), ``--as-bundled`` runs the real asset
+(:func:`cdk.bundling.build_lambda_asset`) under it instead, with boto3 from a 3.12
+virtualenv of its own under ``build/`` (the pinned boto3/botocore, compiled, as the
+runtime's are): rows for the asset as built (bytecode compiled at bundling) and for the
+same asset with its bytecode removed (as it shipped before), side by side.
 ``--tracing-disabled`` runs them as the local stack's workers do
 (``POWERTOOLS_TRACE_DISABLED``).
+
+``--compare REF`` adds rows for the handlers of the git revision ``REF`` (``handlers/``
+exported into a temporary directory, the same dependencies), interleaved with this tree's:
+a before/after of an import-time change in one run.
 
 The number of modules each row loads is printed too: a figure that does not depend on how
 busy the machine is.
@@ -35,15 +45,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import io
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,17 +111,21 @@ print(json.dumps({{"init_ms": (init - start) * 1000, "init_cpu_ms": (init_cpu - 
                   "first_use_ms": (done - init) * 1000, "modules": modules}}))
 """
 
-ROWS = ("boto3", "handlers.api", "handlers.processor")
+MODULES = ("boto3", "handlers.api", "handlers.processor")
 
 
 @dataclass
 class Row:
-    """The samples of one row."""
+    """The samples of one row: ``module`` imported from ``code_path`` by ``python``."""
 
+    label: str
     module: str
-    init_ms: list[float]
-    init_cpu_ms: list[float]
-    first_use_ms: list[float]
+    code_path: str
+    python: str
+    bundled: bool
+    init_ms: list[float] = field(default_factory=list)
+    init_cpu_ms: list[float] = field(default_factory=list)
+    first_use_ms: list[float] = field(default_factory=list)
     modules: int = 0
 
 
@@ -178,11 +194,11 @@ def _code_dir(bundled: bool) -> Iterator[str]:
         yield str(root)
 
 
-def _sample(module: str, env: dict[str, str]) -> dict[str, float]:
+def _sample(module: str, env: dict[str, str], python: str = sys.executable) -> dict[str, float]:
     # -P: the current directory stays off sys.path (the Lambda runtime's workers start so
     # too); the code comes from PYTHONPATH alone.
     result = subprocess.run(
-        [sys.executable, "-P", "-c", _CHILD.format(module=module, repo=str(REPO_ROOT))],
+        [python, "-P", "-c", _CHILD.format(module=module, repo=str(REPO_ROOT))],
         env=env,
         capture_output=True,
         text=True,
@@ -195,23 +211,104 @@ def _sample(module: str, env: dict[str, str]) -> dict[str, float]:
     return sample
 
 
-def measure(samples: int, *, tracing: bool, bundled: bool) -> list[Row]:
+def measure(rows: list[Row], samples: int, *, tracing: bool) -> list[Row]:
     """``samples`` fresh interpreters per row, the rows interleaved; one untimed warm-up
-    round first (the page cache and, outside ``--as-bundled``, the bytecode cache)."""
-    rows = {module: Row(module, [], [], []) for module in ROWS}
-    with _code_dir(bundled) as code_path:
-        envs = {module: lambda_environment(module, code_path, tracing, bundled) for module in ROWS}
-        for round_no in range(samples + 1):
-            for module in ROWS:
-                sample = _sample(module, envs[module])
-                if round_no == 0:
-                    continue
-                row = rows[module]
-                row.init_ms.append(sample["init_ms"])
-                row.init_cpu_ms.append(sample["init_cpu_ms"])
-                row.first_use_ms.append(sample["first_use_ms"])
-                row.modules = int(sample["modules"])
-    return list(rows.values())
+    round first (the page cache and, where bytecode may be written, the bytecode cache)."""
+    envs = [lambda_environment(r.module, r.code_path, tracing, r.bundled) for r in rows]
+    for round_no in range(samples + 1):
+        for row, env in zip(rows, envs, strict=True):
+            sample = _sample(row.module, env, row.python)
+            if round_no == 0:
+                continue
+            row.init_ms.append(sample["init_ms"])
+            row.init_cpu_ms.append(sample["init_cpu_ms"])
+            row.first_use_ms.append(sample["first_use_ms"])
+            row.modules = int(sample["modules"])
+    return rows
+
+
+@contextlib.contextmanager
+def _handlers_at(revision: str) -> Iterator[str]:
+    """A directory holding ``handlers/`` as of the git revision ``revision``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", "--format=tar", revision, "handlers"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tempfile.TemporaryDirectory(prefix="cold-start-ref-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield tmp
+
+
+LAMBDA_VENV = REPO_ROOT / "build" / "cold-start-py312"
+
+
+def _runtime_python(lambda_python: Path) -> str:
+    """A virtualenv of ``lambda_python`` with the pinned boto3 and botocore (compiled, as the
+    Lambda runtime's are), made once under ``build/``."""
+    python = LAMBDA_VENV / "bin" / "python"
+    pins = [
+        line.split("#", 1)[0].strip()
+        for line in (REPO_ROOT / "requirements" / "dev.txt").read_text().splitlines()
+        if line.startswith(("boto3==", "botocore==", "s3transfer==", "jmespath==",
+                            "python-dateutil==", "six==", "urllib3=="))
+    ]  # fmt: skip
+    stamp = LAMBDA_VENV / "pins.txt"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != "\n".join(pins):
+        subprocess.run([str(lambda_python), "-m", "venv", "--clear", str(LAMBDA_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--no-deps", *pins],
+            check=True,
+        )  # fmt: skip
+        stamp.write_text("\n".join(pins))
+    return str(python)
+
+
+@contextlib.contextmanager
+def _asset_without_bytecode(asset: Path) -> Iterator[str]:
+    """A copy of the built asset with every ``.pyc`` left out (as it shipped before)."""
+    with tempfile.TemporaryDirectory(prefix="cold-start-nopyc-") as tmp:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(asset, Path(tmp) / "task", ignore=ignore, symlinks=True)
+        yield str(Path(tmp) / "task")
+
+
+@contextlib.contextmanager
+def planned_rows(*, bundled: bool, compare: str | None) -> Iterator[tuple[list[Row], str]]:
+    """The rows to measure (their code directories alive meanwhile) and what they run."""
+    with contextlib.ExitStack() as stack:
+        handlers = MODULES[1:]
+        if bundled:
+            sys.path.insert(0, str(REPO_ROOT))
+            from cdk.bundling import build_lambda_asset, find_lambda_python
+
+            lambda_python = find_lambda_python()
+            if lambda_python is not None:
+                python = _runtime_python(lambda_python)
+                asset = str(build_lambda_asset(lambda_python=lambda_python).path)
+                bare = stack.enter_context(_asset_without_bytecode(Path(asset)))
+                rows = [Row("import boto3", "boto3", asset, python, True)]
+                rows += [Row(f"{m} (pyc)", m, asset, python, True) for m in handlers]
+                rows += [Row(f"{m} (no pyc)", m, bare, python, True) for m in handlers]
+                version = subprocess.run(
+                    [python, "-c", "import sys; print(sys.version.split()[0])"],
+                    capture_output=True, text=True, check=True,
+                ).stdout.strip()  # fmt: skip
+                yield rows, f"the built Lambda asset, Python {version} ({lambda_python})"
+                return
+            code = stack.enter_context(_code_dir(True))
+            what = f"sources as bundled (no bytecode), Python {sys.version.split()[0]}"
+        else:
+            code, what = str(REPO_ROOT), f"this tree, Python {sys.version.split()[0]}"
+        rows = [Row(m if m != "boto3" else "import boto3", m, code, sys.executable, bundled)
+                for m in MODULES]  # fmt: skip
+        if compare is not None:
+            ref = stack.enter_context(_handlers_at(compare))
+            rows += [Row(f"{m} @{compare}", m, ref, sys.executable, False) for m in handlers]
+            what += f"; rows @{compare}: the handlers of {compare}"
+        yield rows, what
 
 
 def _spread(values: list[float]) -> str:
@@ -227,38 +324,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--as-bundled",
         action="store_true",
-        help="the handlers' packages without bytecode, as the Lambda asset ships them",
+        help="the handlers' packages as the Lambda asset ships them",
+    )
+    parser.add_argument(
+        "--compare", metavar="REF", help="also the handlers of this git revision, interleaved"
     )
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error("--samples must be at least 1")
+    if args.compare and args.as_bundled:
+        parser.error("--compare and --as-bundled exclude each other")
     load_before = os.getloadavg()[0]
-    rows = measure(args.samples, tracing=not args.tracing_disabled, bundled=args.as_bundled)
+    with planned_rows(bundled=args.as_bundled, compare=args.compare) as (rows, what):
+        measure(rows, args.samples, tracing=not args.tracing_disabled)
     load_after = os.getloadavg()[0]
     mode = "tracing off" if args.tracing_disabled else "tracing on"
-    if args.as_bundled:
-        mode += ", sources as bundled (no bytecode)"
     print(
-        f"cold start, {args.samples} fresh interpreters per row ({mode}); "
+        f"cold start, {args.samples} fresh interpreters per row ({mode}; {what}); "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-        f"load average {load_before:.2f} -> {load_after:.2f}, Python {sys.version.split()[0]}"
+        f"load average {load_before:.2f} -> {load_after:.2f}"
     )
     boto3_ms = statistics.median(rows[0].init_ms)
+    boto3_cpu = statistics.median(rows[0].init_cpu_ms)
     print(
-        f"{'':20} {'init, median (min-max)':>26} {'x boto3':>8} {'CPU':>7} {'modules':>8} "
-        f"{'first use':>10}"
+        f"{'':34} {'init, median (min-max)':>24} {'x boto3':>8} {'CPU':>7} {'x boto3':>8} "
+        f"{'modules':>8} {'first use':>10}"
     )
     for row in rows:
-        init = statistics.median(row.init_ms)
-        label, verdict, first_use = "import boto3", "", ""
+        init, cpu = statistics.median(row.init_ms), statistics.median(row.init_cpu_ms)
+        verdict, first_use = "", ""
         if row.module != "boto3":
-            label = row.module
             verdict = "  target <= 250 ms: " + ("met" if init <= TARGET_MS else "MISSED")
             first_use = f"{statistics.median(row.first_use_ms):7.0f} ms"
         print(
-            f"{label:20} {_spread(row.init_ms):>26} {init / boto3_ms:8.2f} "
-            f"{statistics.median(row.init_cpu_ms):4.0f} ms {row.modules:8d} "
-            f"{first_use:>10}{verdict}"
+            f"{row.label:34} {_spread(row.init_ms):>24} {init / boto3_ms:8.2f} "
+            f"{cpu:4.0f} ms {cpu / boto3_cpu:8.2f} {row.modules:8d} {first_use:>10}{verdict}"
         )
     return 0
 

@@ -45,12 +45,15 @@ from handlers.adapters.dynamodb import DynamoTaskTable
 from handlers.adapters.sqs import SqsDeadLetters
 from handlers.domain.clock import MonotonicUtcClock
 from handlers.domain.faults import fault_injection_enabled
+from handlers.domain.messages import TaskMessage
 from handlers.domain.processing import AttemptFailedError, Delivery, Outcome, Processor, Result
 from handlers.settings import ProcessorSettings
 
 logger = Logger()
 tracer = Tracer(patch_modules=TRACED_LIBRARIES)
 metrics = Metrics()
+# Every message is read with it: build its validator during init, not on the first message.
+TaskMessage.model_rebuild()
 # An invocation with no application metric (a CORS preflight, an attempt cut short) is
 # normal here; powertools would print a UserWarning into the function's log for each.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

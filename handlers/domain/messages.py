@@ -56,7 +56,7 @@ def _canonical_fault(value: str | None) -> str | None:
 class TaskPayload(BaseModel):
     """The sanitized task as the API stored it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     title: Annotated[str, Field(min_length=1)]
     description: Annotated[str, Field(min_length=1)]
@@ -66,10 +66,13 @@ class TaskPayload(BaseModel):
     created_at: Annotated[str, Field(min_length=1)]
 
 
+# Both models are built on first use (``defer_build``): the API imports this module to
+# write messages and never reads one; the processor builds them at its init
+# (:mod:`handlers.processor`), not on its first message.
 class TaskMessage(BaseModel):
     """A task queue message of schema version 1."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     schema_version: int
     task_id: Annotated[str, Field(pattern=UUID_PATTERN)]

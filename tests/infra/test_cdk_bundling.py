@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,11 +51,72 @@ def project(tmp_path: Path) -> tuple[Path, Path, Path]:
     return handlers, requirements, tmp_path / "cache"
 
 
-def _build(project: tuple[Path, Path, Path], pip: FakePip) -> LambdaAsset:
+def _build(
+    project: tuple[Path, Path, Path], pip: FakePip, lambda_python: Path | None = None
+) -> LambdaAsset:
+    """Sources only unless ``lambda_python`` is given (bytecode has tests of its own)."""
     handlers, requirements, cache = project
     return build_lambda_asset(
-        handlers_dir=handlers, requirements=requirements, cache_dir=cache, pip_runner=pip
+        handlers_dir=handlers,
+        requirements=requirements,
+        cache_dir=cache,
+        pip_runner=pip,
+        lambda_python=lambda_python,
     )
+
+
+LAMBDA_PYTHON = bundling.find_lambda_python()
+needs_lambda_python = pytest.mark.skipif(
+    LAMBDA_PYTHON is None, reason="no CPython 3.12 on this machine to compile the bytecode with"
+)
+
+
+def _pyc_facts(python: Path, pyc: Path) -> tuple[int, str]:
+    """The pyc's flags word (1: hash-based, unchecked) and the path its code records."""
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    filename = subprocess.run(
+        [str(python), "-c", "import marshal, sys; "
+         "print(marshal.loads(open(sys.argv[1], 'rb').read()[16:]).co_filename)", str(pyc)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return flags, filename
+
+
+@needs_lambda_python
+def test_bytecode_is_compiled_for_lambda_unchecked_under_var_task(
+    project: tuple[Path, Path, Path],
+) -> None:
+    assert LAMBDA_PYTHON is not None
+    asset = _build(project, FakePip(), LAMBDA_PYTHON)
+    handler_pyc = asset.path / "handlers" / "__pycache__" / "api.cpython-312.pyc"
+    dep_pyc = asset.path / "pydantic" / "__pycache__" / "__init__.cpython-312.pyc"
+    assert handler_pyc.is_file()
+    assert dep_pyc.is_file()
+    assert _pyc_facts(LAMBDA_PYTHON, handler_pyc) == (1, "/var/task/handlers/api.py")
+    assert _pyc_facts(LAMBDA_PYTHON, dep_pyc) == (1, "/var/task/pydantic/__init__.py")
+    # Built again from scratch elsewhere: the same bytes, so the asset stays reproducible.
+    handlers, requirements, cache = project
+    again = build_lambda_asset(
+        handlers_dir=handlers,
+        requirements=requirements,
+        cache_dir=cache.parent / "other-cache",
+        pip_runner=FakePip(),
+        lambda_python=LAMBDA_PYTHON,
+    )
+    assert (again.path / "handlers/__pycache__/api.cpython-312.pyc").read_bytes() == (
+        handler_pyc.read_bytes()
+    )
+    sources_only = _build(project, FakePip(), None)
+    assert sources_only.asset_hash != asset.asset_hash, "the hash must say which it is"
+    assert not list(sources_only.path.rglob("*.pyc"))
+
+
+def test_lambda_python_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(bundling.LAMBDA_PYTHON_ENV, "none")
+    assert bundling.find_lambda_python() is None
+    monkeypatch.setenv(bundling.LAMBDA_PYTHON_ENV, sys.executable)  # the dev venv's 3.11
+    with pytest.raises(BundlingError, match=r"is not a CPython 3\.12"):
+        bundling.find_lambda_python()
 
 
 def test_asset_holds_handlers_and_deps_without_runtime_packages(
@@ -166,7 +228,12 @@ def test_missing_requirements_is_a_clear_error(tmp_path: Path) -> None:
 def test_real_asset_is_built_for_lambda_python_312(lambda_asset: LambdaAsset) -> None:
     root = lambda_asset.path
     assert (root / "handlers" / "__init__.py").is_file()
-    assert not list(root.rglob("__pycache__"))
+    compiled = sorted({p.name.split(".", 1)[1] for p in root.rglob("*.pyc")})
+    if LAMBDA_PYTHON is None:  # sources only: every cold start compiles them
+        assert compiled == []
+    else:
+        assert compiled == ["cpython-312.pyc"]
+        assert (root / "handlers" / "__pycache__" / "api.cpython-312.pyc").is_file()
     for provided in ("boto3", "botocore", "s3transfer"):
         assert not (root / provided).exists(), f"{provided} ships with the Lambda runtime"
     extensions = [p.name for p in (root / "pydantic_core").glob("*.so")]
