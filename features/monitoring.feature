@@ -30,6 +30,11 @@ Feature: The stack watches itself
       | processor errors | the processor's failed invocations plus its failed records | more than              | 10        | 5       |
       | dead-letter      | the dead-letter queue depth                              | greater than or equal to | 1         | 1       |
 
+  Scenario: The API counts each task it accepts in its own metrics
+    Given the API's TasksAccepted count is noted
+    When a client submits 3 valid tasks one after another
+    Then the API's TasksAccepted count went up by exactly 3
+
   @fault_injection
   Scenario: The API errors alarm stays OK at 5 failed requests and goes off at 6
     Given the API errors alarm is OK and its window holds no failures

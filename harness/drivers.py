@@ -572,6 +572,28 @@ class Alarms:
             time.sleep(0.5)  # pacing between looks at the alarm, not a wait for work
 
 
+def _metric_sum(
+    cloudwatch: Any,
+    namespace: str,
+    metric: str,
+    dimensions: Mapping[str, str],
+    *,
+    start: datetime,
+    end: datetime,
+) -> float:
+    """The sum of a metric over ``start``..``end``, as CloudWatch has it now."""
+    datapoints = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": name, "Value": value} for name, value in dimensions.items()],
+        StartTime=start,
+        EndTime=end,
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return float(sum(point["Sum"] for point in datapoints))
+
+
 class FunctionMetrics:
     """AWS/Lambda metrics of one function, as CloudWatch has them."""
 
@@ -585,16 +607,26 @@ class FunctionMetrics:
         Read twice over the same window, the difference is what happened in between: a
         baseline that earlier scenarios' datapoints cannot move.
         """
-        datapoints = self._cloudwatch.get_metric_statistics(
-            Namespace="AWS/Lambda",
-            MetricName=metric,
-            Dimensions=[{"Name": "FunctionName", "Value": self.function_name}],
-            StartTime=start,
-            EndTime=end,
-            Period=60,
-            Statistics=["Sum"],
-        )["Datapoints"]
-        return float(sum(point["Sum"] for point in datapoints))
+        dimensions = {"FunctionName": self.function_name}
+        return _metric_sum(self._cloudwatch, "AWS/Lambda", metric, dimensions, start=start, end=end)
+
+
+class ServiceMetrics:
+    """A function's own metrics (Powertools' embedded metric format, carried by its logs to
+    CloudWatch): its ``POWERTOOLS_METRICS_NAMESPACE``, dimension ``service``."""
+
+    def __init__(self, target: Target, function_output_key: str) -> None:
+        self._cloudwatch = target.client("cloudwatch")
+        environment = Functions(target).environment(function_output_key)
+        self.namespace = environment["POWERTOOLS_METRICS_NAMESPACE"]
+        self.service = environment["POWERTOOLS_SERVICE_NAME"]
+
+    def total(self, metric: str, *, start: datetime, end: datetime) -> float:
+        """The sum of ``metric`` over ``start``..``end`` (see :meth:`FunctionMetrics.total`)."""
+        dimensions = {"service": self.service}
+        return _metric_sum(
+            self._cloudwatch, self.namespace, metric, dimensions, start=start, end=end
+        )
 
 
 def new_idempotency_key() -> str:

@@ -11,7 +11,15 @@ from pytest_bdd import given, parsers, then, when
 
 from cdk import contract
 from features.steps.common import ScenarioTasks, fault_headers
-from harness.drivers import Alarms, DeadLetters, Functions, TaskApi, TaskStore, rest_api_name
+from harness.drivers import (
+    Alarms,
+    DeadLetters,
+    Functions,
+    ServiceMetrics,
+    TaskApi,
+    TaskStore,
+    rest_api_name,
+)
 from harness.payloads import valid_task
 from harness.target import DeployedSettings, Target
 from harness.waiting import wait_until
@@ -334,3 +342,50 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     )
     for index, item in zip(features, ordered, strict=True):
         items[index] = item
+
+
+# --- the API's own metrics --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricBaseline:
+    """One of the API's own metrics summed over a fixed window that spans the scenario,
+    noted before it acts: read again later, only the scenario's datapoints change it."""
+
+    metrics: ServiceMetrics
+    name: str
+    start: datetime
+    end: datetime
+    before: float
+
+    def now(self) -> float:
+        return self.metrics.total(self.name, start=self.start, end=self.end)
+
+
+@given(parsers.parse("the API's {metric} count is noted"), target_fixture="metric_baseline")
+def note_api_metric(target: Target, metric: str) -> MetricBaseline:
+    metrics = ServiceMetrics(target, contract.API_FUNCTION_NAME)
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    return MetricBaseline(metrics, metric, start, end, metrics.total(metric, start=start, end=end))
+
+
+@then(parsers.parse("the API's {metric} count went up by exactly {count:d}"))
+def api_metric_went_up(
+    target: Target, metric_baseline: MetricBaseline, metric: str, count: int
+) -> None:
+    baseline, timing = metric_baseline, Timing.of(target)
+    assert baseline.name == metric, (baseline.name, metric)
+    wanted = baseline.before + count
+    seen = wait_until(
+        lambda: (total := baseline.now()) >= wanted and total,
+        timeout=timing.metric_delay_s + 30.0,
+        interval=timing.evaluation_s,
+        description=(
+            f"the API's {metric} ({baseline.metrics.namespace}, service "
+            f"{baseline.metrics.service}) to reach {wanted:g} from {baseline.before:g}: its "
+            "datapoints travel in the API function's logs (embedded metric format)"
+        ),
+    )
+    # A count that went past the scenario's own requests would count some twice.
+    assert seen == wanted, f"{metric} went from {baseline.before:g} to {seen:g}, not +{count}"
