@@ -242,6 +242,17 @@ def curl_line(flat_outputs: dict[str, str]) -> str:
     )
 
 
+def _add_running_outputs_argument(parser: argparse.ArgumentParser) -> None:
+    """``--outputs`` of a command that reads a running stack's outputs file."""
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=DEFAULT_OUTPUTS,
+        help="the stack's outputs file (default: the stack started from this directory, "
+        f"else {DEFAULT_OUTPUTS})",
+    )
+
+
 def _outputs_path(outputs_file: Path) -> Path:
     """The given outputs file, or the one of the stack started from this directory."""
     recorded = STATE_DIR / "outputs"
@@ -564,13 +575,7 @@ def add_commands(local_subparsers: Any) -> None:
     parser.set_defaults(func=down)
 
     parser = local_subparsers.add_parser("status", help="queue depths, functions, alarms")
-    parser.add_argument(
-        "--outputs",
-        type=Path,
-        default=DEFAULT_OUTPUTS,
-        help="the stack's outputs file (default: the stack started from this directory, "
-        f"else {DEFAULT_OUTPUTS})",
-    )
+    _add_running_outputs_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the raw status JSON")
     parser.set_defaults(func=status)
 
@@ -579,13 +584,7 @@ def add_commands(local_subparsers: Any) -> None:
         help="credentials to call the local stack's API with (it uses IAM authorization)",
         description=credentials.__doc__,
     )
-    parser.add_argument(
-        "--outputs",
-        type=Path,
-        default=DEFAULT_OUTPUTS,
-        help="the stack's outputs file (default: the stack started from this directory, "
-        f"else {DEFAULT_OUTPUTS})",
-    )
+    _add_running_outputs_argument(parser)
     parser.add_argument(
         "--shell", action="store_true", help="print `export NAME=value` lines (for eval)"
     )

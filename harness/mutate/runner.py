@@ -198,28 +198,24 @@ class MutationRunner:
             if mutant.refused_at_deploy and mutant.refused_at_deploy in detail:
                 # The stack (deployed when the first step asks for it) was refused as AWS
                 # refuses it: the promise is kept before any scenario could run.
-                return MutantResult(
-                    name=mutant.name,
-                    promise=mutant.promise,
-                    profile=mutant.profile,
-                    outcome="killed",
-                    seconds=time.monotonic() - started,
-                    scenario="the deployment (refused, as AWS refuses it)",
+                return self._result(
+                    mutant,
+                    started,
+                    "killed",
+                    "the deployment (refused, as AWS refuses it)",
+                    detail,
                     feature=failed["feature_file"] if failed else "",
-                    reason=_last_line(detail),
                 )
             if failed is None or not any(step["status"] == "failed" for step in failed["steps"]):
                 why = _last_line(failed["detail"]) if failed else tail
                 return self._result(mutant, started, "error", "the stack did not start", why)
-            return MutantResult(
-                name=mutant.name,
-                promise=mutant.promise,
-                profile=mutant.profile,
-                outcome="killed",
-                seconds=time.monotonic() - started,
-                scenario=failed["name"],
+            return self._result(
+                mutant,
+                started,
+                "killed",
+                failed["name"],
+                _reason(failed["detail"]),
                 feature=failed["feature_file"],
-                reason=_reason(failed["detail"]),
                 scenarios_run=len(ran),
             )
         if code == 0 and ran:
@@ -235,8 +231,17 @@ class MutationRunner:
         return self._result(mutant, started, "error", what, tail)
 
     def _result(
-        self, mutant: Mutant, started: float, outcome: Outcome, what: str, detail: object
+        self,
+        mutant: Mutant,
+        started: float,
+        outcome: Outcome,
+        what: str,
+        detail: object,
+        *,
+        feature: str = "",
+        scenarios_run: int = 0,
     ) -> MutantResult:
+        """``detail``'s last line is the reason."""
         return MutantResult(
             name=mutant.name,
             promise=mutant.promise,
@@ -244,7 +249,9 @@ class MutationRunner:
             outcome=outcome,
             seconds=time.monotonic() - started,
             scenario=what,
+            feature=feature,
             reason=_last_line(str(detail)),
+            scenarios_run=scenarios_run,
         )
 
 
