@@ -9,7 +9,7 @@ none for tests that must see every throttle) and whether to share a session.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -37,20 +37,25 @@ def local_client(
     *,
     config: Config | None = FAIL_FAST,
     session: boto3.session.Session | None = None,
+    credentials: Mapping[str, str] | None = None,
 ) -> Any:
     """A boto3 client for ``service`` at a local endpoint.
 
-    ``config`` None means botocore's defaults. ``session`` None means boto3's default
-    session; a session is not thread-safe, so a caller sharing one across threads holds
-    a lock while creating clients (as :func:`client_factory` does).
+    ``credentials`` (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``
+    variables, as a function's workers get them) sign as that identity; by default the
+    dummy keys, which IAM does not check. ``config`` None means botocore's defaults.
+    ``session`` None means boto3's default session; a session is not thread-safe, so a
+    caller sharing one across threads holds a lock while creating clients (as
+    :func:`client_factory` does).
     """
     maker: Any = session if session is not None else boto3
     return maker.client(
         service,
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id=DUMMY_KEY,
-        aws_secret_access_key=DUMMY_KEY,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"] if credentials else DUMMY_KEY,
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"] if credentials else DUMMY_KEY,
+        aws_session_token=credentials.get("AWS_SESSION_TOKEN") if credentials else None,
         config=config,
     )
 

@@ -8,11 +8,11 @@ import uuid
 from pathlib import Path
 from typing import Any, cast
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from harness.waiting import wait_until
+from localcloud.clients import local_client
 from localcloud.endpoint import AwsEndpoint
 from localcloud.iam_policy import PolicySet, UnsupportedPolicyError
 from localcloud.identity import Call, Principal
@@ -30,13 +30,8 @@ HARNESS = {
 
 
 def _client(endpoint: AwsEndpoint, service: str, credentials: dict[str, str]) -> Any:
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=endpoint.url,
-        region_name=endpoint.region,
-        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+    return local_client(
+        service, endpoint.url, endpoint.region, config=None, credentials=credentials
     )
 
 

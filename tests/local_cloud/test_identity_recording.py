@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
-
+from localcloud.clients import local_client
 from localcloud.endpoint import AwsEndpoint
 from localcloud.identity import Call, Principal
 
@@ -17,13 +16,8 @@ ROLE = f"arn:aws:iam::123456789012:role/{ROLE_NAME}"
 
 
 def _client(endpoint: AwsEndpoint, service: str, credentials: dict[str, str]) -> Any:
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=endpoint.url,
-        region_name=endpoint.region,
-        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+    return local_client(
+        service, endpoint.url, endpoint.region, config=None, credentials=credentials
     )
 
 
