@@ -37,6 +37,7 @@ HANDLER_SOURCE = """
 def handler(event, context):
     return {"ok": True, "id": event.get("id"), "request_id": context.aws_request_id}
 """
+TARGET_OVERHEAD_MS = 0.5  # issue 19 item 4; local_stack_bench.py checks the same target
 PAYLOAD = json.dumps({"id": "task-1", "title": "benchmark", "body": "x" * 200}).encode()
 
 
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         f"warm invoke overhead:    {overhead:.3f} ms per invoke (median), "
         f"ratio {warm_median / direct_median:.0f}x the direct call "
         f"({statistics.fmean(warm_ms) - statistics.fmean(direct_ms):.3f} ms on the mean); "
-        f"target < 2 ms: {'met' if overhead < 2 else 'MISSED'}"
+        f"target <= {TARGET_OVERHEAD_MS} ms: "
+        f"{'met' if overhead <= TARGET_OVERHEAD_MS else 'MISSED'}"
     )
     print(
         f"cold start (new process to result): {_summary(cold_ms)}; "

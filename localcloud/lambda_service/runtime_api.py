@@ -145,6 +145,7 @@ def _state_error(current: str, wanted: str) -> tuple[int, bytes]:
 
 
 _INVALID_REQUEST_ID = (400, error_body("InvalidRequestID", "Invalid request ID"))
+_PEEK_NOWAIT = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)  # once, not per /next
 
 
 def _peer_gone(sock: socket.socket) -> bool:
@@ -153,7 +154,7 @@ def _peer_gone(sock: socket.socket) -> bool:
     A runtime waiting in ``/next`` sends nothing, so readable-at-EOF means it is gone.
     """
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        return sock.recv(1, _PEEK_NOWAIT) == b""
     except BlockingIOError:
         return False
     except OSError:

@@ -7,6 +7,11 @@ Fidelity choices (each like AWS unless said otherwise):
   function's resolved environment plus what Lambda itself sets. A new process is a cold
   start; idle processes are kept and reused (warm); the pool grows up to the concurrency
   limit.
+- The runtime client waits for the next event in its main thread. For ``AWS_Lambda_python3.12``
+  and later, awslambdaric starts a thread per ``/next`` so that Python signal handlers run
+  while it is idle; locally nothing but SIGKILL is sent to an idle runtime, so ``_site/``
+  turns that off (about half the runtime's CPU per warm invoke, docs/benchmarks.md). The
+  function sees the same environment and runs in the main thread either way.
 - Reserved concurrency: at most N invocations at once; beyond that a synchronous invoke is
   throttled at once (429 ``TooManyRequestsException``). Reserved concurrency 0 throttles all.
   Functions without reserved concurrency share nothing but are capped at

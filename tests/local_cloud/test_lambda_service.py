@@ -300,6 +300,26 @@ def test_worker_environment_is_the_function_environment_plus_lambda_variables(
     assert "LEAK_CHECK_FROM_PARENT" not in env
 
 
+def test_runtime_polls_next_in_its_main_thread_without_a_thread_per_invoke(
+    service: LambdaService,
+) -> None:
+    # awslambdaric starts a thread per /next for AWS_Lambda_python3.12+; the local worker
+    # turns that off (sitecustomize: ~200 us of the runtime's CPU per warm invoke) while the
+    # function still sees Lambda's AWS_EXECUTION_ENV and runs in the main thread.
+    spec = make_spec()
+    service.add_function(spec)
+
+    for _ in range(3):  # cold, then warm: the same on every invoke
+        seen = json.loads(call(service, spec, action="runtime").payload)
+
+        assert seen == {
+            "thread_polling": False,
+            "execution_env": "AWS_Lambda_python3.12",
+            "main_thread": True,
+            "threads": 1,
+        }
+
+
 def test_boto3_inside_a_handler_reaches_the_local_cloud(
     service: LambdaService, endpoint: Endpoint
 ) -> None:

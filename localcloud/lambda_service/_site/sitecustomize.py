@@ -20,3 +20,17 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 _TASK_ROOT = os.environ.get("LAMBDA_TASK_ROOT")
 if _TASK_ROOT and _TASK_ROOT not in sys.path:
     sys.path.append(_TASK_ROOT)
+
+# The runtime polls /next in its main thread, as awslambdaric does for Python <= 3.11. For
+# 3.12+ (AWS_EXECUTION_ENV) it starts a new thread per /next so that the main thread can
+# run Python signal handlers while idle; locally no signal but SIGKILL reaches an idle
+# runtime, and that thread (created and joined per invoke) doubled the runtime's CPU per
+# warm invoke (~400 -> ~185 us measured, docs/benchmarks.md). The function sees the same
+# environment and runs in the main thread either way.
+try:
+    from awslambdaric.lambda_config import LambdaConfigProvider
+except ImportError:  # an interpreter without awslambdaric (a handler's child process, ...)
+    pass
+else:
+    if hasattr(LambdaConfigProvider, "SUPPORTED_THREADPOLLING_ENVS"):
+        LambdaConfigProvider.SUPPORTED_THREADPOLLING_ENVS = frozenset()

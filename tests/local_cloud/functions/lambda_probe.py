@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -27,6 +28,17 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         }
     if action == "env":
         return {"env": dict(os.environ), "sys_path": sys.path}
+    if action == "runtime":
+        # How the runtime client polls /next, as it decides it for this environment.
+        from awslambdaric.lambda_config import LambdaConfigProvider
+
+        config = LambdaConfigProvider(["awslambdaric", os.environ["_HANDLER"]])
+        return {
+            "thread_polling": config.use_thread_polling,
+            "execution_env": os.environ.get("AWS_EXECUTION_ENV"),
+            "main_thread": threading.current_thread() is threading.main_thread(),
+            "threads": threading.active_count(),
+        }
     if action == "print":
         print(event["text"])
         return {"printed": True}
