@@ -35,13 +35,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers.adapters.aws import (
-    TRACED_LIBRARIES,
-    classify_aws_error,
-    dynamodb_client,
-    sqs_client,
-)
-from handlers.adapters.dynamodb import DynamoTaskTable
+from handlers.adapters.aws import TRACED_LIBRARIES, dynamodb_client, sqs_client
+from handlers.adapters.failures import classify_aws_error
+from handlers.adapters.ledger import DynamoTaskLedger
 from handlers.adapters.sqs import SqsDeadLetters
 from handlers.domain.clock import MonotonicUtcClock
 from handlers.domain.faults import fault_injection_enabled
@@ -92,7 +88,7 @@ class LambdaFaultEffects:
 @dataclass(frozen=True)
 class _Services:
     settings: ProcessorSettings
-    ledger: DynamoTaskTable
+    ledger: DynamoTaskLedger
     dead_letters: SqsDeadLetters
     clock: MonotonicUtcClock
 
@@ -102,7 +98,7 @@ def _services() -> _Services:
     settings = ProcessorSettings.from_env()
     return _Services(
         settings=settings,
-        ledger=DynamoTaskTable(
+        ledger=DynamoTaskLedger(
             dynamodb_client(), settings.tasks_table_name, attempt_budget=settings.attempt_budget
         ),
         dead_letters=SqsDeadLetters(sqs_client(), settings.dead_letter_queue_url),

@@ -25,9 +25,6 @@ from typing import TYPE_CHECKING, Final
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
-from handlers.domain.processing import FailureCode
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -60,40 +57,3 @@ def dynamodb_client(config: Config = PROCESSOR_CLIENT_CONFIG) -> DynamoDBClient:
 def sqs_client(config: Config = PROCESSOR_CLIENT_CONFIG) -> SQSClient:
     """An SQS client for the function's region (and ``AWS_ENDPOINT_URL`` if set)."""
     return boto3.client("sqs", config=config)
-
-
-_THROTTLING: Final = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-    }
-)
-_ACCESS_DENIED: Final = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "KMSAccessDeniedException",
-    }
-)
-
-
-def classify_aws_error(exc: BaseException) -> str:
-    """A short failure code for an exception: what GET may show instead of its text (an
-    AWS error message can carry ARNs and account ids)."""
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in _THROTTLING:
-            return FailureCode.THROTTLED.value
-        if code in _ACCESS_DENIED:
-            return FailureCode.ACCESS_DENIED.value
-        if status >= 500 or code in ("InternalServerError", "ServiceUnavailable"):
-            return FailureCode.DEPENDENCY_UNAVAILABLE.value
-        return FailureCode.DEPENDENCY_ERROR.value
-    if isinstance(exc, BotoCoreError):  # timeouts, connection errors
-        return FailureCode.DEPENDENCY_UNAVAILABLE.value
-    return FailureCode.INTERNAL_ERROR.value

@@ -14,12 +14,13 @@ from handlers.domain.constants import (
     DLQ_SOURCE_RECEIVE_COUNT_ATTRIBUTE,
     MESSAGE_GROUP_ID,
 )
-from handlers.domain.messages import PoisonReason
-from handlers.domain.processing import Delivery
 from handlers.domain.submission import QueueUnavailableError
 
 if TYPE_CHECKING:
     from types_boto3_sqs.client import SQSClient
+
+    from handlers.domain.messages import PoisonReason
+    from handlers.domain.processing import Delivery
 
 # SQS attribute values allow only some characters; keep the detail printable and short.
 _UNSAFE_ATTRIBUTE_CHARS: Final = re.compile(r"[^\x20-\x7e]")

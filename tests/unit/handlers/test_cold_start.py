@@ -31,6 +31,11 @@ UNUSED_POWERTOOLS = frozenset(
     }
 )
 
+# The processor's own modules: the API answers no request with them.
+PROCESSOR_ONLY = frozenset(
+    {"handlers.domain.processing", "handlers.adapters.ledger", "handlers.adapters.failures"}
+)
+
 _CHILD = """
 import json, sys
 import {module}
@@ -59,3 +64,5 @@ def test_a_handler_traces_its_aws_calls_and_imports_nothing_unused(module: str) 
     assert loaded["botocore_traced"], "the tracer no longer patches botocore: AWS calls untraced"
     assert not UNUSED & {name.split(".")[0] for name in loaded["modules"]}, "used by no request"
     assert not UNUSED_POWERTOOLS & set(loaded["modules"]), "imported at init, used by no request"
+    if module == "handlers.api":
+        assert not PROCESSOR_ONLY & set(loaded["modules"]), "the processor's code at the API's init"

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from handlers import processor
 from handlers.adapters import aws
-from handlers.adapters.dynamodb import DynamoTaskTable
+from handlers.adapters.ledger import DynamoTaskLedger
 from handlers.domain.constants import (
     DLQ_DETAIL_ATTRIBUTE,
     DLQ_REASON_ATTRIBUTE,
@@ -138,20 +138,20 @@ def _fail_completion(
     """Every write that would complete a task (``only`` that one) raises ``error``: the
     start write that also completes (a task without a fault directive) and the completion
     after a separate start (what the processor falls back to when the first one fails)."""
-    real_start, real_complete = DynamoTaskTable.start, DynamoTaskTable.complete
+    real_start, real_complete = DynamoTaskLedger.start, DynamoTaskLedger.complete
 
-    def start(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
+    def start(self: DynamoTaskLedger, task_id: str, **kwargs: Any) -> Any:
         if kwargs.get("completion") is not None and only in (None, task_id):
             raise error
         return real_start(self, task_id, **kwargs)
 
-    def complete(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
+    def complete(self: DynamoTaskLedger, task_id: str, **kwargs: Any) -> Any:
         if only in (None, task_id):
             raise error
         return real_complete(self, task_id, **kwargs)
 
-    monkeypatch.setattr(DynamoTaskTable, "start", start)
-    monkeypatch.setattr(DynamoTaskTable, "complete", complete)
+    monkeypatch.setattr(DynamoTaskLedger, "start", start)
+    monkeypatch.setattr(DynamoTaskLedger, "complete", complete)
 
 
 # --- completing tasks in order ----------------------------------------------------------------
@@ -295,16 +295,16 @@ def test_a_failed_write_that_would_start_and_complete_is_retried_as_two_writes(
     # write may have applied): the processor starts the attempt again in two writes, in the
     # same invocation, and the task is completed once, with its whole history.
     (task_id,) = _submit(call_api)
-    real_start = DynamoTaskTable.start
+    real_start = DynamoTaskLedger.start
     failed: list[str] = []
 
-    def start_once_failing(self: DynamoTaskTable, task_id: str, **kwargs: Any) -> Any:
+    def start_once_failing(self: DynamoTaskLedger, task_id: str, **kwargs: Any) -> Any:
         if kwargs.get("completion") is not None and not failed:
             failed.append(task_id)
             raise ClientError({"Error": {"Code": "InternalServerError"}}, "UpdateItem")
         return real_start(self, task_id, **kwargs)
 
-    monkeypatch.setattr(DynamoTaskTable, "start", start_once_failing)
+    monkeypatch.setattr(DynamoTaskLedger, "start", start_once_failing)
     assert run_processor([deliveries.record(task_id)]) == {"batchItemFailures": []}
     assert failed == [task_id]
     item = _item(cloud, task_id)
@@ -849,7 +849,7 @@ def test_fault_injection_off_end_to_end_the_header_changes_nothing(
 
 def test_two_starts_of_the_same_attempt_cannot_both_win(cloud: Cloud, call_api: CallApi) -> None:
     (task_id,) = _submit(call_api)
-    ledger = DynamoTaskTable(cloud.dynamodb, "tasks", attempt_budget=ATTEMPT_BUDGET)
+    ledger = DynamoTaskLedger(cloud.dynamodb, "tasks", attempt_budget=ATTEMPT_BUDGET)
     facts = Attempt(Delivery("m-1", "{}", 1, None, MESSAGE_GROUP_ID, "inv-1"), "2026-01-01T00Z")
 
     first = ledger.start(task_id, previous=0, limit=None, attempt=facts, read_fault=False)
