@@ -30,7 +30,10 @@ One run prints, against the targets for a 2-core machine:
   stack uses. For scale, the same number of tasks then go through the API handler
   called directly in ``--threads`` processes (``post_tasks.py --direct``, the function's
   environment, the same endpoint): the function's own ceiling on this machine, without
-  API Gateway and the Lambda runtime. Ingest is printed as a share of it.
+  API Gateway and the Lambda runtime. Ingest is printed as a share of it, and as a share
+  of what its own CPU per task allows on the machine's cores (the restatement proposed
+  in docs/benchmarks.md: the stack waits on nothing), with the local stack's own CPU per
+  task (through it, minus the direct call).
 - **single-group drain**: the mapping is then enabled and the clock runs until the queue
   is empty and every task is COMPLETED in the table: the processor side alone (ESM
   receive, one batch in flight for the one group, the processor's DynamoDB updates,
@@ -269,11 +272,49 @@ def measure_starts(work: Path, starts: int) -> tuple[Path, list[dict[str, float]
 # --- warm invoke overhead -----------------------------------------------------------------
 
 
+def _logging_role(stack: LocalDeployment, name: str) -> str:
+    """A role that may write its function's logs, as every function's role may (without
+    one, the local cloud refuses the log shipping, which then does less than it does for
+    the stack's functions)."""
+    iam: Any = local_client("iam", stack.endpoint.url, stack.endpoint.region)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    logs = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*",
+            }
+        ],
+    }
+    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+        "Arn"
+    ]
+    iam.put_role_policy(RoleName=name, PolicyName="logs", PolicyDocument=json.dumps(logs))
+    return arn
+
+
 def trivial_overhead(stack: LocalDeployment, code_dir: Path, invokes: int) -> tuple[float, float]:
     """Median ms of a warm invoke and of a direct call of a trivial handler."""
     code_dir.mkdir(parents=True, exist_ok=True)
     (code_dir / "bench_trivial.py").write_text(HANDLER_SOURCE)
-    spec = function_spec(code_dir, "bench_trivial.handler", prefix="bench", timeout_s=30)
+    spec = function_spec(
+        code_dir,
+        "bench_trivial.handler",
+        prefix="bench",
+        timeout_s=30,
+        role_arn=_logging_role(stack, "bench-trivial"),
+    )
     stack.lambdas.add_function(spec)
     name = spec.function_name
     sys.path.insert(0, str(code_dir))
@@ -1010,6 +1051,25 @@ def main(argv: list[str] | None = None) -> int:
             share >= TARGET_INGEST_SHARE,
         )
     )
+    # The restatement proposed in docs/benchmarks.md: ingest reaches what its own CPU per
+    # task allows on these cores (nothing in the stack waits: no lock convoy, no polling),
+    # while the direct-call share above cannot pass ~75-80 % on a CPU-bound machine.
+    cores = os.cpu_count() or 1
+    bound_shares = [
+        run["ingest_per_s"]
+        * (run["api_cpu_ms"] + run["ingest_cloud_cpu_ms"] + run["load_generator_cpu_ms"])
+        / (1000 * cores)
+        for run in rounds
+    ]
+    bound_share = statistics.median(bound_shares)
+    print(
+        _row(
+            "  share of its CPU limit (proposed)",
+            f"{bound_share:.0%}",
+            ">= 90 %",
+            bound_share >= TARGET_INGEST_SHARE,
+        )
+    )
     drain_line, drain_all = _runs_line(drains, TARGET_DRAIN_PER_S, "msg/s")
     print()
     verdict = "met" if drain_all else "MISSED"
@@ -1023,7 +1083,6 @@ def main(argv: list[str] | None = None) -> int:
     # Where the CPU goes, so a miss can be told apart: the functions' own work, or the
     # local cloud's. One group drains one batch at a time, so the processor's CPU per
     # message bounds the drain; ingest runs on every core, so the sum bounds it.
-    cores = os.cpu_count() or 1
     processor_ms = statistics.median(run["processor_cpu_ms"] for run in rounds)
     drain_cloud_ms = statistics.median(run["drain_cloud_cpu_ms"] for run in rounds)
     api_ms = statistics.median(run["api_cpu_ms"] for run in rounds)
@@ -1051,6 +1110,14 @@ def main(argv: list[str] | None = None) -> int:
         f"Gateway and the Lambda runtime ingest can reach at most "
         f"{(direct_function_ms + direct_cloud_ms) / (api_ms + ingest_cloud_ms + generator_ms):.0%}"
         f" of the direct calls' rate while both are CPU-bound"
+    )
+    through_ms = api_ms + ingest_cloud_ms + generator_ms
+    print(
+        f"  the local stack's own CPU per task (through it, minus the direct call): "
+        f"{through_ms - direct_function_ms - direct_cloud_ms:.2f} ms, "
+        f"{(through_ms - direct_function_ms - direct_cloud_ms) / direct_function_ms:.0%} of the "
+        f"function's; ingest per round at {', '.join(f'{v:.0%}' for v in bound_shares)} of "
+        f"what its CPU per task allows"
     )
     print(f"  the machine's cores meanwhile: {figures['ingest_machine']}")
     print()
