@@ -45,6 +45,8 @@ _TREE_PARTS: Final = ("cdk", "handlers", "harness", "cdk.json")
 _IGNORED: Final = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")
 _STACK_PREFIX: Final = "local"
 _INTERRUPT_GRACE_S: Final = 30.0
+# The "scenario" that kills a mutant whose deployment is refused as it declares.
+REFUSED_AT_DEPLOY: Final = "the deployment (refused, as AWS refuses it)"
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ def classify(mutant: Mutant, code: int, summary: Mapping[str, Any], tail: str) -
             # The promise is kept before any scenario could run, as on AWS.
             return Verdict(
                 "killed",
-                "the deployment (refused, as AWS refuses it)",
+                REFUSED_AT_DEPLOY,
                 why,
                 feature=broken["feature_file"],
             )
@@ -308,9 +310,11 @@ def describe(result: MutantResult) -> str:
     if result.outcome == "killed":
         # The calls IAM refused (the cause) are kept whole; the assertion is shortened.
         assertion, iam, refused = result.reason.partition(f" [{IAM_REFUSED}")
+        # A refused deployment's error names the stack and resource before the refusal.
+        limit = 500 if result.scenario == REFUSED_AT_DEPLOY else 160
         return (
             f"    KILLED in {result.seconds:.1f}s by {result.scenario!r} ({result.feature}): "
-            f"{assertion[:160]}{iam}{refused}"
+            f"{assertion[:limit]}{iam}{refused}"
         )
     if result.outcome == "survived":
         return (

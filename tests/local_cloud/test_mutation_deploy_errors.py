@@ -60,4 +60,5 @@ def test_a_stack_that_does_not_deploy_is_an_error_unless_aws_refuses_it_so(
     assert kept.outcome == "killed", (kept, lines)
     assert kept.scenario == "the deployment (refused, as AWS refuses it)", kept
     assert refused[0].refused_at_deploy in kept.reason, kept
-    assert said[REFUSED].startswith("    KILLED in ")
+    assert said[REFUSED].startswith("    KILLED in "), said[REFUSED]
+    assert refused[0].refused_at_deploy in said[REFUSED]
