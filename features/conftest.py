@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,7 +16,10 @@ from features.session import (
     is_scenario,
 )
 from harness.reports.model import IAM_REFUSED
-from harness.target import Target, TargetError
+from harness.target import StackNotDeployedError, Target, TargetError
+
+if TYPE_CHECKING:
+    from harness.local_stack.cloud import LocalDeployment
 
 # How many calls the local cloud had refused (IAM) when a scenario started.
 _REFUSALS_BEFORE = pytest.StashKey[int]()
@@ -65,10 +70,12 @@ def target(
         else:
             from harness.local_stack.cloud import LocalDeployment, assembly_lines
 
-            with LocalDeployment(
-                work_dir=tmp_path_factory.mktemp("local-stack"),
-                assembly_dir=assembly,
-                on_progress=assembly_lines(request.config),
+            with _deployed(
+                LocalDeployment(
+                    work_dir=tmp_path_factory.mktemp("local-stack"),
+                    assembly_dir=assembly,
+                    on_progress=assembly_lines(request.config),
+                )
             ) as stack:
                 request.config.stash[FEATURES_LOCAL_STACK] = stack
                 try:
@@ -77,6 +84,22 @@ def target(
                     del request.config.stash[FEATURES_LOCAL_STACK]
     except TargetError as exc:
         pytest.exit(f"cannot use the {name} target: {exc}", returncode=2)
+
+
+@contextmanager
+def _deployed(stack: LocalDeployment) -> Iterator[LocalDeployment]:
+    """``stack`` started, and stopped when the block ends. A stack that cannot start
+    (synthesis, a template or resource refused, the local cloud itself) raises
+    :class:`StackNotDeployedError`: the scenario that asked for it failed on no product
+    behaviour, and the report says so (``harness mutate`` reports an error, not a kill)."""
+    try:
+        stack.start()  # stops whatever it started before raising
+    except Exception as error:
+        raise StackNotDeployedError(f"{type(error).__name__}: {error}") from error
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:

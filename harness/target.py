@@ -27,6 +27,19 @@ class TargetError(RuntimeError):
     """The target cannot be used: a missing or broken outputs file, a missing output."""
 
 
+class StackNotDeployedError(RuntimeError):
+    """The stack under test could not be synthesized, deployed or started: nothing a
+    scenario does against it says anything about the product's promises.
+
+    The QA report marks a scenario that failed on it (cause ``stack not deployed``), so
+    ``harness mutate`` reports an error, not a kill. ``reason`` is the original error.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the stack under test was not deployed: {reason}")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class DeployedSettings:
     """The timings that bound every wait, read from the running stack itself."""

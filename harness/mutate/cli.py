@@ -4,7 +4,9 @@ Applies each mutant of the catalogue (``features/mutants.toml``) to a temporary 
 tree, runs the features tagged for it against a fresh local stack (production profile for
 mutants of production values) and prints killed/survived with the scenario that killed
 it. Exit 0 when every mutant is killed, 1 when any survived, 2 when the catalogue does
-not apply or a run broke (so nothing was proven for that mutant).
+not apply or a run broke: the stack did not build, deploy or start, or nothing ran (so
+nothing was proven for that mutant; a deployment refused as the mutant's
+``refused_at_deploy`` says is a kill).
 """
 
 from __future__ import annotations

@@ -10,9 +10,12 @@ For each mutant:
 2. ``pytest features -m <tags> -x --assembly <it>`` in a subprocess, from the unmutated
    tree: the features' session fixture deploys the assembly on a fresh local stack (its
    own process, so nothing of another mutant's stack is left in moto) and stops it;
-3. the verdict: **killed** when a scenario fails (the first one is named), **survived**
-   when every selected scenario passes, an **error** when nothing ran, the stack did not
-   start, or the run broke otherwise.
+3. the verdict (:func:`classify`): **killed** when a step of a scenario fails (the first
+   one is named), **survived** when every selected scenario passes, an **error** when the
+   stack did not build, deploy or start (the QA report marks such a failure: cause
+   ``stack not deployed``), stopped answering, nothing ran, or the run broke otherwise. A
+   mutant declaring ``refused_at_deploy`` is killed when its deployment is refused with
+   that text, as AWS refuses it.
 
 The working tree is never edited.
 """
@@ -26,14 +29,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from cdk.node import env_with_node
 from harness.mutate.catalogue import Mutant, Profile
-from harness.reports.model import IAM_REFUSED
+from harness.reports.model import IAM_REFUSED, NOT_DEPLOYED, NOT_DEPLOYED_MESSAGE, UNREACHABLE
 
 Outcome = Literal["killed", "survived", "error"]
 # What a synthesis of a mutated tree needs: the CDK app, the handlers it bundles, the
@@ -42,6 +45,8 @@ _TREE_PARTS: Final = ("cdk", "handlers", "harness", "cdk.json")
 _IGNORED: Final = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")
 _STACK_PREFIX: Final = "local"
 _INTERRUPT_GRACE_S: Final = 30.0
+# The "scenario" that kills a mutant whose deployment is refused as it declares.
+REFUSED_AT_DEPLOY: Final = "the deployment (refused, as AWS refuses it)"
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,11 @@ class MutationRunner:
         try:
             try:
                 assembly = self.assembly_for(mutant, directory)
-            except Exception as error:
-                return self._result(mutant, started, "error", "the stack did not build", error)
+            except Exception as error:  # synthesis refused the mutated app, most often
+                why = _last_line(str(error))
+                return self._result(
+                    mutant, started, Verdict("error", "the stack did not build", why)
+                )
             return self._run_features(mutant, assembly, directory, started)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
@@ -188,71 +196,81 @@ class MutationRunner:
         ]
         with log.open("w", encoding="utf-8") as output:
             code = _run_bounded(command, cwd=self.root, output=output, timeout_s=self.run_timeout_s)
-        summary = _summary(report_dir)
-        scenarios = summary.get("scenarios", [])
-        ran = [s for s in scenarios if s["outcome"] != "skipped"]
-        tail = _tail(log)
-        if code == 1:
-            failed = next((s for s in scenarios if s["outcome"] == "failed"), None)
-            detail = failed["detail"] if failed else tail
-            if mutant.refused_at_deploy and mutant.refused_at_deploy in detail:
-                # The stack (deployed when the first step asks for it) was refused as AWS
-                # refuses it: the promise is kept before any scenario could run.
-                return self._result(
-                    mutant,
-                    started,
-                    "killed",
-                    "the deployment (refused, as AWS refuses it)",
-                    detail,
-                    feature=failed["feature_file"] if failed else "",
-                )
-            if failed is None or not any(step["status"] == "failed" for step in failed["steps"]):
-                why = _last_line(failed["detail"]) if failed else tail
-                return self._result(mutant, started, "error", "the stack did not start", why)
-            return self._result(
-                mutant,
-                started,
-                "killed",
-                failed["name"],
-                _reason(failed["detail"]),
-                feature=failed["feature_file"],
-                scenarios_run=len(ran),
-            )
-        if code == 0 and ran:
-            return MutantResult(
-                name=mutant.name,
-                promise=mutant.promise,
-                profile=mutant.profile,
-                outcome="survived",
-                seconds=time.monotonic() - started,
-                scenarios_run=len(ran),
-            )
-        what = "no scenario ran" if code in (0, 5) else f"pytest exited with code {code}"
-        return self._result(mutant, started, "error", what, tail)
+        verdict = classify(mutant, code, _summary(report_dir), _tail(log))
+        return self._result(mutant, started, verdict)
 
-    def _result(
-        self,
-        mutant: Mutant,
-        started: float,
-        outcome: Outcome,
-        what: str,
-        detail: object,
-        *,
-        feature: str = "",
-        scenarios_run: int = 0,
-    ) -> MutantResult:
-        """``detail``'s last line is the reason."""
+    @staticmethod
+    def _result(mutant: Mutant, started: float, verdict: Verdict) -> MutantResult:
         return MutantResult(
             name=mutant.name,
             promise=mutant.promise,
             profile=mutant.profile,
-            outcome=outcome,
+            outcome=verdict.outcome,
             seconds=time.monotonic() - started,
-            scenario=what,
-            feature=feature,
-            reason=_last_line(str(detail)),
-            scenarios_run=scenarios_run,
+            scenario=verdict.scenario,
+            feature=verdict.feature,
+            reason=verdict.reason,
+            scenarios_run=verdict.scenarios_run,
         )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one feature run proves about a mutant (see :func:`classify`)."""
+
+    outcome: Outcome
+    scenario: str = ""
+    """The scenario that killed it (killed), or what went wrong (error)."""
+    reason: str = ""
+    feature: str = ""
+    scenarios_run: int = 0
+
+
+def classify(mutant: Mutant, code: int, summary: Mapping[str, Any], tail: str) -> Verdict:
+    """The verdict on ``mutant`` from its feature run: pytest's exit ``code``, the QA
+    report's ``summary.json`` and the last line of pytest's output.
+
+    A scenario that failed because the stack was not deployed (cause
+    :data:`NOT_DEPLOYED`, set from the features' :class:`StackNotDeployedError`) or
+    stopped answering proves nothing: an error, except for a mutant AWS refuses to deploy
+    (``refused_at_deploy``) refused with that text. Otherwise the first failed scenario
+    kills it, provided one of its steps failed (not its setup).
+    """
+    scenarios: list[Mapping[str, Any]] = list(summary.get("scenarios", []))
+    ran = [s for s in scenarios if s["outcome"] != "skipped"]
+    failures = [s for s in scenarios if s["outcome"] == "failed"]
+    broken = next((s for s in failures if s.get("cause") == NOT_DEPLOYED), None)
+    if broken is not None:
+        why = _one_line(str(broken.get("message", "")).removeprefix(NOT_DEPLOYED_MESSAGE))
+        if mutant.refused_at_deploy and mutant.refused_at_deploy in why:
+            # The promise is kept before any scenario could run, as on AWS.
+            return Verdict(
+                "killed",
+                REFUSED_AT_DEPLOY,
+                why,
+                feature=broken["feature_file"],
+            )
+        return Verdict("error", "the stack did not deploy", why)
+    unreachable = next((s for s in failures if s.get("cause") == UNREACHABLE), None)
+    if unreachable is not None:
+        why = _one_line(str(unreachable.get("message", "")))
+        return Verdict("error", "the stack stopped answering", why)
+    if code == 1:
+        failed = failures[0] if failures else None
+        if failed is None or not any(step["status"] == "failed" for step in failed["steps"]):
+            why = _last_line(failed["detail"]) if failed else tail
+            return Verdict("error", "no step ran (the scenario failed in its setup)", why)
+        return Verdict(
+            "killed",
+            failed["name"],
+            _reason(failed["detail"]),
+            feature=failed["feature_file"],
+            scenarios_run=len(ran),
+        )
+    if code == 0 and ran:
+        return Verdict("survived", scenarios_run=len(ran))
+    what = "no scenario ran" if code in (0, 5) else f"pytest exited with code {code}"
+    return Verdict("error", what, _last_line(tail))
 
 
 def baseline_tags(mutants: Sequence[Mutant]) -> dict[Profile, str]:
@@ -292,16 +310,19 @@ def describe(result: MutantResult) -> str:
     if result.outcome == "killed":
         # The calls IAM refused (the cause) are kept whole; the assertion is shortened.
         assertion, iam, refused = result.reason.partition(f" [{IAM_REFUSED}")
+        # A refused deployment's error names the stack and resource before the refusal.
+        limit = 500 if result.scenario == REFUSED_AT_DEPLOY else 160
         return (
             f"    KILLED in {result.seconds:.1f}s by {result.scenario!r} ({result.feature}): "
-            f"{assertion[:160]}{iam}{refused}"
+            f"{assertion[:limit]}{iam}{refused}"
         )
     if result.outcome == "survived":
         return (
             f"    SURVIVED in {result.seconds:.1f}s: {result.scenarios_run} scenario(s) "
             f"passed with the promise broken ({result.promise})"
         )
-    return f"    ERROR after {result.seconds:.1f}s: {result.scenario}: {result.reason[:200]}"
+    # A deployment's error names the stack and resource before the refusal itself.
+    return f"    ERROR after {result.seconds:.1f}s: {result.scenario}: {result.reason[:500]}"
 
 
 def _synthesize_tree(tree: Path, profile: Profile, outdir: Path) -> Path:
@@ -390,6 +411,10 @@ def _reason(detail: str) -> str:
     ]
     reason = _last_line(detail)
     return f"{reason} [{IAM_REFUSED} {'; '.join(refused)}]" if refused else reason
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _last_line(text: str) -> str:

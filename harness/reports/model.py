@@ -12,6 +12,13 @@ OUTCOMES = ("passed", "failed", "skipped", "not run")
 # Starts each line of a failed local scenario's detail that names a call the local cloud
 # refused a function's role (AWS's AccessDenied) while the scenario ran.
 IAM_REFUSED = "IAM refused (AccessDenied):"
+# A failed scenario's cause when the stack did not accept a connection (it stopped).
+UNREACHABLE = "stack unreachable"
+# A failed scenario's cause when the stack under test was not deployed (the session's
+# stack fixture raised ``harness.target.StackNotDeployedError``): nothing was tested.
+NOT_DEPLOYED = "stack not deployed"
+# Starts such a scenario's message; the rest is the deployment's own error.
+NOT_DEPLOYED_MESSAGE = "The stack did not deploy: "
 
 
 @dataclass
@@ -37,7 +44,8 @@ class ScenarioResult:
     message: str = ""
     """What a reader needs first: the assertion message, or the plain cause."""
     cause: str = ""
-    """``stack unreachable`` when the failure is the stack not answering, else empty."""
+    """``stack unreachable`` when the failure is the stack not answering, :data:`NOT_DEPLOYED`
+    when the stack could not be deployed, else empty."""
     examples: dict[str, str] = field(default_factory=dict)
     """An outline example's values, by column."""
     node_id: str = ""

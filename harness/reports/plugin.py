@@ -33,10 +33,18 @@ from pytest_bdd.reporting import test_report_context_registry
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
 from harness.reports import page
-from harness.reports.model import RunInfo, ScenarioResult, StepResult, counts
+from harness.reports.model import (
+    NOT_DEPLOYED,
+    NOT_DEPLOYED_MESSAGE,
+    UNREACHABLE,
+    RunInfo,
+    ScenarioResult,
+    StepResult,
+    counts,
+)
 from harness.reports.recording import CallLog, hooks_installed, paused, recording, redact_text
+from harness.target import StackNotDeployedError
 
-UNREACHABLE = "stack unreachable"
 _PROBE_TIMEOUT_S = 2.0
 
 
@@ -205,6 +213,12 @@ class FeatureReport:
             result.message, result.cause = _message(call)
             if result.cause == UNREACHABLE:
                 _stop_if_down(item.session, call)
+            elif result.cause == NOT_DEPLOYED:
+                # Every later scenario would fail the same way (pytest re-raises the
+                # session fixture's error): stop, as for a stack that is down.
+                item.session.shouldstop = (
+                    "the stack did not deploy, so the remaining scenarios were not run"
+                )
         self.scenarios.append(result)
 
     def not_run(self) -> list[ScenarioResult]:
@@ -341,10 +355,14 @@ def _steps(
 
 
 def _message(call: pytest.CallInfo[None]) -> tuple[str, str]:
-    """The failure's first words for a reader, and its cause (:data:`UNREACHABLE` or "")."""
+    """The failure's first words for a reader, and its cause (:data:`UNREACHABLE`,
+    :data:`NOT_DEPLOYED` or "")."""
     excinfo = call.excinfo
     if excinfo is None:
         return "", ""
+    not_deployed = _not_deployed(excinfo.value)
+    if not_deployed is not None:
+        return redact_text(NOT_DEPLOYED_MESSAGE + not_deployed.reason[:4000]), NOT_DEPLOYED
     unreachable = _unreachable_url(excinfo.value)
     if unreachable is not None:
         url, why = unreachable
@@ -361,6 +379,19 @@ def _message(call: pytest.CallInfo[None]) -> tuple[str, str]:
     if cut is not None and not lines[0].startswith("AssertionError: assert "):
         text = "\n".join(lines[:cut])
     return redact_text(text[:4000]), ""
+
+
+def _not_deployed(exc: BaseException) -> StackNotDeployedError | None:
+    """The :class:`StackNotDeployedError` that is ``exc`` or caused it, if any (a fixture
+    built on the stack re-raises it; a step may wrap it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StackNotDeployedError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _unreachable_url(exc: BaseException) -> tuple[str, str] | None:

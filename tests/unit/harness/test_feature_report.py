@@ -210,6 +210,29 @@ def test_a_stopped_server_is_named_and_ends_the_run(tmp_path: Path, server: str)
     assert "The run did not complete." in page
 
 
+def test_a_stack_that_does_not_deploy_is_named_and_ends_the_run(
+    tmp_path: Path, server: str
+) -> None:
+    run = _run_demo(tmp_path, server, "-k", "does_not_deploy or calls_are_recorded")
+    assert run.returncode == 2, run.stdout + run.stderr  # pytest's "interrupted"
+    _, summary = _read(tmp_path)
+
+    failed = _scenario(summary, "does not deploy")
+    # harness mutate reads the cause: an error, never a kill (tests/unit/harness/
+    # test_mutation_verdicts.py), though the step that asked for the stack failed.
+    assert failed["cause"] == "stack not deployed"
+    assert failed["message"] == (
+        "The stack did not deploy: ValueError: Queue visibility timeout: 4 seconds is less than 5"
+    )
+    assert [step["status"] for step in failed["steps"]] == ["passed", "failed", "not run"]
+    assert summary["status"] == "incomplete"
+    assert (
+        "the stack did not deploy, so the remaining scenarios were not run" in (summary["reason"])
+    )
+    [not_run] = summary["not_run"]
+    assert not_run.endswith("demo.feature: Calls are recorded, redacted and bounded")
+
+
 def test_ctrl_c_leaves_a_page_that_says_so(tmp_path: Path, server: str) -> None:
     report = tmp_path / "report"
     report.mkdir()

@@ -22,6 +22,10 @@ Feature: Report demo
     When the client asks a stopped server
     Then nothing else happens
 
+  Scenario: A stack that does not deploy is named as such
+    When the client uses a stack that does not deploy
+    Then nothing else happens
+
   Scenario: Calls are recorded, redacted and bounded
     When the client posts a secret
     And the client lists the queues

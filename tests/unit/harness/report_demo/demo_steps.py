@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import requests
 from pytest_bdd import given, parsers, scenarios, then, when
+
+from harness.target import StackNotDeployedError
 
 scenarios("demo.feature")
 
@@ -79,6 +82,20 @@ def background() -> None:
 @when("the client asks a stopped server")
 def stopped_server() -> None:
     requests.get("http://127.0.0.1:9/things/1", timeout=5)
+
+
+@pytest.fixture(scope="session")
+def undeployable_stack() -> None:
+    # As the features' stack fixture raises it when the local stack does not start.
+    try:
+        raise ValueError("Queue visibility timeout: 4 seconds is less than 5")
+    except ValueError as error:
+        raise StackNotDeployedError(f"{type(error).__name__}: {error}") from error
+
+
+@when("the client uses a stack that does not deploy")
+def uses_undeployable_stack(undeployable_stack: None) -> None:
+    pass
 
 
 @when("the test waits for Ctrl-C")
