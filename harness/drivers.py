@@ -772,15 +772,18 @@ class Traces:
     def wait_for_function(
         self, trace_id: str, function_name: str, calls: Iterable[str]
     ) -> TracedFunction:
-        """Poll until the trace holds ``function_name``'s segment with ``calls`` under it."""
-        wanted = set(calls)
+        """Poll until the trace holds ``function_name``'s segment with ``calls`` under it
+        (compared without case: the X-Ray SDK names a call's subsegment by the service's
+        endpoint prefix, ``dynamodb``)."""
+        wanted = {call.lower() for call in calls}
         seen: dict[str, Any] = {}
 
         def probe() -> TracedFunction | None:
             documents = self.documents(trace_id)
             traced = traced_function(documents, function_name)
             seen.update(documents=documents, traced=traced)
-            return traced if traced.segment is not None and wanted <= set(traced.calls) else None
+            found = {call.lower() for call in traced.calls}
+            return traced if traced.segment is not None and wanted <= found else None
 
         try:
             return wait_until(
