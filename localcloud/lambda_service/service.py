@@ -31,6 +31,11 @@ Fidelity choices (each like AWS unless said otherwise):
   per execution environment; metrics (AWS/Lambda Invocations, Errors, Duration, Throttles,
   ConcurrentExecutions) go to CloudWatch, stamped with the second of the invocation (or
   throttle) as Lambda stamps them. Both from background threads, batched.
+- Active tracing (``TracingConfig: Active``, given an X-Ray daemon): the X-Ray SDK is on in
+  the worker, each invocation continues its caller's trace (or starts one) and keeps its
+  sampling decision (or X-Ray's default rule decides); a sampled invocation records
+  Lambda's ``AWS::Lambda`` and ``AWS::Lambda::Function`` segments, the latter through the
+  function's daemon, with its role (:mod:`localcloud.xray`).
 
 Third-party packages come from the local virtualenv, the function's own code from its asset
 directory. An asset bundled for Lambda (Python 3.12, Linux) may carry binary wheels (e.g.
