@@ -12,9 +12,12 @@ its own daemon, with its function's role), one thread for all of them. Each segm
 checked against the role (:meth:`localcloud.identity.AccessLog.check`, action
 ``xray:PutTraceSegments`` on ``*``; a refusal is recorded like any other refused call) and
 then stored in moto's X-Ray, where ``GetTraceSummaries`` and ``BatchGetTraces`` at the local
-endpoint find it. A malformed datagram is logged and dropped. Segments the Lambda service
-itself writes (the ``AWS::Lambda`` segment of an invocation) go to a port of their own that
-no role guards, as the Lambda service records them with its own rights on AWS.
+endpoint find it. A malformed datagram is logged and dropped. The Lambda service hands its
+own segments over in process (:meth:`XRayDaemon.submit`, no datagram): the
+``AWS::Lambda::Function`` segment with the function's role, as Lambda's runtime sends it
+through the sandbox's daemon; the ``AWS::Lambda`` segment unchecked, as the Lambda service
+records it with its own rights. They are uploaded at the daemon's next tick (0.2 s), in
+batches, so the invocation pays a list append, not a wake-up of the daemon's thread.
 
 Not emulated: the daemon's batching and its ``PutTelemetryRecords`` (the SDK never sends
 telemetry; the daemon's own counters are not modelled), sampling rules other than X-Ray's
@@ -24,7 +27,6 @@ process ends).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -33,9 +35,10 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from localcloud.iam_policy import AccessDeniedError
 from localcloud.identity import AccessLog, Principal
@@ -45,6 +48,7 @@ _LOG = logging.getLogger(__name__)
 PUT_TRACE_SEGMENTS: Final = "xray:PutTraceSegments"
 DATAGRAM_HEADER: Final = b'{"format": "json", "version": 1}'
 _MAX_DATAGRAM: Final = 65_507  # the largest UDP payload over IPv4 (the SDK stays below)
+_TICK_S: Final = 0.2  # how often the daemon uploads what the Lambda service submitted
 
 
 # --- trace headers ---------------------------------------------------------------------
@@ -170,7 +174,8 @@ def moto_segment_sink(region: str, account_id: str) -> SegmentSink:
 class DaemonStats:
     """What the daemon did with the datagrams it received."""
 
-    received: int = 0
+    received: int = 0  # datagrams (the functions' SDK)
+    submitted: int = 0  # segments of the Lambda service (submit)
     stored: int = 0
     refused: int = 0  # the role may not PutTraceSegments: dropped, as on AWS
     malformed: int = 0  # not a header line and a JSON object, or X-Ray refused it
@@ -193,9 +198,8 @@ class XRayDaemon:
         self._refusals_logged: set[Principal] = set()
         self._closed = False
         self.stats = DaemonStats()
-        # Where the Lambda service sends its own segments from (and to, service_port).
-        self._sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.service_port = self._bind(None)
+        # Segments the Lambda service submitted: (role or None, segment), uploaded per tick.
+        self._submitted: deque[tuple[Principal | None, Mapping[str, Any]]] = deque()
         self._thread = threading.Thread(target=self._serve, name="xray-daemon", daemon=True)
         self._thread.start()
 
@@ -217,11 +221,12 @@ class XRayDaemon:
                 port = self._ports[principal] = self._bind(principal)
         return f"127.0.0.1:{port}"
 
-    def send(self, address: str, document: str) -> None:
-        """Send one segment document to a daemon port, as the SDK does (fire and forget)."""
-        host, _, port = address.rpartition(":")
-        with contextlib.suppress(OSError):
-            self._sender.sendto(DATAGRAM_HEADER + b"\n" + document.encode(), (host, int(port)))
+    def submit(self, principal: Principal | None, segment: Mapping[str, Any]) -> None:
+        """A segment of the Lambda service's, uploaded at the next tick with ``principal``'s
+        role (None: the service's own rights, unchecked). Cheap: the caller's thread only
+        appends it."""
+        if not self._closed:
+            self._submitted.append((principal, segment))
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread and release every port. Idempotent."""
@@ -232,7 +237,6 @@ class XRayDaemon:
         self._thread.join(timeout)
         for sock in self._sockets:
             sock.close()
-        self._sender.close()
         self._selector.close()
 
     def __enter__(self) -> XRayDaemon:
@@ -245,7 +249,8 @@ class XRayDaemon:
 
     def _serve(self) -> None:
         while not self._closed:
-            for key, _events in self._selector.select(timeout=0.2):
+            self._upload_submitted()
+            for key, _events in self._selector.select(timeout=_TICK_S):
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
                 while True:
@@ -259,6 +264,16 @@ class XRayDaemon:
                         self.handle(datagram, key.data)
                     except Exception:  # a bug here must not stop the daemon
                         _LOG.exception("X-Ray daemon: a datagram could not be handled")
+        self._upload_submitted()
+
+    def _upload_submitted(self) -> None:
+        while self._submitted:
+            principal, segment = self._submitted.popleft()
+            self.stats.submitted += 1
+            try:
+                self.upload(json.dumps(segment), principal)
+            except Exception:  # a bug here must not stop the daemon
+                _LOG.exception("X-Ray daemon: a segment of the Lambda service was not uploaded")
 
     def handle(self, datagram: bytes, principal: Principal | None) -> bool:
         """Upload one datagram's segment with ``principal``'s role (None: the Lambda
@@ -274,6 +289,11 @@ class XRayDaemon:
                 datagram[:80],
             )
             return False
+        return self.upload(document, principal)
+
+    def upload(self, document: str, principal: Principal | None) -> bool:
+        """``PutTraceSegments`` of one segment document with ``principal``'s role (None:
+        unchecked): True when X-Ray stored it; refused or rejected, it is dropped."""
         if principal is not None and self._access is not None:
             try:
                 self._access.check(principal, PUT_TRACE_SEGMENTS, "*")

@@ -501,8 +501,8 @@ class LambdaService(ClosesOnExit):
         """Record a sampled invocation as Lambda does: its ``AWS::Lambda`` segment with the
         service's rights, its ``AWS::Lambda::Function`` segment through the function's own
         daemon (so with its role: refused, it is lost with the SDK's subsegments)."""
-        daemon, address = self._xray, fn.daemon_address
-        if daemon is None or address is None:
+        daemon = self._xray
+        if daemon is None:
             return
         spec, end = fn.spec, time.time()
         started = end - result.duration_ms / 1000.0
@@ -546,8 +546,8 @@ class LambdaService(ClosesOnExit):
         }
         if result.function_error is not None:
             function["fault"] = True
-        daemon.send(f"127.0.0.1:{daemon.service_port}", json.dumps(service))
-        daemon.send(address, json.dumps(function))
+        daemon.submit(None, service)
+        daemon.submit(self.principal_of(spec), function)
 
     def _take_idle(self, fn: _Function) -> tuple[Worker | None, FunctionSpec]:
         """A warm worker (or None) and the spec the invocation runs under, taken together
