@@ -7,7 +7,12 @@ API server's close (what every worker's stop pays for its server) is timed with 
 connection open, as a runtime's is.
 
     .venv/bin/python benchmarks/lambda_bench.py [--invokes 2000] [--cold 5] [--closes 100]
-        [--no-telemetry]
+        [--no-telemetry] [--tracing off|active|sampled]
+
+``--tracing active`` gives the functions active tracing and a local X-Ray daemon (X-Ray's
+default rule samples the first invoke each second, then 5 %); ``sampled`` also passes a
+sampled trace header with every invoke, so each one records Lambda's two segments. The
+handler itself records nothing (what the X-Ray SDK costs in a handler is the same on AWS).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from localcloud.lambda_service import LambdaService
 from localcloud.lambda_service.runtime_api import NextEvent, PostedBody, RuntimeApiServer
 from localcloud.lambda_service.testing import Endpoint, function_spec, local_endpoint
 from localcloud.specs import FunctionSpec
+from localcloud.xray import XRayDaemon, moto_segment_sink, new_root
 
 HANDLER_SOURCE = """
 def handler(event, context):
@@ -51,8 +57,11 @@ class _Context:
         return 3000
 
 
-def _spec(code_dir: Path, name: str) -> FunctionSpec:
-    return function_spec(code_dir, "bench_handler.handler", name=name, timeout_s=30)
+def _spec(code_dir: Path, name: str, tracing: str = "off") -> FunctionSpec:
+    mode = "PassThrough" if tracing == "off" else "Active"
+    return function_spec(
+        code_dir, "bench_handler.handler", name=name, timeout_s=30, tracing_mode=mode
+    )
 
 
 def timed_ms(fn: Callable[[], object], n: int) -> list[float]:
@@ -142,8 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not ship logs and metrics (no endpoint needed)",
     )
+    parser.add_argument(
+        "--tracing",
+        choices=("off", "active", "sampled"),
+        default="off",
+        help="X-Ray active tracing of the functions (sampled: every invoke sampled)",
+    )
     args = parser.parse_args(argv)
     telemetry = not args.no_telemetry
+    tracing: str = args.tracing
 
     with (
         tempfile.TemporaryDirectory(prefix="lambda-bench-") as tmp,
@@ -162,16 +178,23 @@ def main(argv: list[str] | None = None) -> int:
 
         assert module.handler(event, context)["ok"]
         url, region = (ep.url, ep.region) if ep else ("http://127.0.0.1:9", "us-east-1")
-        with LambdaService(url, region, publish_logs=telemetry, publish_metrics=telemetry) as svc:
+        daemon = None
+        if tracing != "off":
+            sink = moto_segment_sink(region, "123456789012") if ep else (lambda _doc: None)
+            daemon = XRayDaemon(sink)
+        header = f"Root={new_root()};Sampled=1" if tracing == "sampled" else None
+        with LambdaService(
+            url, region, publish_logs=telemetry, publish_metrics=telemetry, xray=daemon
+        ) as svc:
             name = f"bench-{uuid.uuid4().hex[:6]}"
-            svc.add_function(_spec(code_dir, name))
+            svc.add_function(_spec(code_dir, name, tracing))
             first = svc.invoke(name, PAYLOAD)
             assert first.function_error is None, first.payload
             for _ in range(200):  # warm up both paths
-                svc.invoke(name, PAYLOAD)
+                svc.invoke(name, PAYLOAD, trace_header=header)
                 direct()
             direct_ms = timed_ms(direct, args.invokes)
-            warm_ms = timed_ms(lambda: svc.invoke(name, PAYLOAD), args.invokes)
+            warm_ms = timed_ms(lambda: svc.invoke(name, PAYLOAD, trace_header=header), args.invokes)
 
             cold_ms: list[float] = []
             init_ms: list[float] = []
@@ -207,13 +230,16 @@ def main(argv: list[str] | None = None) -> int:
             for t in pool:
                 t.join()
             parallel_rate = threads * per_thread / (time.perf_counter() - start)
+        if daemon is not None:
+            daemon.close()
+            print(f"X-Ray daemon: {daemon.stats}")
     close_ms = server_close_ms(args.closes)
     http_close_ms = server_close_ms(args.closes, runtime_api=False)
 
     direct_median = statistics.median(direct_ms)
     warm_median = statistics.median(warm_ms)
     overhead = warm_median - direct_median
-    print(f"telemetry (logs + metrics shipped): {'on' if telemetry else 'off'}")
+    print(f"telemetry (logs + metrics shipped): {'on' if telemetry else 'off'}; tracing: {tracing}")
     print(f"direct in-process call:  {_summary(direct_ms)}")
     print(f"warm invoke (worker):    {_summary(warm_ms)}")
     print(

@@ -17,6 +17,13 @@ Feature: The stack watches itself
   the last one), then counts only its own failures. The monitoring scenarios run first in a
   session, so that wait is usually over at once.
 
+  Both functions are traced with X-Ray (active tracing): each sampled request leaves a
+  trace of what the functions did, down to each call to DynamoDB and SQS. A client can ask
+  for its request to be traced by starting the trace itself (a sampled X-Amzn-Trace-Id
+  header); the processor's invocations are sampled by X-Ray's default rule (the first each
+  second, then 5 %), and each of its log lines names its trace. A function uploads its
+  traces with its own role: without the right to, they are lost.
+
   Background:
     Given the Task API is available
 
@@ -58,3 +65,10 @@ Feature: The stack watches itself
     Then the dead-letter alarm has counted 0 and stays OK
     When a task that always fails is dead-lettered
     Then the dead-letter alarm goes off
+
+  @tracing
+  Scenario: Each accepted task leaves a trace of the API and the processor
+    When a client submits a valid task in a new sampled X-Ray trace
+    Then the task is eventually COMPLETED
+    And X-Ray holds that trace with the API function's segment and its calls to DynamoDB and SQS
+    And X-Ray holds the trace of the processor's invocation that completed the task, with its call to DynamoDB

@@ -629,6 +629,190 @@ class ServiceMetrics:
         )
 
 
+class FunctionLogs:
+    """A function's log group (CloudWatch Logs): its Powertools JSON lines."""
+
+    def __init__(self, target: Target, function_output_key: str) -> None:
+        self._logs = target.client("logs")
+        configuration = Functions(target).configuration(function_output_key)
+        name = target.output(function_output_key)
+        self.log_group = str(
+            (configuration.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"
+        )
+        # CloudWatch Logs on AWS shows a function's lines seconds after they were written.
+        self.arrival_s = 10.0 if target.name == "local" else 120.0
+
+    def json_lines(self, term: str, *, since: datetime) -> list[dict[str, Any]]:
+        """The JSON log lines since ``since`` that mention ``term`` (oldest first)."""
+        found: list[dict[str, Any]] = []
+        paginator = self._logs.get_paginator("filter_log_events")
+        for page in paginator.paginate(
+            logGroupName=self.log_group,
+            startTime=int(since.timestamp() * 1000),
+            filterPattern=f'"{term}"',
+        ):
+            for event in page.get("events", []):
+                message = str(event.get("message", ""))
+                if term not in message:
+                    continue
+                with contextlib.suppress(ValueError):
+                    line = json.loads(message)
+                    if isinstance(line, dict):
+                        found.append(line)
+        return found
+
+    def wait_for_line(
+        self, term: str, *, since: datetime, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The first JSON line mentioning ``term`` whose ``fields`` have these values."""
+        seen: list[dict[str, Any]] = []
+
+        def probe() -> dict[str, Any] | None:
+            seen[:] = self.json_lines(term, since=since)
+            for line in seen:
+                if all(line.get(key) == value for key, value in fields.items()):
+                    return line
+            return None
+
+        try:
+            return wait_until(
+                probe,
+                timeout=self.arrival_s,
+                interval=0.2,
+                description=f"a line of {self.log_group} about {term} with {dict(fields)}",
+            )
+        except TimeoutError:
+            raise TimeoutError(
+                f"no line of {self.log_group} about {term} has {dict(fields)} after "
+                f"{self.arrival_s:.0f}s; its lines about it: {seen[-5:]}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class TracedFunction:
+    """What one trace holds of one function: its ``AWS::Lambda::Function`` segment (None
+    when the trace has none) and the AWS calls recorded under it (``"DynamoDB PutItem"``)."""
+
+    segment: Mapping[str, Any] | None
+    calls: tuple[str, ...]
+
+
+def traced_function(documents: Sequence[Mapping[str, Any]], function_name: str) -> TracedFunction:
+    """Find ``function_name``'s segment in a trace's documents and the AWS calls under it.
+
+    X-Ray on AWS nests each subsegment in its segment's document; a store that keeps the
+    documents as sent (the local X-Ray) has the SDK's subsegments apart, each naming its
+    ``parent_id``. Both are read the same way: an entity's parent is the one it is nested
+    in, else its ``parent_id``.
+    """
+    entities: dict[str, Mapping[str, Any]] = {}
+    parent_of: dict[str, str] = {}
+
+    def walk(entity: Mapping[str, Any], parent: str | None) -> None:
+        entity_id = entity.get("id")
+        if not isinstance(entity_id, str):
+            return
+        entities[entity_id] = entity
+        parent = parent or entity.get("parent_id")
+        if isinstance(parent, str):
+            parent_of[entity_id] = parent
+        for child in entity.get("subsegments") or ():
+            walk(child, entity_id)
+
+    for document in documents:
+        walk(document, None)
+    function = next(
+        (
+            entity
+            for entity in entities.values()
+            if entity.get("origin") == "AWS::Lambda::Function"
+            and entity.get("name") == function_name
+        ),
+        None,
+    )
+    if function is None:
+        return TracedFunction(None, ())
+
+    def under_function(entity_id: str) -> bool:
+        seen: set[str] = set()
+        while entity_id in parent_of and entity_id not in seen:
+            seen.add(entity_id)
+            entity_id = parent_of[entity_id]
+            if entity_id == function["id"]:
+                return True
+        return False
+
+    calls = sorted(
+        f"{entity.get('name')} {(entity.get('aws') or {}).get('operation')}"
+        for entity_id, entity in entities.items()
+        if entity.get("namespace") == "aws" and under_function(entity_id)
+    )
+    return TracedFunction(function, tuple(calls))
+
+
+class Traces:
+    """The stack's X-Ray traces, read by id (``BatchGetTraces``)."""
+
+    def __init__(self, target: Target) -> None:
+        self._xray = target.client("xray")
+        # X-Ray on AWS makes a trace readable some 30-60 s after its segments were sent;
+        # the local daemon stores them within milliseconds.
+        self.arrival_s = 10.0 if target.name == "local" else 180.0
+        self._interval = 0.2 if target.name == "local" else 5.0
+
+    def documents(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every segment document of the trace (none while X-Ray does not have it)."""
+        answer = self._xray.batch_get_traces(TraceIds=[trace_id])
+        return [
+            json.loads(segment["Document"])
+            for trace in answer.get("Traces", [])
+            for segment in trace.get("Segments", [])
+        ]
+
+    def wait_for_function(
+        self, trace_id: str, function_name: str, calls: Iterable[str]
+    ) -> TracedFunction:
+        """Poll until the trace holds ``function_name``'s segment with ``calls`` under it
+        (compared without case: the X-Ray SDK names a call's subsegment by the service's
+        endpoint prefix, ``dynamodb``)."""
+        wanted = {call.lower() for call in calls}
+        seen: dict[str, Any] = {}
+
+        def probe() -> TracedFunction | None:
+            documents = self.documents(trace_id)
+            traced = traced_function(documents, function_name)
+            seen.update(documents=documents, traced=traced)
+            found = {call.lower() for call in traced.calls}
+            return traced if traced.segment is not None and wanted <= found else None
+
+        try:
+            return wait_until(
+                probe,
+                timeout=self.arrival_s,
+                interval=self._interval,
+                description=f"trace {trace_id} to hold {function_name} calling {sorted(wanted)}",
+            )
+        except TimeoutError:
+            traced = seen.get("traced")
+            documents = seen.get("documents") or []
+            origins = sorted(
+                {f"{d.get('origin') or d.get('type') or '?'} {d.get('name')}" for d in documents}
+            )
+            raise TimeoutError(
+                f"after {self.arrival_s:.0f}s, trace {trace_id} does not hold {function_name}'s "
+                f"segment with {sorted(wanted)}: it has {len(documents)} documents ({origins}); "
+                f"the function's segment {'is there' if traced and traced.segment else 'is not'}, "
+                f"calls under it: {list(traced.calls) if traced else []}"
+            ) from None
+
+
+def sampled_trace_header() -> tuple[str, str]:
+    """A new X-Ray trace id and the ``X-Amzn-Trace-Id`` header that starts it sampled: a
+    client's decision every service downstream keeps."""
+    trace_id = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    return trace_id, f"Root={trace_id};Sampled=1"
+
+
 def new_idempotency_key() -> str:
     """A fresh key for the ``Idempotency-Key`` header."""
     return f"qa-{uuid.uuid4()}"

@@ -193,6 +193,13 @@ INTERNALS: dict[str, Internal] = {
     "ActionResult": Internal(
         "moto.core.responses", "ActionResult", "what the patched DescribeAlarmHistory returns"
     ),
+    # --- X-Ray: where the local X-Ray daemon puts the functions' segments (xray.py)
+    "xray_backends": Internal(
+        "moto.xray.models",
+        "xray_backends",
+        "xray.moto_segment_sink stores each segment the daemon uploads (process_segment), "
+        "as PutTraceSegments does after the daemon's IAM check",
+    ),
     # --- benchmarks only (benchmarks/sqs_bench.py fills plain moto's queue directly)
     "sqs_backends": Internal("moto.sqs.models", "sqs_backends", "sqs_bench.py: moto's queues"),
     "SqsMessage": Internal("moto.sqs.models", "Message", "sqs_bench.py: moto's message"),
@@ -247,6 +254,7 @@ __all__ = [
     "service_name_from_moto_package_name",
     "should_preserve_original_header_name",
     "sqs_backends",
+    "xray_backends",
 ]
 
 
@@ -321,6 +329,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time __getattr__ loads each on first
     from moto.sqs.models import Message as SqsMessage
     from moto.sqs.models import sqs_backends as sqs_backends
     from moto.utilities.utils import get_partition as get_partition
+    from moto.xray.models import xray_backends as xray_backends
 
 
 # ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     role_arn: str = ""
     log_group_name: str = ""  # "/aws/lambda/<name>" unless LoggingConfig names one
+    tracing_mode: str = "PassThrough"  # TracingConfig.Mode: "Active" or "PassThrough"
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import importlib
 import threading
 
-MOTO_SERVICES = ("dynamodb", "iam", "logs", "cloudwatch")
-"""The moto services the deployment and the running stack call (SQS is our own engine)."""
+MOTO_SERVICES = ("dynamodb", "iam", "logs", "cloudwatch", "xray")
+"""The moto services the deployment and the running stack call (SQS is our own engine;
+X-Ray stores the traced functions' segments)."""
 
 MOTO_INTERNAL_BACKENDS = ("kms",)
 """Backends moto calls itself: DynamoDB creates the default table encryption key in KMS."""
@@ -34,6 +35,7 @@ LOCAL_CLOUD_MODULES = (
     "localcloud.lambda_service.control_plane",
     "localcloud.inprocess",
     "localcloud.cfn",
+    "localcloud.xray",
 )
 """The local cloud's services and the CloudFormation engine, imported by the start."""
 

@@ -14,11 +14,14 @@ from features.steps.common import ScenarioTasks, fault_headers
 from harness.drivers import (
     Alarms,
     DeadLetters,
+    FunctionLogs,
     Functions,
     ServiceMetrics,
     TaskApi,
     TaskStore,
+    Traces,
     rest_api_name,
+    sampled_trace_header,
 )
 from harness.payloads import valid_task
 from harness.target import DeployedSettings, Target
@@ -389,3 +392,60 @@ def api_metric_went_up(
     )
     # A count that went past the scenario's own requests would count some twice.
     assert seen == wanted, f"{metric} went from {baseline.before:g} to {seen:g}, not +{count}"
+
+
+# --- traces (X-Ray) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracedSubmission:
+    """A task submitted in a trace the client started, sampled."""
+
+    trace_id: str
+    task_id: str
+    at: datetime
+
+
+@when(
+    "a client submits a valid task in a new sampled X-Ray trace",
+    target_fixture="traced_submission",
+)
+def submit_traced(api: TaskApi, tasks: ScenarioTasks) -> TracedSubmission:
+    at = datetime.now(UTC)
+    trace_id, header = sampled_trace_header()
+    submitted = tasks.add(
+        "traced", api.submit(valid_task("Traced task"), headers={"X-Amzn-Trace-Id": header})
+    )
+    assert submitted.response.status == 200, submitted.response.describe()
+    assert submitted.task_id, submitted.response.describe()
+    return TracedSubmission(trace_id, submitted.task_id, at)
+
+
+@then("X-Ray holds that trace with the API function's segment and its calls to DynamoDB and SQS")
+def api_traced(target: Target, traced_submission: TracedSubmission) -> None:
+    # The task is stored (PutItem) and sent to the queue (SendMessage) within the request.
+    Traces(target).wait_for_function(
+        traced_submission.trace_id,
+        target.output(contract.API_FUNCTION_NAME),
+        {"DynamoDB PutItem", "SQS SendMessage"},
+    )
+
+
+@then(
+    "X-Ray holds the trace of the processor's invocation that completed the task, "
+    "with its call to DynamoDB"
+)
+def processor_traced(target: Target, traced_submission: TracedSubmission) -> None:
+    task_id = traced_submission.task_id
+    # The processor's line for the record names its invocation's trace (Powertools' Logger).
+    line = FunctionLogs(target, contract.PROCESSOR_FUNCTION_NAME).wait_for_line(
+        task_id,
+        since=traced_submission.at - timedelta(seconds=5),
+        fields={"correlation_id": task_id, "message": "record handled", "outcome": "completed"},
+    )
+    trace_id = line.get("xray_trace_id")
+    assert trace_id, f"the processor's log line names no X-Ray trace: {line}"
+    # Completing the task is a conditional UpdateItem on it.
+    Traces(target).wait_for_function(
+        str(trace_id), target.output(contract.PROCESSOR_FUNCTION_NAME), {"DynamoDB UpdateItem"}
+    )

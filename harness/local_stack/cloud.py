@@ -242,6 +242,7 @@ class LocalDeployment:
             LambdaService,
             QueueMetricsPublisher,
         )
+        from localcloud.xray import XRayDaemon, moto_segment_sink
 
         self.endpoint = AwsEndpoint(port=self.port, throttling=self.throttling)
         self.endpoint.start()
@@ -256,6 +257,14 @@ class LocalDeployment:
         # boto3 and the endpoint they cost ~10 % of the stack's CPU under load.
         logs, cloudwatch = InProcessLogsClient(region), InProcessCloudWatchClient(region)
 
+        # Functions with active tracing send their segments to this daemon, which uploads
+        # them to the endpoint's X-Ray with each function's role (localcloud.xray). Stopped
+        # after the Lambda service (closers run newest first): no worker sends to it then.
+        self.xray = XRayDaemon(
+            moto_segment_sink(region, self.endpoint.access.account_id),
+            access=self.endpoint.access,
+        )
+        self._on_stop("X-Ray daemon", self.xray.close)
         # Every function gets credentials of its own; what each role was used for is in
         # self.endpoint.access (localcloud.identity).
         self.lambdas = LambdaService(
@@ -265,6 +274,7 @@ class LocalDeployment:
             cloudwatch_client=cloudwatch,
             identities=self.endpoint.identities,
             access=self.endpoint.access,
+            xray=self.xray,
         )
         self._on_stop("Lambda service", self.lambdas.close)
         self.mappings = EventSourceMappingService(
@@ -286,6 +296,7 @@ class LocalDeployment:
             region=region,
             logs_client_factory=lambda: logs,
             cloudwatch_client_factory=lambda: cloudwatch,
+            traced_invoke=self._traced_invoke,
         )
         self._on_stop("API Gateway", self.gateway.close)
 
@@ -366,6 +377,9 @@ class LocalDeployment:
 
     def _invoke(self, function_name: str, payload: bytes) -> InvokeResult:
         return self.lambdas.invoke(function_name, payload)
+
+    def _traced_invoke(self, function_name: str, payload: bytes, trace: str) -> InvokeResult:
+        return self.lambdas.invoke(function_name, payload, trace_header=trace)
 
     def _deploy(self) -> Any:
         from localcloud import deploy_assembly

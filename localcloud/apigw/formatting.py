@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
+
+from localcloud.xray import TraceHeader, new_root
 
 _CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]*[A-Za-z0-9_])")
 
@@ -59,8 +60,15 @@ def _request_time(epoch: float) -> str:
     return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch))
 
 
-def _trace_id(epoch: float) -> str:
-    return f"Root=1-{int(epoch):08x}-{os.urandom(12).hex()}"
+def _trace_header(incoming: str | None, epoch: float) -> str:
+    """The ``X-Amzn-Trace-Id`` API Gateway passes to the integration: the caller's trace
+    continued with its sampling decision, or a new root with no decision (the function's
+    tracing decides). The stage's own segment is not emulated, so the caller's ``Parent``
+    stays the parent."""
+    parsed = TraceHeader.parse(incoming)
+    if parsed is None:
+        return f"Root={new_root(epoch)}"
+    return str(parsed)
 
 
 def _api_key_id(api_key: str) -> str:

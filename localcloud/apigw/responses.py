@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from localcloud.specs import InvokeResult
 
 Invoke = Callable[[str, bytes], InvokeResult]
+# Invoke with the request's X-Amzn-Trace-Id (the Lambda service continues the trace).
+TracedInvoke = Callable[[str, bytes, str], InvokeResult]
 
 ACCOUNT_ID = "123456789012"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit

@@ -24,7 +24,7 @@ from localcloud.apigw.formatting import (
     _log_group_name,
     _path_parameters,
     _request_time,
-    _trace_id,
+    _trace_header,
 )
 from localcloud.apigw.iam_auth import Caller, Denial, IamAuthorizer, SignedRequest
 from localcloud.apigw.mock import _mock_response
@@ -68,6 +68,7 @@ class _Exchange:
     started: float
     request_id: str
     extended_id: str
+    trace_header: str = ""  # the X-Amzn-Trace-Id the integration gets
 
 
 class _RestApi:
@@ -101,13 +102,15 @@ class _RestApi:
 
     def handle(self, request: Request, source_ip: str, sock: socket.socket) -> bytes | None:
         """The response bytes for ``request``; None if the watchdog has already answered."""
+        started = time.time()
         exchange = _Exchange(
             request,
             source_ip,
             sock,
-            time.time(),
+            started,
             str(uuid.uuid4()),
             base64.b64encode(os.urandom(11)).decode("ascii"),
+            _trace_header(request.header("X-Amzn-Trace-Id"), started),
         )
         try:
             outcome = self._dispatch(exchange)
@@ -271,7 +274,7 @@ class _RestApi:
             "X-Forwarded-For": f"{forwarded}, {source_ip}" if forwarded else source_ip,
             "X-Forwarded-Port": str(self.server.server_address[1]) if self.server else "80",
             "X-Forwarded-Proto": "http",
-            "X-Amzn-Trace-Id": _trace_id(started),
+            "X-Amzn-Trace-Id": exchange.trace_header,
         }
         lowered = {name.lower(): name for name in headers}
         for name, value in added.items():
@@ -380,7 +383,9 @@ class _RestApi:
         watchdog = self.service.watchdog
         ticket = watchdog.arm(time.monotonic() + method.integration_timeout_ms / 1000, expire)
         try:
-            result = self.service.invoke(method.function_name, payload)
+            result = self.service.invoke_traced(
+                method.function_name, payload, exchange.trace_header
+            )
         except Exception as error:  # the Lambda service failed to invoke at all
             if not watchdog.settle(ticket):
                 return None
@@ -455,7 +460,7 @@ class _RestApi:
             "responseLength": len(outcome.body),
             "stage": self.stage,
             "status": outcome.status,
-            "xrayTraceId": _trace_id(started),
+            "xrayTraceId": exchange.trace_header.split(";", 1)[0],
         }
 
 

@@ -274,6 +274,7 @@ def _configuration(spec: FunctionSpec) -> dict[str, Any]:
         "Architectures": ["x86_64"],
         "Environment": {"Variables": dict(spec.environment)},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": spec.log_group_name},
+        "TracingConfig": {"Mode": spec.tracing_mode},
     }
 
 

@@ -31,6 +31,11 @@ Fidelity choices (each like AWS unless said otherwise):
   per execution environment; metrics (AWS/Lambda Invocations, Errors, Duration, Throttles,
   ConcurrentExecutions) go to CloudWatch, stamped with the second of the invocation (or
   throttle) as Lambda stamps them. Both from background threads, batched.
+- Active tracing (``TracingConfig: Active``, given an X-Ray daemon): the X-Ray SDK is on in
+  the worker, each invocation continues its caller's trace (or starts one) and keeps its
+  sampling decision (or X-Ray's default rule decides); a sampled invocation records
+  Lambda's ``AWS::Lambda`` and ``AWS::Lambda::Function`` segments, the latter through the
+  function's daemon, with its role (:mod:`localcloud.xray`).
 
 Third-party packages come from the local virtualenv, the function's own code from its asset
 directory. An asset bundled for Lambda (Python 3.12, Linux) may carry binary wheels (e.g.
@@ -64,9 +69,16 @@ from localcloud.closing import ClosesOnExit
 from localcloud.iam_policy import AccessDeniedError
 from localcloud.identity import AccessLog, Identities, Principal
 from localcloud.lambda_service.telemetry import EMF_PREFIX, MetricsPublisher, log_stream_name
-from localcloud.lambda_service.worker import Invocation, Outcome, Worker, WorkerStoppedError
+from localcloud.lambda_service.worker import (
+    Invocation,
+    Outcome,
+    Worker,
+    WorkerStoppedError,
+    new_trace_id,
+)
 from localcloud.specs import FunctionSpec, InvokeResult
 from localcloud.telemetry import LogShipper
+from localcloud.xray import Sampler, TraceHeader, XRayDaemon, new_root, new_segment_id
 
 _LOG = logging.getLogger(__name__)
 
@@ -129,15 +141,29 @@ class _Function:
         self.generation = 0
         self.generation_of: dict[Worker, int] = {}
         self.updates = 0
+        # Active tracing with a daemon to send to: X-Ray's default rule samples what comes
+        # without an upstream decision.
+        self.sampler = Sampler()
+
+    @property
+    def daemon_address(self) -> str | None:
+        """The function's X-Ray daemon (``AWS_XRAY_DAEMON_ADDRESS``) when it is traced."""
+        return self.base_env.get("AWS_XRAY_DAEMON_ADDRESS")
 
 
 def lambda_environment(
-    spec: FunctionSpec, *, endpoint_url: str, region: str, log_group: str
+    spec: FunctionSpec,
+    *,
+    endpoint_url: str,
+    region: str,
+    log_group: str,
+    xray_daemon_address: str | None = None,
 ) -> dict[str, str]:
     """The worker's environment: the function's variables, then what Lambda sets on top.
 
     ``AWS_LAMBDA_RUNTIME_API`` and ``AWS_LAMBDA_LOG_STREAM_NAME`` are per worker and added
-    when the worker starts.
+    when the worker starts. With ``xray_daemon_address``, a function whose tracing mode is
+    ``Active`` runs with the X-Ray SDK on, sending to that daemon, as on AWS.
     """
     env: dict[str, str] = {
         # Not inherited from this process (Lambda does not inherit ours either); only what a
@@ -169,10 +195,9 @@ def lambda_environment(
             "AWS_SESSION_TOKEN": "testing",
             # boto3 inside handlers reaches the local cloud, not AWS.
             "AWS_ENDPOINT_URL": endpoint_url,
-            # Tracing off: with AWS_LAMBDA_FUNCTION_NAME set, Powertools' Tracer believes it
-            # runs in Lambda and the X-Ray SDK would send segments over UDP to a daemon
-            # that does not exist here (and log context-missing errors). Nothing locally
-            # reads traces, so disable both rather than emulate X-Ray.
+            # Tracing off unless the function is traced (below): with
+            # AWS_LAMBDA_FUNCTION_NAME set, Powertools' Tracer believes it runs in Lambda
+            # and the X-Ray SDK would send segments to a daemon that is not there.
             "AWS_XRAY_SDK_ENABLED": "false",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
@@ -183,6 +208,19 @@ def lambda_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if xray_daemon_address is not None and spec.tracing_mode == "Active":
+        # What Lambda sets for active tracing (localcloud.xray): the SDK sends each segment
+        # to the function's own daemon; outside an invocation it logs and goes on.
+        del env["AWS_XRAY_SDK_ENABLED"], env["POWERTOOLS_TRACE_DISABLED"]
+        host, _, port = xray_daemon_address.rpartition(":")
+        env.update(
+            {
+                "AWS_XRAY_DAEMON_ADDRESS": xray_daemon_address,
+                "_AWS_XRAY_DAEMON_ADDRESS": host,
+                "_AWS_XRAY_DAEMON_PORT": port,
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            }
+        )
     return env
 
 
@@ -225,16 +263,20 @@ class LambdaService(ClosesOnExit):
         cloudwatch_client: Any = None,
         identities: Identities | None = None,
         access: AccessLog | None = None,
+        xray: XRayDaemon | None = None,
     ) -> None:
         """``logs_client`` ships the functions' logs and ``cloudwatch_client`` their metrics
         instead of boto3 clients at the endpoint (the local cloud passes its in-process
         clients, :mod:`localcloud.inprocess`). With ``identities`` each function's
         workers get credentials of their own (the endpoint then knows the caller), and
-        ``access`` records what the log shipping does with each function's role."""
+        ``access`` records what the log shipping does with each function's role. With
+        ``xray``, functions with active tracing are traced: their SDK and the service send
+        segments to that daemon (:mod:`localcloud.xray`)."""
         self.endpoint_url = endpoint_url
         self.region = region
         self._identities = identities
         self._access = access
+        self._xray = xray
         self._unreserved_limit = unreserved_concurrency_limit
         self._python = python
         self._init_timeout_s = init_timeout_s
@@ -319,8 +361,15 @@ class LambdaService(ClosesOnExit):
             else self._unreserved_limit
         )
         log_group = spec.log_group_name or f"/aws/lambda/{spec.function_name}"
+        daemon = None
+        if self._xray is not None and spec.tracing_mode == "Active":
+            daemon = self._xray.address_for(self.principal_of(spec))
         env = lambda_environment(
-            spec, endpoint_url=self.endpoint_url, region=self.region, log_group=log_group
+            spec,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            log_group=log_group,
+            xray_daemon_address=daemon,
         )
         if self._identities is not None:
             # Lambda hands each function its execution role's credentials.
@@ -349,8 +398,12 @@ class LambdaService(ClosesOnExit):
         *,
         client_context: str | None = None,
         cognito_identity: str | None = None,
+        trace_header: str | None = None,
     ) -> InvokeResult:
-        """A synchronous (RequestResponse) invoke; blocks until the function returns."""
+        """A synchronous (RequestResponse) invoke; blocks until the function returns.
+
+        ``trace_header`` is the caller's ``X-Amzn-Trace-Id``: a traced function continues
+        its trace and keeps its sampling decision, as Lambda does."""
         fn = self._functions.get(function_name)
         if fn is None:
             arn = f"arn:aws:lambda:{self.region}:{_ACCOUNT_ID}:function:{function_name}"
@@ -395,11 +448,16 @@ class LambdaService(ClosesOnExit):
                 },
             )
         invoked_at = time.time()  # the metrics' timestamp, as Lambda stamps them
+        trace = self._trace(fn, trace_header)
         try:
-            result = self._invoke_admitted(fn, payload, client_context, cognito_identity)
+            result = self._invoke_admitted(
+                fn, payload, client_context, cognito_identity, trace.header
+            )
         finally:
             with fn.lock:
                 fn.in_flight -= 1
+        if trace.lambda_segment_id is not None:
+            self._send_segments(fn, trace, result, invoked_at)
         if self._metrics is not None:
             self._metrics.record_invocation(
                 function_name,
@@ -409,6 +467,87 @@ class LambdaService(ClosesOnExit):
                 invoked_at=invoked_at,
             )
         return result
+
+    def _trace(self, fn: _Function, upstream: str | None) -> _Trace:
+        """The invocation's ``_X_AMZN_TRACE_ID``: the caller's trace continued, or a new one;
+        sampled as the caller decided, or by the function's sampler (active tracing)."""
+        if fn.daemon_address is None:
+            # Not traced (PassThrough, or no daemon): the SDK is off in the worker; the
+            # header only names the trace (Powertools' logs carry its root).
+            parsed = TraceHeader.parse(upstream) if upstream else None
+            if parsed is None:
+                return _Trace(new_trace_id())
+            return _Trace(str(TraceHeader(parsed.root, parsed.parent or new_segment_id(), False)))
+        parsed = TraceHeader.parse(upstream) if upstream else None
+        root = parsed.root if parsed is not None else new_root()
+        decided = parsed.sampled if parsed is not None else None
+        sampled = fn.sampler.sample() if decided is None else decided
+        if not sampled:
+            return _Trace(str(TraceHeader(root, new_segment_id(), False)))
+        # Lambda's own segment (AWS::Lambda) and the function's (AWS::Lambda::Function),
+        # the parent of everything the SDK records in the handler.
+        lambda_id, function_id = new_segment_id(), new_segment_id()
+        return _Trace(
+            str(TraceHeader(root, function_id, True)),
+            root=root,
+            upstream_parent=parsed.parent if parsed is not None else None,
+            lambda_segment_id=lambda_id,
+            function_segment_id=function_id,
+        )
+
+    def _send_segments(
+        self, fn: _Function, trace: _Trace, result: InvokeResult, invoked_at: float
+    ) -> None:
+        """Record a sampled invocation as Lambda does: its ``AWS::Lambda`` segment with the
+        service's rights, its ``AWS::Lambda::Function`` segment through the function's own
+        daemon (so with its role: refused, it is lost with the SDK's subsegments)."""
+        daemon = self._xray
+        if daemon is None:
+            return
+        spec, end = fn.spec, time.time()
+        started = end - result.duration_ms / 1000.0
+        service: dict[str, Any] = {
+            "name": spec.function_name,
+            "id": trace.lambda_segment_id,
+            "trace_id": trace.root,
+            "start_time": invoked_at,
+            "end_time": end,
+            "origin": "AWS::Lambda",
+            "resource_arn": spec.arn,
+            "aws": {"request_id": result.extra.get("RequestId")},
+            "http": {"response": {"status": result.status_code}},
+        }
+        if trace.upstream_parent:
+            service["parent_id"] = trace.upstream_parent
+        subsegments: list[dict[str, Any]] = []
+        init_ms = result.extra.get("InitDurationMs")
+        if result.cold_start and isinstance(init_ms, float):
+            subsegments.append(
+                {
+                    "name": "Initialization",
+                    "id": new_segment_id(),
+                    "start_time": started - init_ms / 1000.0,
+                    "end_time": started,
+                }
+            )
+        subsegments.append(
+            {"name": "Invocation", "id": new_segment_id(), "start_time": started, "end_time": end}
+        )
+        function: dict[str, Any] = {
+            "name": spec.function_name,
+            "id": trace.function_segment_id,
+            "trace_id": trace.root,
+            "parent_id": trace.lambda_segment_id,
+            "start_time": subsegments[0]["start_time"],
+            "end_time": end,
+            "origin": "AWS::Lambda::Function",
+            "resource_arn": spec.arn,
+            "subsegments": subsegments,
+        }
+        if result.function_error is not None:
+            function["fault"] = True
+        daemon.submit(None, service)
+        daemon.submit(self.principal_of(spec), function)
 
     def _take_idle(self, fn: _Function) -> tuple[Worker | None, FunctionSpec]:
         """A warm worker (or None) and the spec the invocation runs under, taken together
@@ -426,6 +565,7 @@ class LambdaService(ClosesOnExit):
         payload: bytes,
         client_context: str | None,
         cognito_identity: str | None,
+        trace_id: str,
     ) -> InvokeResult:
         # A warm worker that died while idle (killed from outside) never saw the event:
         # run it again on another worker, like Lambda replaces a lost environment.
@@ -437,6 +577,7 @@ class LambdaService(ClosesOnExit):
                 function_arn=spec.arn,
                 client_context=client_context,
                 cognito_identity=cognito_identity,
+                trace_id=trace_id,
             )
             cold = worker is None
             if worker is None:
@@ -734,6 +875,17 @@ class LambdaService(ClosesOnExit):
             self._logs.close(max(deadline - time.monotonic(), 1.0))
         if self._metrics is not None:
             self._metrics.close(max(deadline - time.monotonic(), 1.0))
+
+
+@dataclass(frozen=True)
+class _Trace:
+    """An invocation's trace header and, when sampled, the ids of Lambda's segments."""
+
+    header: str
+    root: str = ""
+    upstream_parent: str | None = None
+    lambda_segment_id: str | None = None
+    function_segment_id: str | None = None
 
 
 def _now_iso() -> str:

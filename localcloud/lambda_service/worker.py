@@ -66,6 +66,7 @@ class Invocation:
         function_arn: str,
         client_context: str | None = None,
         cognito_identity: str | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.request_id = str(uuid.uuid4())
         self.payload = payload
@@ -73,7 +74,7 @@ class Invocation:
         self.function_arn = function_arn
         self.client_context = client_context
         self.cognito_identity = cognito_identity
-        self.trace_id = new_trace_id()
+        self.trace_id = trace_id or new_trace_id()
         self.picked_up_at: float | None = None  # monotonic, when the runtime took the event
         self.outcome: Outcome | None = None
         self._cond = threading.Condition(threading.Lock())

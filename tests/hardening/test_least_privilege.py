@@ -17,8 +17,9 @@ Then, per role:
 
 Both are judged by the evaluator the local cloud enforces (``localcloud.iam_policy``).
 
-Only X-Ray's two actions cannot be observed here (the local cloud does not emulate X-Ray;
-Lambda's active tracing uses them with the role), and are listed as such.
+Only ``xray:PutTelemetryRecords`` cannot be observed here (the X-Ray daemon's own
+counters are not emulated; its uploads of the traces with the role are), and is listed as
+such.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from harness.target import Target
 from localcloud.iam_policy import PolicySet
 from localcloud.identity import Call
 
-# Used with the role by Lambda's active tracing (X-Ray daemon), which is not emulated.
-NOT_OBSERVABLE_LOCALLY = frozenset({"xray:PutTelemetryRecords", "xray:PutTraceSegments"})
+# Used with the role by the X-Ray daemon for its own counters, which are not emulated (its
+# uploads of the functions' segments, xray:PutTraceSegments, are: localcloud/xray.py).
+NOT_OBSERVABLE_LOCALLY = frozenset({"xray:PutTelemetryRecords"})
 REPO = Path(__file__).resolve().parents[2]
 
 

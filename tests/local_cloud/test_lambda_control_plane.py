@@ -70,6 +70,7 @@ class _HeldFunctions(LambdaService):
         *,
         client_context: str | None = None,
         cognito_identity: str | None = None,
+        trace_header: str | None = None,
     ) -> InvokeResult:
         self.invoked.set()
         if not self.release.wait(timeout=30):

@@ -123,6 +123,7 @@ class FunctionProvider(Provider):
             environment=environment,
             role_arn=str(properties.get("Role", "")),
             log_group_name=str(logging_config.get("LogGroup") or f"/aws/lambda/{name}"),
+            tracing_mode=str((properties.get("TracingConfig") or {}).get("Mode") or "PassThrough"),
         )
         ctx.emit(spec)
         return Created(physical_id=name, attributes={"Arn": arn})
