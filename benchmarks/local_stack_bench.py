@@ -373,8 +373,10 @@ def _signing_env(stack: LocalDeployment) -> dict[str, str]:
 
 
 def _direct_call_env(stack: LocalDeployment) -> dict[str, str]:
-    """What a direct call of the API handler needs, as its worker gets it: the function's
-    environment, pointed at the same local endpoint."""
+    """What a direct call of the API handler needs: the function's environment, pointed at
+    the same local endpoint, untraced (its worker traces with the stack's X-Ray daemon and
+    a trace header per invocation, which a direct caller has neither of: the X-Ray SDK's
+    share of the worker's CPU per task, about 1 ms, counts as the stack's)."""
     spec = stack.lambdas.function_spec(_flat(stack)[contract.API_FUNCTION_NAME])
     return {
         **spec.environment,
