@@ -106,7 +106,7 @@ from harness.target import Target  # noqa: E402
 from harness.waiting import wait_until  # noqa: E402
 from harness.watch import Reloader  # noqa: E402
 from localcloud.clients import local_client  # noqa: E402
-from localcloud.lambda_service.testing import function_spec  # noqa: E402
+from localcloud.lambda_service.testing import function_role, function_spec  # noqa: E402
 
 TARGET_START_S = 2.0
 TARGET_DRAIN_PER_S = 300.0
@@ -277,31 +277,15 @@ def _logging_role(stack: LocalDeployment, name: str) -> str:
     one, the local cloud refuses the log shipping, which then does less than it does for
     the stack's functions)."""
     iam: Any = local_client("iam", stack.endpoint.url, stack.endpoint.region)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    logs = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": "*",
-            }
-        ],
-    }
-    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
-        "Arn"
-    ]
-    iam.put_role_policy(RoleName=name, PolicyName="logs", PolicyDocument=json.dumps(logs))
-    return arn
+    return function_role(
+        iam,
+        name,
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        },
+    )
 
 
 def trivial_overhead(stack: LocalDeployment, code_dir: Path, invokes: int) -> tuple[float, float]:

@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from localcloud.specs import FunctionSpec
 
 REGION = "us-east-1"
+LAMBDA_TRUST_POLICY: Final = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+"""What lets Lambda assume a function's execution role."""
+
+
+def function_role(iam: Any, name: str, *statements: Mapping[str, Any]) -> str:
+    """Create an execution role named ``name`` with IAM client ``iam``: Lambda may assume
+    it, and ``statements`` are its one inline policy ("Permissions"; none: no rights at
+    all). Returns its ARN."""
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
+    if statements:
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName="Permissions",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}),
+        )
+    return str(role["Role"]["Arn"])
 
 
 def function_spec(

@@ -18,6 +18,7 @@ from localcloud.iam_policy import PolicySet, UnsupportedPolicyError
 from localcloud.identity import Call, Principal
 from localcloud.lambda_service import LambdaService
 from localcloud.lambda_service.esm import EventSourceMappingService, InvalidParameterValueError
+from localcloud.lambda_service.testing import function_role
 from localcloud.specs import EventSourceMappingSpec, FunctionSpec, InvokeResult
 from localcloud.sqs.protocol import InProcessSqsClient
 from localcloud.sqs.testing import query_client
@@ -56,21 +57,7 @@ class Rig:
         self.table_arn = f"arn:aws:dynamodb:{region}:{account}:table/{self.table}"
         self.queue_arn = f"arn:aws:sqs:{region}:{account}:enforced-{suffix}"
         self.role_name = f"fn-role-{suffix}"
-        self.role_arn = self.iam.create_role(
-            RoleName=self.role_name,
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
+        self.role_arn = function_role(self.iam, self.role_name)
         self.function = f"fn-{suffix}"
         credentials = endpoint.identities.credentials_for(Principal(self.function, self.role_arn))
         self.dynamodb = _client(endpoint, "dynamodb", credentials)

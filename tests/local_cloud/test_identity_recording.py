@@ -4,12 +4,12 @@ with them recorded as (role, IAM action, resource ARN), what IAM enforcement eva
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from localcloud.clients import local_client
 from localcloud.endpoint import AwsEndpoint
 from localcloud.identity import Call, Principal
+from localcloud.lambda_service.testing import function_role
 
 ROLE_NAME = "recording-api-role"
 ROLE = f"arn:aws:iam::123456789012:role/{ROLE_NAME}"
@@ -39,29 +39,11 @@ def test_calls_signed_with_a_functions_key_are_recorded_with_its_role(
         BillingMode="PAY_PER_REQUEST",
     )
     iam = _client(aws_endpoint, "iam", anonymous)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(
-        RoleName=ROLE_NAME,
-        PolicyName="Permissions",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"},
-                    {"Effect": "Allow", "Action": "dynamodb:*Item", "Resource": "*"},
-                ],
-            }
-        ),
+    function_role(
+        iam,
+        ROLE_NAME,
+        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "dynamodb:*Item", "Resource": "*"},
     )
     principal = Principal("api-fn", ROLE)
     credentials = aws_endpoint.identities.credentials_for(principal)

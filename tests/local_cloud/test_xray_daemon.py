@@ -20,7 +20,7 @@ from localcloud.clients import local_client
 from localcloud.endpoint import AwsEndpoint
 from localcloud.identity import Call, Principal
 from localcloud.lambda_service import LambdaService, lambda_environment
-from localcloud.lambda_service.testing import function_spec
+from localcloud.lambda_service.testing import function_role, function_spec
 from localcloud.xray import (
     DATAGRAM_HEADER,
     PUT_TRACE_SEGMENTS,
@@ -33,16 +33,6 @@ from localcloud.xray import (
 )
 
 HARNESS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-ASSUME = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 XRAY_STATEMENT = {
     "Effect": "Allow",
     "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
@@ -63,18 +53,7 @@ def _client(endpoint: AwsEndpoint, service: str) -> Any:
 
 def _role(endpoint: AwsEndpoint, *statements: dict[str, Any]) -> str:
     """A function role with these statements (none: no rights at all)."""
-    iam = _client(endpoint, "iam")
-    name = f"traced-{uuid.uuid4().hex[:8]}"
-    arn = str(
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(ASSUME))["Role"]["Arn"]
-    )
-    if statements:
-        iam.put_role_policy(
-            RoleName=name,
-            PolicyName="Permissions",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}),
-        )
-    return arn
+    return function_role(_client(endpoint, "iam"), f"traced-{uuid.uuid4().hex[:8]}", *statements)
 
 
 @pytest.fixture
