@@ -629,65 +629,6 @@ class ServiceMetrics:
         )
 
 
-class FunctionLogs:
-    """A function's log group (CloudWatch Logs): its Powertools JSON lines."""
-
-    def __init__(self, target: Target, function_output_key: str) -> None:
-        self._logs = target.client("logs")
-        configuration = Functions(target).configuration(function_output_key)
-        name = target.output(function_output_key)
-        self.log_group = str(
-            (configuration.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"
-        )
-        # CloudWatch Logs on AWS shows a function's lines seconds after they were written.
-        self.arrival_s = 10.0 if target.name == "local" else 120.0
-
-    def json_lines(self, term: str, *, since: datetime) -> list[dict[str, Any]]:
-        """The JSON log lines since ``since`` that mention ``term`` (oldest first)."""
-        found: list[dict[str, Any]] = []
-        paginator = self._logs.get_paginator("filter_log_events")
-        for page in paginator.paginate(
-            logGroupName=self.log_group,
-            startTime=int(since.timestamp() * 1000),
-            filterPattern=f'"{term}"',
-        ):
-            for event in page.get("events", []):
-                message = str(event.get("message", ""))
-                if term not in message:
-                    continue
-                with contextlib.suppress(ValueError):
-                    line = json.loads(message)
-                    if isinstance(line, dict):
-                        found.append(line)
-        return found
-
-    def wait_for_line(
-        self, term: str, *, since: datetime, fields: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """The first JSON line mentioning ``term`` whose ``fields`` have these values."""
-        seen: list[dict[str, Any]] = []
-
-        def probe() -> dict[str, Any] | None:
-            seen[:] = self.json_lines(term, since=since)
-            for line in seen:
-                if all(line.get(key) == value for key, value in fields.items()):
-                    return line
-            return None
-
-        try:
-            return wait_until(
-                probe,
-                timeout=self.arrival_s,
-                interval=0.2,
-                description=f"a line of {self.log_group} about {term} with {dict(fields)}",
-            )
-        except TimeoutError:
-            raise TimeoutError(
-                f"no line of {self.log_group} about {term} has {dict(fields)} after "
-                f"{self.arrival_s:.0f}s; its lines about it: {seen[-5:]}"
-            ) from None
-
-
 @dataclass(frozen=True)
 class TracedFunction:
     """What one trace holds of one function: its ``AWS::Lambda::Function`` segment (None

@@ -14,7 +14,6 @@ from features.steps.common import ScenarioTasks, fault_headers
 from harness.drivers import (
     Alarms,
     DeadLetters,
-    FunctionLogs,
     Functions,
     ServiceMetrics,
     TaskApi,
@@ -428,24 +427,4 @@ def api_traced(target: Target, traced_submission: TracedSubmission) -> None:
         traced_submission.trace_id,
         target.output(contract.API_FUNCTION_NAME),
         {"DynamoDB PutItem", "SQS SendMessage"},
-    )
-
-
-@then(
-    "X-Ray holds the trace of the processor's invocation that completed the task, "
-    "with its call to DynamoDB"
-)
-def processor_traced(target: Target, traced_submission: TracedSubmission) -> None:
-    task_id = traced_submission.task_id
-    # The processor's line for the record names its invocation's trace (Powertools' Logger).
-    line = FunctionLogs(target, contract.PROCESSOR_FUNCTION_NAME).wait_for_line(
-        task_id,
-        since=traced_submission.at - timedelta(seconds=5),
-        fields={"correlation_id": task_id, "message": "record handled", "outcome": "completed"},
-    )
-    trace_id = line.get("xray_trace_id")
-    assert trace_id, f"the processor's log line names no X-Ray trace: {line}"
-    # Completing the task is a conditional UpdateItem on it.
-    Traces(target).wait_for_function(
-        str(trace_id), target.output(contract.PROCESSOR_FUNCTION_NAME), {"DynamoDB UpdateItem"}
     )
