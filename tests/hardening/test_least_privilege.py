@@ -34,7 +34,7 @@ import pytest
 
 from cdk import contract
 from cdk.node import env_with_node
-from features.session import whole_feature_run_passed
+from features.session import FEATURES_LOCAL_STACK, whole_feature_run_passed
 from harness.local_stack.cloud import LocalDeployment
 from harness.target import Target
 from localcloud.iam_policy import PolicySet
@@ -92,6 +92,11 @@ def _stack_the_features_ran_on(
     if stack is not None:
         print("\nreading the AWS calls of this session's feature run")
         return stack, Target.from_outputs_file(stack.outputs_file, "local")
+    if request.session.config.stash.get(FEATURES_LOCAL_STACK, None) is not None:
+        # The features' stack still runs in this process (moto's state is per process, so a
+        # second stack of the same names cannot deploy beside it), and its run was partial
+        # or failed: their own tests report that; the roles are judged on a passing run.
+        pytest.skip("the features ran in this process and did not all pass: nothing to judge")
     local_stack: LocalDeployment = request.getfixturevalue("local_stack")
     features = subprocess.run(
         [
