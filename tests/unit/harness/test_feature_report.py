@@ -233,6 +233,17 @@ def test_a_stack_that_does_not_deploy_is_named_and_ends_the_run(
     assert not_run.endswith("demo.feature: Calls are recorded, redacted and bounded")
 
 
+def _signal_state(pid: int) -> str:
+    """The process's ignored and blocked signal masks, for a failure message."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError as error:
+        return f"no /proc status ({error})"
+    return ", ".join(
+        line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn", "SigCgt"))
+    )
+
+
 def test_ctrl_c_leaves_a_page_that_says_so(tmp_path: Path, server: str) -> None:
     report = tmp_path / "report"
     report.mkdir()
@@ -252,7 +263,12 @@ def test_ctrl_c_leaves_a_page_that_says_so(tmp_path: Path, server: str) -> None:
             assert time.monotonic() < deadline, "the demo's waiting step never started"
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=60)[0]
+        try:
+            output = process.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired as late:
+            raise AssertionError(
+                f"no exit 60 s after Ctrl-C; {_signal_state(process.pid)}; output: {late.output!r}"
+            ) from None
     finally:
         if process.poll() is None:
             process.kill()
