@@ -296,7 +296,6 @@ class LocalDeployment:
             region=region,
             logs_client_factory=lambda: logs,
             cloudwatch_client_factory=lambda: cloudwatch,
-            traced_invoke=self._traced_invoke,
         )
         self._on_stop("API Gateway", self.gateway.close)
 
@@ -375,11 +374,10 @@ class LocalDeployment:
                 updated.append(f"{name} ({', '.join(shown)})")
         return Reload(updated=tuple(updated), synthesized=synthesized)
 
-    def _invoke(self, function_name: str, payload: bytes) -> InvokeResult:
-        return self.lambdas.invoke(function_name, payload)
-
-    def _traced_invoke(self, function_name: str, payload: bytes, trace: str) -> InvokeResult:
-        return self.lambdas.invoke(function_name, payload, trace_header=trace)
+    def _invoke(
+        self, function_name: str, payload: bytes, *, trace_header: str | None = None
+    ) -> InvokeResult:
+        return self.lambdas.invoke(function_name, payload, trace_header=trace_header)
 
     def _deploy(self) -> Any:
         from localcloud import deploy_assembly

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from localcloud.specs import InvokeResult
 
-Invoke = Callable[[str, bytes], InvokeResult]
-# Invoke with the request's X-Amzn-Trace-Id (the Lambda service continues the trace).
-TracedInvoke = Callable[[str, bytes, str], InvokeResult]
+
+class Invoke(Protocol):
+    """The Lambda service's synchronous Invoke, with the request's ``X-Amzn-Trace-Id``
+    (a traced function continues that trace)."""
+
+    def __call__(
+        self, function_name: str, payload: bytes, *, trace_header: str | None = None
+    ) -> InvokeResult: ...
+
 
 ACCOUNT_ID = "123456789012"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit

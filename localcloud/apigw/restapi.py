@@ -383,8 +383,8 @@ class _RestApi:
         watchdog = self.service.watchdog
         ticket = watchdog.arm(time.monotonic() + method.integration_timeout_ms / 1000, expire)
         try:
-            result = self.service.invoke_traced(
-                method.function_name, payload, exchange.trace_header
+            result = self.service.invoke(
+                method.function_name, payload, trace_header=exchange.trace_header
             )
         except Exception as error:  # the Lambda service failed to invoke at all
             if not watchdog.settle(ticket):

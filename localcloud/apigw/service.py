@@ -15,7 +15,6 @@ from localcloud.apigw.responses import (
     THROTTLED,
     ApiGatewayStats,
     Invoke,
-    TracedInvoke,
     _Outcome,
 )
 from localcloud.apigw.restapi import _RestApi
@@ -23,15 +22,15 @@ from localcloud.apigw.server import serve
 from localcloud.apigw.watchdog import _Watchdog
 from localcloud.clients import local_client
 from localcloud.closing import ClosesOnExit
-from localcloud.specs import InvokeResult, RestApiSpec
+from localcloud.specs import RestApiSpec
 
 
 class ApiGatewayService(ClosesOnExit):
     """Serve REST APIs from their specs on loopback, each on its own port.
 
-    ``invoke(function_name, payload) -> InvokeResult`` is the Lambda service's Invoke;
-    ``traced_invoke(function_name, payload, trace_header)``, when given, is used instead and
-    gets each request's ``X-Amzn-Trace-Id`` (the request's own trace, continued).
+    ``invoke(function_name, payload, trace_header=...) -> InvokeResult`` is the Lambda
+    service's Invoke; it gets each request's ``X-Amzn-Trace-Id`` (the request's own trace,
+    continued).
     ``credentials`` resolves the access keys of requests to ``AWS_IAM`` methods (by default
     the IAM users and assumed roles of moto in this process).
     Access logs and ``AWS/ApiGateway`` metrics go to ``endpoint_url`` (or the clients the
@@ -52,12 +51,10 @@ class ApiGatewayService(ClosesOnExit):
         port: int = 0,
         flush_interval_s: float = 0.5,
         credentials: CredentialStore | None = None,
-        traced_invoke: TracedInvoke | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the local API Gateway binds loopback only, not {host!r}")
         self.invoke = invoke
-        self._traced_invoke = traced_invoke
         self._host = host
         self._port = port
         self._region = region
@@ -84,12 +81,6 @@ class ApiGatewayService(ClosesOnExit):
     def region(self) -> str:
         """The region the APIs are served in (their ``execute-api`` ARNs name it)."""
         return self._region
-
-    def invoke_traced(self, function_name: str, payload: bytes, trace_header: str) -> InvokeResult:
-        """Invoke a function within the request's trace (plain ``invoke`` if none is known)."""
-        if self._traced_invoke is not None:
-            return self._traced_invoke(function_name, payload, trace_header)
-        return self.invoke(function_name, payload)
 
     def add_rest_api(self, spec: RestApiSpec) -> str:
         """Serve ``spec``; return its invoke URL ``http://127.0.0.1:PORT/<stage>/``."""

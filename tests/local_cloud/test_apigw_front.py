@@ -37,7 +37,9 @@ class FakeLambda:
         self.events: list[dict[str, Any]] = []
         self.handlers: dict[str, Handler] = {}
 
-    def __call__(self, function_name: str, payload: bytes) -> InvokeResult:
+    def __call__(
+        self, function_name: str, payload: bytes, *, trace_header: str | None = None
+    ) -> InvokeResult:
         event = json.loads(payload)
         self.events.append(event)
         outcome = self.handlers[function_name](event)

@@ -67,7 +67,7 @@ def unique(name: str) -> str:
     return f"{name}{uuid.uuid4().hex[:6]}"
 
 
-def invoke(function_name: str, payload: bytes) -> InvokeResult:
+def invoke(function_name: str, payload: bytes, *, trace_header: str | None = None) -> InvokeResult:
     return InvokeResult(200, json.dumps({"statusCode": 201, "body": '{"ok": true}'}).encode())
 
 

@@ -104,7 +104,9 @@ def test_the_api_gateway_access_logs_follow_the_same_rule(aws_endpoint: AwsEndpo
     logs = local_client("logs", aws_endpoint.url, aws_endpoint.region)
     group = f"/test/access-{uuid.uuid4().hex[:8]}"
     service = ApiGatewayService(
-        lambda name, payload: InvokeResult(200, b'{"statusCode": 200, "body": "ok"}'),
+        lambda name, payload, trace_header=None: InvokeResult(
+            200, b'{"statusCode": 200, "body": "ok"}'
+        ),
         logs_client_factory=lambda: logs,
         publish_metrics=False,
         flush_interval_s=3600,

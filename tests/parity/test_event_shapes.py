@@ -367,7 +367,9 @@ def proxy_api() -> Iterator[ProxyApi]:
     that answers with the event it got, as the recording's function did."""
     events: list[dict[str, Any]] = []
 
-    def invoke(function_name: str, payload: bytes) -> InvokeResult:
+    def invoke(
+        function_name: str, payload: bytes, *, trace_header: str | None = None
+    ) -> InvokeResult:
         event = json.loads(payload)
         events.append(event)
         return InvokeResult(
